@@ -1,0 +1,56 @@
+"""Routes: /api/v1/auth (login, logout, me)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from ..auth import service
+from ..errors import Unauthorized
+from ..auth.schemas import LoginRequest, LoginResponse, LogoutResponse, MeResponse
+from .deps import DB, CurrentPrincipal, client_ip, get_settings
+from .errors import responses
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+@router.post("/login", response_model=LoginResponse, responses=responses(400, 401, 403, 422, 429),
+             summary="Log in with email and password")
+async def login(body: LoginRequest, request: Request, db: DB) -> LoginResponse:
+    """Open a session (default 7 days) in one organization and return its bearer token.
+
+    Wrong passwords and unknown emails both answer 401. After 10 failures for one email (or 30 from
+    one client address) within 15 minutes, attempts answer 429 with `Retry-After`.
+    """
+    settings = get_settings(request)
+    failure: Unauthorized | None = None
+    async with db.transaction() as conn:
+        try:
+            result = await service.login(
+                conn, email=body.email, password=body.password, org_slug=body.org, ip=client_ip(request),
+                user_agent=request.headers.get("user-agent"), ttl_seconds=settings.session_ttl,
+                max_failures=settings.login_max_failures, window_seconds=settings.login_window_seconds)
+        except Unauthorized as exc:
+            failure = exc  # leave the block normally so the recorded failed attempt is committed
+    if failure is not None:
+        raise failure
+    return LoginResponse(token=result.token, expiresAt=result.expires_at, user=result.user,
+                         organization=result.organization, role=result.role)
+
+
+@router.post("/logout", response_model=LogoutResponse, responses=responses(400, 401),
+             summary="Revoke the current session")
+async def logout(principal: CurrentPrincipal, db: DB) -> LogoutResponse:
+    """Revoke the session token used for this request. The session row is kept for login history."""
+    async with db.transaction() as conn:
+        revoked = await service.logout(conn, principal)
+    return LogoutResponse(revoked=revoked)
+
+
+@router.get("/me", response_model=MeResponse, responses=responses(401), summary="Who am I")
+async def me(principal: CurrentPrincipal) -> MeResponse:
+    """The caller's user, organization, role and credential kind."""
+    user = ({"id": principal.user_id, "email": principal.email or "", "name": principal.email or ""}
+            if principal.user_id else None)
+    return MeResponse(user=user, organization={"id": principal.org_id, "slug": principal.org_slug,
+                                               "name": principal.org_name},
+                      role=principal.role, credential=principal.kind, scopes=sorted(principal.scopes))

@@ -1,0 +1,62 @@
+"""FastAPI dependencies: the database and the authenticated principal.
+
+Route handlers own their transaction (``async with db.transaction()``), so a 2xx answer is only
+sent after the commit.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ..auth import service as auth_service
+from ..auth.schemas import Principal
+from ..config import Settings
+from ..db.pool import Database
+from ..errors import Unauthorized
+
+SESSION_COOKIE = "atlas_session"
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("malformed Authorization header: use 'Bearer <token>'", code="invalid_token")
+        return value.strip()
+    return request.cookies.get(SESSION_COOKIE)
+
+
+async def get_principal(request: Request) -> Principal:
+    token = bearer_token(request)
+    if not token:
+        raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'",
+                           code="unauthenticated")
+    db: Database = request.app.state.db
+    async with db.transaction() as conn:
+        principal = await auth_service.authenticate(conn, token)
+    request.state.principal = principal
+    return principal
+
+
+async def get_admin(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    return auth_service.require_admin(principal)
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+DB = Annotated[Database, Depends(get_db)]
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+AdminPrincipal = Annotated[Principal, Depends(get_admin)]

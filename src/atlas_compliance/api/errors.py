@@ -1,0 +1,88 @@
+"""The one error envelope, its handlers, and the OpenAPI description of error responses."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import AtlasError
+
+log = logging.getLogger(__name__)
+
+
+class ErrorEnvelope(BaseModel):
+    error: str
+    message: str
+    requestId: str
+    details: Any | None = None
+
+
+_DESCRIPTIONS = {
+    400: "Bad value (the message names the parameter and an accepted form)",
+    401: "Missing, malformed, expired or revoked credential",
+    403: "Wrong role or scope for this credential",
+    404: "Unknown resource",
+    409: "Conflict",
+    413: "Request too large",
+    422: "Malformed request (missing or mistyped field); `details` lists the problems",
+    429: "Too many attempts; see Retry-After",
+    503: "Database unavailable; retry later",
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": ErrorEnvelope, "description": _DESCRIPTIONS[s]} for s in (*statuses, 503)}
+
+
+def _request_id(request: Request) -> str:
+    return request.scope.get("state", {}).get("request_id", "-")
+
+
+def error_response(request: Request, status: int, code: str, message: str, details: Any = None,
+                   headers: dict[str, str] | None = None) -> ORJSONResponse:
+    body: dict[str, Any] = {"error": code, "message": message, "requestId": _request_id(request)}
+    if details is not None:
+        body["details"] = details
+    return ORJSONResponse(body, status_code=status, headers=headers)
+
+
+def _clean_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    cleaned = []
+    for err in errors:
+        item = {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        cleaned.append(item)
+    return cleaned
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AtlasError)
+    async def atlas_error(request: Request, exc: AtlasError):
+        return error_response(request, exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        details = _clean_validation_errors(exc.errors())
+        where = ", ".join(".".join(str(p) for p in d["loc"]) + ": " + d["msg"] for d in details[:5])
+        return error_response(request, 422, "validation_error", f"invalid request: {where}", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(psycopg.OperationalError)
+    async def db_down(request: Request, exc: psycopg.OperationalError):
+        log.warning("database error: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return error_response(request, 503, "database_unavailable", "the database is unavailable; retry later")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.exception("unhandled error")
+        return error_response(request, 500, "internal_error", "internal error; quote the request id to support")

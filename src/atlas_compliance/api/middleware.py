@@ -1,0 +1,113 @@
+"""ASGI middleware: request ids, access logs, and the NUL-byte guard."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from urllib.parse import unquote_to_bytes
+
+import orjson
+
+from ..logging import request_id_var
+
+log = logging.getLogger("atlas_compliance.access")
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Bodies these paths accept may carry NUL bytes inside single events: the ingest API rejects those
+# events one by one instead of refusing the whole batch.
+NUL_EXEMPT_BODY_PATHS = ("/api/v1/audit/events",)
+MAX_BUFFERED_BODY = 12 * 1024 * 1024
+
+
+def _error_body(code: str, message: str, request_id: str) -> bytes:
+    return orjson.dumps({"error": code, "message": message, "requestId": request_id})
+
+
+class RequestContextMiddleware:
+    """Assigns a request id (or accepts a safe `X-Request-Id`), logs each request, refuses NUL input."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        scope.setdefault("state", {})["request_id"] = request_id
+        start = time.perf_counter()
+        status_holder = {"status": 500}
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                headers = list(message.get("headers") or [])
+                headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            if _has_nul(scope):
+                await _reply(send_wrapper, 400, _error_body(
+                    "bad_request", "NUL characters are not allowed in the URL", request_id))
+                return
+            method = scope.get("method", "GET")
+            path = scope.get("path", "")
+            if method in ("POST", "PUT", "PATCH") and not path.startswith(NUL_EXEMPT_BODY_PATHS):
+                body, too_big = await _read_body(receive)
+                if not too_big and (b"\x00" in body or b"\\u0000" in body):
+                    await _reply(send_wrapper, 400, _error_body(
+                        "bad_request", "NUL characters are not allowed in the request body", request_id))
+                    return
+                receive = _replay(body, receive, too_big)
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = (time.perf_counter() - start) * 1000
+            log.info("%s %s %s", scope.get("method"), scope.get("path"), status_holder["status"],
+                     extra={"status": status_holder["status"], "durationMs": round(elapsed, 1)})
+            request_id_var.reset(token)
+
+
+def _has_nul(scope) -> bool:
+    if "\x00" in scope.get("path", ""):
+        return True
+    qs = scope.get("query_string", b"")
+    return b"%00" in qs or b"\x00" in unquote_to_bytes(qs)
+
+
+async def _read_body(receive) -> tuple[bytes, bool]:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BUFFERED_BODY or not message.get("more_body", False):
+            break
+    return b"".join(chunks), size > MAX_BUFFERED_BODY
+
+
+def _replay(body: bytes, receive, more: bool):
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": more}
+        return await receive()
+
+    return replay
+
+
+async def _reply(send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,181 @@
+"""All SQL of the auth domain. Values are always bind parameters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+
+Row = dict[str, Any]
+
+
+async def insert_organization(conn: AsyncConnection, slug: str, name: str) -> Row:
+    cur = await conn.execute(
+        "INSERT INTO organization (slug, name) VALUES (%s, %s) RETURNING id, slug, name", (slug, name))
+    return await cur.fetchone()
+
+
+async def get_organization_by_slug(conn: AsyncConnection, slug: str) -> Row | None:
+    cur = await conn.execute("SELECT id, slug, name FROM organization WHERE slug = %s", (slug,))
+    return await cur.fetchone()
+
+
+async def list_organizations(conn: AsyncConnection) -> list[Row]:
+    cur = await conn.execute(
+        'SELECT o.id, o.slug, o.name, o."createdAt" AS created_at, '
+        '(SELECT count(*) FROM member m WHERE m."organizationId" = o.id) AS members '
+        "FROM organization o ORDER BY o.slug")
+    return await cur.fetchall()
+
+
+async def insert_user(conn: AsyncConnection, email: str, name: str) -> Row:
+    cur = await conn.execute(
+        'INSERT INTO "user" (email, name, "normalizedEmail") VALUES (%s, %s, %s) RETURNING id, email, name',
+        (email, name, email.lower()))
+    return await cur.fetchone()
+
+
+async def get_user_by_email(conn: AsyncConnection, email: str) -> Row | None:
+    cur = await conn.execute(
+        'SELECT u.id, u.email, u.name, a.password FROM "user" u '
+        "LEFT JOIN account a ON a.\"userId\" = u.id AND a.\"providerId\" = 'credential' "
+        'WHERE u."normalizedEmail" = %s', (email.lower(),))
+    return await cur.fetchone()
+
+
+async def set_password(conn: AsyncConnection, user_id: str, password_hash: str) -> None:
+    await conn.execute(
+        'INSERT INTO account ("accountId", "providerId", "userId", password) '
+        "VALUES (%s, 'credential', %s, %s) "
+        'ON CONFLICT ("providerId", "accountId") DO UPDATE SET password = EXCLUDED.password, '
+        '"updatedAt" = now()', (user_id, user_id, password_hash))
+
+
+async def upsert_member(conn: AsyncConnection, org_id: str, user_id: str, role: str) -> Row:
+    cur = await conn.execute(
+        'INSERT INTO member ("organizationId", "userId", role) VALUES (%s, %s, %s) '
+        'ON CONFLICT ("organizationId", "userId") DO UPDATE SET role = EXCLUDED.role '
+        "RETURNING id, role", (org_id, user_id, role))
+    return await cur.fetchone()
+
+
+async def get_membership(conn: AsyncConnection, org_id: str, user_id: str) -> Row | None:
+    cur = await conn.execute(
+        'SELECT role FROM member WHERE "organizationId" = %s AND "userId" = %s', (org_id, user_id))
+    return await cur.fetchone()
+
+
+async def list_memberships(conn: AsyncConnection, user_id: str) -> list[Row]:
+    cur = await conn.execute(
+        'SELECT o.id, o.slug, o.name, m.role FROM member m JOIN organization o ON o.id = m."organizationId" '
+        'WHERE m."userId" = %s ORDER BY m."createdAt", o.slug', (user_id,))
+    return await cur.fetchall()
+
+
+async def list_members(conn: AsyncConnection, org_id: str) -> list[Row]:
+    cur = await conn.execute(
+        'SELECT u.id, u.email, u.name, m.role FROM member m JOIN "user" u ON u.id = m."userId" '
+        'WHERE m."organizationId" = %s ORDER BY u.email', (org_id,))
+    return await cur.fetchall()
+
+
+async def count_recent_failures(conn: AsyncConnection, *, email: str | None, ip: str | None,
+                                window_seconds: int) -> tuple[int, datetime | None]:
+    if email is not None:
+        where, value = "email = %s", email
+    else:
+        where, value = "ip_address = %s", ip
+    cur = await conn.execute(
+        f"SELECT count(*) AS n, min(attempted_at) AS oldest FROM login_attempt WHERE {where} "  # noqa: S608
+        "AND NOT success AND attempted_at > now() - make_interval(secs => %s)", (value, window_seconds))
+    row = await cur.fetchone()
+    return int(row["n"]), row["oldest"]
+
+
+async def record_login_attempt(conn: AsyncConnection, email: str, ip: str | None, success: bool) -> None:
+    await conn.execute("INSERT INTO login_attempt (email, ip_address, success) VALUES (%s, %s, %s)",
+                       (email, ip, success))
+
+
+async def insert_session(conn: AsyncConnection, *, user_id: str, org_id: str, token_hash: str, ttl_seconds: int,
+                         ip: str | None, user_agent: str | None, origin: str) -> Row:
+    cur = await conn.execute(
+        'INSERT INTO session ("userId", "activeOrganizationId", token, "expiresAt", "ipAddress", "userAgent", '
+        'origin) VALUES (%s, %s, %s, now() + make_interval(secs => %s), %s, %s, %s) '
+        'RETURNING id, "expiresAt" AS expires_at',
+        (user_id, org_id, token_hash, ttl_seconds, ip, user_agent, origin))
+    return await cur.fetchone()
+
+
+_PRINCIPAL_SESSION = """
+SELECT s.id AS credential_id, s."expiresAt" < now() AS expired, s.revoked_at IS NOT NULL AS revoked,
+       u.id AS user_id, u.email, o.id AS org_id, o.slug AS org_slug, o.name AS org_name, m.role
+FROM session s
+JOIN "user" u ON u.id = s."userId"
+JOIN organization o ON o.id = s."activeOrganizationId"
+LEFT JOIN member m ON m."organizationId" = o.id AND m."userId" = u.id
+WHERE s.token = %s
+"""
+
+_PRINCIPAL_TOKEN = """
+SELECT t.id AS credential_id, t.kind, t.scopes, t.expires_at IS NOT NULL AND t.expires_at < now() AS expired,
+       t.revoked_at IS NOT NULL AS revoked, u.id AS user_id, u.email,
+       o.id AS org_id, o.slug AS org_slug, o.name AS org_name, m.role
+FROM api_token t
+JOIN organization o ON o.id = t.org_id
+LEFT JOIN "user" u ON u.id = t.user_id
+LEFT JOIN member m ON m."organizationId" = o.id AND m."userId" = u.id
+WHERE t.token_hash = %s
+"""
+
+
+async def find_session(conn: AsyncConnection, token_hash: str) -> Row | None:
+    cur = await conn.execute(_PRINCIPAL_SESSION, (token_hash,))
+    return await cur.fetchone()
+
+
+async def find_api_token(conn: AsyncConnection, token_hash: str) -> Row | None:
+    cur = await conn.execute(_PRINCIPAL_TOKEN, (token_hash,))
+    return await cur.fetchone()
+
+
+async def touch_api_token(conn: AsyncConnection, token_id: str) -> None:
+    await conn.execute(
+        "UPDATE api_token SET last_used_at = now() WHERE id = %s "
+        "AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')", (token_id,))
+
+
+async def revoke_session(conn: AsyncConnection, session_id: str) -> bool:
+    cur = await conn.execute(
+        'UPDATE session SET revoked_at = now(), "updatedAt" = now() WHERE id = %s AND revoked_at IS NULL',
+        (session_id,))
+    return cur.rowcount == 1
+
+
+async def insert_api_token(conn: AsyncConnection, *, org_id: str, user_id: str | None, kind: str, name: str,
+                           token_hash: str, prefix: str, scopes: list[str], expires_in_seconds: int | None,
+                           created_by: str | None) -> Row:
+    cur = await conn.execute(
+        "INSERT INTO api_token (org_id, user_id, kind, name, token_hash, token_prefix, scopes, expires_at, "
+        "created_by) VALUES (%s, %s, %s, %s, %s, %s, %s, "
+        "CASE WHEN %s::int IS NULL THEN NULL ELSE now() + make_interval(secs => %s::int) END, %s) "
+        "RETURNING id, expires_at",
+        (org_id, user_id, kind, name, token_hash, prefix, scopes, expires_in_seconds, expires_in_seconds,
+         created_by))
+    return await cur.fetchone()
+
+
+async def revoke_api_token(conn: AsyncConnection, token_id: str) -> Row | None:
+    cur = await conn.execute(
+        "UPDATE api_token SET revoked_at = coalesce(revoked_at, now()) WHERE id = %s "
+        "RETURNING id, kind, name, org_id", (token_id,))
+    return await cur.fetchone()
+
+
+async def list_api_tokens(conn: AsyncConnection, org_id: str) -> list[Row]:
+    cur = await conn.execute(
+        "SELECT t.id, t.kind, t.name, t.token_prefix, t.created_at, t.expires_at, t.revoked_at, t.last_used_at, "
+        'u.email FROM api_token t LEFT JOIN "user" u ON u.id = t.user_id WHERE t.org_id = %s '
+        "ORDER BY t.created_at", (org_id,))
+    return await cur.fetchall()

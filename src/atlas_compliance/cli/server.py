@@ -1,0 +1,77 @@
+"""`serve` and `db upgrade`."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+
+from ..config import get_settings
+from ..db import migrate
+from ..errors import AtlasError
+from ..logging import configure_logging
+from ..runtime import database_url, open_database
+from .common import console, fail
+
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.add_typer(db_app, name="db")
+
+
+def serve(host: str = typer.Option(None, help="Interface to bind (default ATLAS_HOST or 127.0.0.1)."),
+          port: int = typer.Option(None, help="Port (default ATLAS_PORT or 8000).")) -> None:
+    """Serve the API and the admin console. Applies pending migrations first."""
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    host = host or settings.host
+    port = port or settings.port
+    try:
+        serve_forever(settings, host, port)
+    except AtlasError as exc:
+        fail(exc.message)
+
+
+def serve_forever(settings, host: str, port: int, banner=None) -> None:
+    """Run uvicorn until interrupted; the embedded database (if any) stops cleanly afterwards."""
+    import uvicorn
+
+    from ..app import create_app
+
+    async def main() -> None:
+        with database_url(settings, exclusive=True) as url:
+            async with open_database(url, settings) as db:
+                app = create_app(db, settings)
+                config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
+                                        lifespan="on")
+                server = uvicorn.Server(config)
+                if banner is not None:
+                    await banner(db, host, port)
+                else:
+                    where = "embedded PostgreSQL" if not settings.database_url else "DATABASE_URL"
+                    console.print(f"Atlas Compliance on http://{host}:{port}  (database: {where}; "
+                                  f"API docs http://{host}:{port}/docs)")
+                await server.serve()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+
+
+@db_app.command("upgrade")
+def upgrade() -> None:
+    """Apply pending database migrations."""
+    settings = get_settings()
+    try:
+        with database_url(settings) as url:
+            applied = migrate.upgrade(url)
+            head = migrate.current(url)
+    except AtlasError as exc:
+        fail(exc.message)
+    if applied:
+        typer.echo(f"applied {len(applied)} migration(s): {', '.join(applied)}; now at {head}")
+    else:
+        typer.echo(f"database is up to date (revision {head})")
