@@ -5,7 +5,6 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from . import __version__
 from .api import auth as auth_routes
@@ -47,7 +46,6 @@ def create_app(db: Database, settings: Settings | None = None, *, manage_pool: b
         title="Atlas Compliance",
         version=__version__,
         description=API_DESCRIPTION,
-        default_response_class=ORJSONResponse,
         lifespan=lifespan,
     )
     app.state.db = db

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from ..auth import service
-from ..errors import Unauthorized
 from ..auth.schemas import LoginRequest, LoginResponse, LogoutResponse, MeResponse
+from ..errors import Unauthorized
 from .deps import DB, CurrentPrincipal, client_ip, get_settings
 from .errors import responses
 

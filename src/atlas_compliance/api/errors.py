@@ -5,16 +5,24 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import AtlasError
 
 log = logging.getLogger(__name__)
+
+
+class FastJSONResponse(JSONResponse):
+    """JSON rendered by orjson (datetimes as ISO 8601)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
 
 
 class ErrorEnvelope(BaseModel):
@@ -46,11 +54,11 @@ def _request_id(request: Request) -> str:
 
 
 def error_response(request: Request, status: int, code: str, message: str, details: Any = None,
-                   headers: dict[str, str] | None = None) -> ORJSONResponse:
+                   headers: dict[str, str] | None = None) -> FastJSONResponse:
     body: dict[str, Any] = {"error": code, "message": message, "requestId": _request_id(request)}
     if details is not None:
         body["details"] = details
-    return ORJSONResponse(body, status_code=status, headers=headers)
+    return FastJSONResponse(body, status_code=status, headers=headers)
 
 
 def _clean_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:

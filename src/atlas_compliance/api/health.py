@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
 
-from .errors import error_response
+from .errors import FastJSONResponse, error_response
 
 router = APIRouter(tags=["health"])
 
@@ -20,5 +19,5 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request):
     """200 when the database answers a query, 503 while it does not (recovers by itself)."""
     if await request.app.state.db.ping():
-        return ORJSONResponse({"status": "ready", "database": "ok"})
+        return FastJSONResponse({"status": "ready", "database": "ok"})
     return error_response(request, 503, "database_unavailable", "the database is unreachable")

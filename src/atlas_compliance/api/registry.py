@@ -6,5 +6,6 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
-    found: list[APIRouter] = []
-    return found
+    from . import admin
+
+    return [admin.router]

@@ -11,7 +11,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from ..errors import AtlasError
 
@@ -28,7 +28,7 @@ class EmbeddedPostgres:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir).resolve()
         self._lock_file: IO[str] | None = None
-        self._server = None
+        self._server: Any = None
 
     def start(self) -> str:
         """Start the server and return its connection URL."""
