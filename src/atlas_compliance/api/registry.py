@@ -6,6 +6,6 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
-    from . import admin
+    from . import admin, audit, reports
 
-    return [admin.router]
+    return [admin.router, audit.router, reports.router]

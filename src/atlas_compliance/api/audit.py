@@ -1,0 +1,189 @@
+"""Routes: audit event ingest, chain verification, retention policy and purge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Body, Request
+from pydantic import BaseModel, Field
+
+from ..audit import chain, retention
+from ..audit import repository as audit_repo
+from ..audit import service as audit_service
+from ..audit.schemas import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, AuditEventIn, IngestResult
+from ..auth.schemas import Principal
+from ..errors import Forbidden, PayloadTooLarge, Unprocessable
+from .deps import DB, AdminPrincipal, CurrentPrincipal, client_ip
+from .errors import responses
+
+router = APIRouter(tags=["audit"])
+
+INGEST_DESCRIPTION = f"""
+Record executed queries for the credential's organization: a JSON array of events, or NDJSON
+(`Content-Type: application/x-ndjson`, one event per line). At most {MAX_EVENTS_PER_REQUEST:,} events and
+10 MB per request (413 beyond). Authenticate with an ingest key, or an admin's token.
+
+Each event is validated on its own: invalid ones are listed in `rejected` with a reason, valid ones are
+stored. Events whose `eventId` was already stored count as `duplicates`, so a retried batch stores
+nothing twice. A 2xx answer means every inserted event is committed. Tables and columns are extracted
+from `sql` (in the `sourceType` dialect) unless the event carries `tablesAccessed`, `columnsAccessed` or
+`columnsByTable`.
+"""
+
+
+def _require_writer(principal: Principal) -> Principal:
+    if principal.kind == "ingest":
+        if not principal.can("audit:write"):
+            raise Forbidden("this ingest key lacks the 'audit:write' scope", code="scope_denied")
+        return principal
+    if not principal.is_admin:
+        raise Forbidden("only ingest keys and admins can write audit events", code="forbidden_role")
+    return principal
+
+
+async def _read_limited_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB; "
+                              "split it into several batches")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"the request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB; "
+                                  "split it into several batches")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_events_body(body: bytes, content_type: str) -> list[Any]:
+    """Decode a JSON array or NDJSON body into raw events; a malformed body raises 422."""
+    text = body.strip()
+    if not text:
+        raise Unprocessable("the body is empty: send a JSON array of events or NDJSON", code="malformed_body")
+    ndjson = "ndjson" in content_type or "jsonl" in content_type or not text.startswith(b"[")
+    try:
+        if not ndjson:
+            events = orjson.loads(text)
+            if not isinstance(events, list):
+                raise Unprocessable("the body must be a JSON array of events", code="malformed_body")
+        else:
+            events = []
+            for number, line in enumerate(text.split(b"\n"), start=1):
+                if line.strip():
+                    try:
+                        events.append(orjson.loads(line))
+                    except orjson.JSONDecodeError as exc:
+                        raise Unprocessable(f"line {number} is not valid JSON: {exc}", code="malformed_body") from None
+    except orjson.JSONDecodeError as exc:
+        raise Unprocessable(f"the body is not valid JSON: {exc}", code="malformed_body") from None
+    if len(events) > MAX_EVENTS_PER_REQUEST:
+        raise PayloadTooLarge(f"{len(events):,} events in one request; the limit is {MAX_EVENTS_PER_REQUEST:,}",
+                              code="too_many_events")
+    return events
+
+
+@router.post(
+    "/api/v1/audit/events", response_model=IngestResult, summary="Ingest audit events",
+    description=INGEST_DESCRIPTION, responses=responses(401, 403, 413, 422),
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"type": "array", "items": AuditEventIn.model_json_schema(
+            ref_template="#/components/schemas/{model}")}},
+        "application/x-ndjson": {"schema": {"type": "string"}}}}},
+)
+async def ingest(request: Request, principal: CurrentPrincipal, db: DB) -> IngestResult:
+    _require_writer(principal)
+    body = await _read_limited_body(request)
+    events = parse_events_body(body, request.headers.get("content-type", ""))
+    async with db.transaction() as conn:
+        return await audit_service.ingest_events(conn, principal.org_id, events)
+
+
+class ChainBreakOut(BaseModel):
+    seq: int | None
+    auditId: str | None
+    kind: str = Field(description="changed | removed | inserted_out_of_order | outside_chain")
+    detail: str
+
+
+class VerifyOut(BaseModel):
+    ok: bool
+    rowsChecked: int
+    purgedRows: int
+    headSeq: int
+    firstBreak: ChainBreakOut | None
+
+
+@router.get("/api/v1/admin/audit/verify", response_model=VerifyOut, responses=responses(401, 403),
+            summary="Verify the audit log's hash chain")
+async def verify(principal: AdminPrincipal, db: DB) -> VerifyOut:
+    """Recompute the organization's hash chain: OK with the number of rows checked, or the first broken
+    link (which row, and whether it was changed, removed or inserted out of order)."""
+    async with db.transaction() as conn:
+        result = await chain.verify_chain(conn, principal.org_id)
+    return VerifyOut.model_validate(result.to_dict())
+
+
+class RetentionPolicy(BaseModel):
+    orgId: str
+    retentionDays: int | None = Field(description="Days kept before soft delete; null = unlimited.")
+    hardDeleteDelayDays: int
+    updatedAt: Any | None = None
+    updatedBy: str | None = None
+    lastPurgeAt: Any | None = None
+    lastPurgeCount: int | None = None
+
+
+class RetentionUpdate(BaseModel):
+    model_config = {"extra": "forbid"}
+    retentionDays: int | None = Field(description="At least 7, or null for unlimited.", examples=[365])
+    hardDeleteDelayDays: int | None = Field(default=None, description="Days between soft and hard delete.",
+                                            examples=[30])
+
+
+class PurgeOut(BaseModel):
+    orgId: str
+    softDeleted: int
+    hardDeleted: int
+
+
+@router.get("/api/v1/admin/audit/retention", response_model=RetentionPolicy, responses=responses(401, 403),
+            summary="Get the retention policy")
+async def get_retention(principal: AdminPrincipal, db: DB) -> RetentionPolicy:
+    """The organization's audit retention policy (365 days by default)."""
+    async with db.transaction() as conn:
+        return RetentionPolicy.model_validate(await retention.get_policy(conn, principal.org_id))
+
+
+@router.put("/api/v1/admin/audit/retention", response_model=RetentionPolicy,
+            responses=responses(400, 401, 403, 422), summary="Set the retention policy")
+async def put_retention(request: Request, principal: AdminPrincipal, db: DB,
+                        body: RetentionUpdate = Body(...)) -> RetentionPolicy:
+    """Set `retentionDays` (≥ 7, or null for unlimited) and optionally `hardDeleteDelayDays`.
+    Recorded in the admin action log with the previous and new values."""
+    async with db.transaction() as conn:
+        previous, new = await retention.set_policy(conn, principal.org_id, body.retentionDays,
+                                                   body.hardDeleteDelayDays, principal.email)
+        await audit_repo.record_admin_action(
+            conn, org_id=principal.org_id, actor_id=principal.user_id, actor_email=principal.email,
+            action_type="audit_retention.policy_update", target_type="audit_retention",
+            target_id=principal.org_id, request_id=request.state.request_id, ip_address=client_ip(request),
+            metadata={"previous": {k: previous[k] for k in ("retentionDays", "hardDeleteDelayDays")},
+                      "new": {k: new[k] for k in ("retentionDays", "hardDeleteDelayDays")}})
+    return RetentionPolicy.model_validate(new)
+
+
+@router.post("/api/v1/admin/audit/retention/purge", response_model=PurgeOut, responses=responses(401, 403),
+             summary="Run the retention purge now")
+async def purge(request: Request, principal: AdminPrincipal, db: DB) -> PurgeOut:
+    """Soft-delete rows older than the policy and hard-delete rows soft-deleted longer than the delay.
+    Recorded in the admin action log."""
+    async with db.transaction() as conn:
+        result = await retention.purge_org(conn, principal.org_id)
+        await audit_repo.record_admin_action(
+            conn, org_id=principal.org_id, actor_id=principal.user_id, actor_email=principal.email,
+            action_type="audit_retention.manual_purge", target_type="audit_retention",
+            target_id=principal.org_id, request_id=request.state.request_id, ip_address=client_ip(request),
+            metadata={"softDeleted": result.soft_deleted, "hardDeleted": result.hard_deleted})
+    return PurgeOut(orgId=result.org_id, softDeleted=result.soft_deleted, hardDeleted=result.hard_deleted)

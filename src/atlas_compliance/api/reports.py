@@ -1,0 +1,102 @@
+"""Routes: /api/v1/admin/compliance/reports (Data Access and User Activity)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from ..auth.schemas import Principal
+from ..reports import service
+from ..reports.schemas import DataAccessReport, UserActivityReport
+from ..reports.window import parse_filters, parse_paging, parse_window
+from ..reports.writers import json_bytes
+from .deps import DB, AdminPrincipal, client_ip
+from .errors import responses
+
+router = APIRouter(prefix="/api/v1/admin/compliance/reports", tags=["reports"])
+
+StartDate = Annotated[str, Query(description="Start of the period: YYYY-MM-DD (start of that day in `tz`) or "
+                                 "an ISO 8601 timestamp.", examples=["2026-01-01"], max_length=64)]
+EndDate = Annotated[str, Query(description="End of the period: YYYY-MM-DD includes that whole day; a timestamp "
+                               "is inclusive.", examples=["2026-03-01"], max_length=64)]
+UserId = Annotated[str | None, Query(description="Only this user (exact id).", max_length=1000)]
+RoleQ = Annotated[str | None, Query(description="Only users whose current role is owner, admin or member.",
+                                    max_length=32)]
+TableQ = Annotated[str | None, Query(description="Only accesses of this table (normalized: case-insensitive, "
+                                     "`public.` optional).", max_length=500)]
+Format = Annotated[Literal["json", "csv"], Query(description="json (default) or csv (streamed download).")]
+Tz = Annotated[str, Query(description="IANA time zone for date-only and offset-less values.", max_length=64)]
+Limit = Annotated[int | None, Query(description="Rows per page (JSON); default and maximum: the cap "
+                                    "(10,000 data access, 5,000 user activity).")]
+Offset = Annotated[int, Query(description="Rows to skip (JSON paging).")]
+Download = Annotated[bool, Query(description="With format=json, send the JSON as an attachment.")]
+
+DESCRIPTION = """
+Admin or owner of the credential's organization only. Counts only successful, not deleted audit rows
+of the organization; a query is one audit row. JSON carries at most {cap:,} rows per page with
+`totalRows`, `truncated`, `limit` and `offset`; the summary always covers the full result. `format=csv`
+streams every row (RFC 4180, CRLF, formula-guarded) with a `Content-Disposition` filename naming the
+organization and window. Every generation and export is recorded in the admin action log.
+"""
+
+
+async def _run(report: service.ReportType, request: Request, principal: Principal, db, startDate: str,
+               endDate: str, userId: str | None, role: str | None, table: str | None, format: str, tz: str,
+               limit: int | None, offset: int, download: bool) -> Response:
+    window = parse_window(startDate, endDate, tz)
+    filters = parse_filters(userId, role, table)
+    cap = service.ROW_CAPS[report]
+    lim, off = parse_paging(limit, offset, cap)
+    req = service.ReportRequest(report=report, org_id=principal.org_id, window=window, filters=filters,
+                                start_input=startDate, end_input=endDate)
+    request_id = request.state.request_id
+    ip = client_ip(request)
+    slug = principal.org_slug
+    if format == "csv":
+        counter = [0]
+
+        async def body():
+            status = "failure"
+            try:
+                async for chunk in service.csv_stream(db, req, counter):
+                    yield chunk.encode("utf-8")
+                status = "success"
+            finally:
+                await service.record_report_action(db, principal, req, fmt="csv", row_count=counter[0],
+                                                   request_id=request_id, ip=ip, status=status)
+
+        return StreamingResponse(body(), media_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="{service.filename(req, slug, "csv")}"'})
+    document = await service.generate(db, req, limit=lim, offset=off)
+    await service.record_report_action(db, principal, req, fmt="json-download" if download else "json",
+                                       row_count=len(document["rows"]), request_id=request_id, ip=ip)
+    headers = {}
+    if download:
+        headers["Content-Disposition"] = f'attachment; filename="{service.filename(req, slug, "json")}"'
+    return Response(json_bytes(document), media_type="application/json", headers=headers)
+
+
+@router.get("/data-access", summary="Data Access Report: who queried which tables, when, how often",
+            description=DESCRIPTION.format(cap=10_000),
+            responses={200: {"model": DataAccessReport, "content": {"text/csv": {}}},
+                       **responses(400, 401, 403, 422)})
+async def data_access(request: Request, principal: AdminPrincipal, db: DB, startDate: StartDate,
+                      endDate: EndDate, userId: UserId = None, role: RoleQ = None, table: TableQ = None,
+                      format: Format = "json", tz: Tz = "UTC", limit: Limit = None, offset: Offset = 0,
+                      download: Download = False) -> Response:
+    return await _run("data-access", request, principal, db, startDate, endDate, userId, role, table, format,
+                      tz, limit, offset, download)
+
+
+@router.get("/user-activity", summary="User Activity Report: what each user has been doing",
+            description=DESCRIPTION.format(cap=5_000),
+            responses={200: {"model": UserActivityReport, "content": {"text/csv": {}}},
+                       **responses(400, 401, 403, 422)})
+async def user_activity(request: Request, principal: AdminPrincipal, db: DB, startDate: StartDate,
+                        endDate: EndDate, userId: UserId = None, role: RoleQ = None, table: TableQ = None,
+                        format: Format = "json", tz: Tz = "UTC", limit: Limit = None, offset: Offset = 0,
+                        download: Download = False) -> Response:
+    return await _run("user-activity", request, principal, db, startDate, endDate, userId, role, table, format,
+                      tz, limit, offset, download)

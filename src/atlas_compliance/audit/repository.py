@@ -1,0 +1,193 @@
+"""All SQL of the audit trail: batch insert, chain verification, retention."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg import AsyncConnection
+
+Row = dict[str, Any]
+
+COPY_COLUMNS = (
+    "event_id", "timestamp", "user_id", "user_label", "auth_mode", "sql", "duration_ms", "row_count",
+    "success", "error", "source_id", "source_type", "target_host", "actor_kind", "client_id", "tool_name",
+    "tables_accessed", "columns_accessed", "columns_by_table", "parse_error", "org_id",
+)
+
+
+async def lock_org_chain(conn: AsyncConnection, org_id: str) -> None:
+    """Serialize writers of one organization's chain for the rest of the transaction.
+
+    Taken before the duplicate check, so a concurrent batch carrying the same event ids waits and
+    then sees them as duplicates instead of failing on the unique index.
+    """
+    await conn.execute(
+        "INSERT INTO audit_chain_head (chain_key, last_seq, last_hash) VALUES (%s, 0, NULL) "
+        "ON CONFLICT (chain_key) DO NOTHING", (org_id,))
+    await conn.execute("SELECT 1 FROM audit_chain_head WHERE chain_key = %s FOR UPDATE", (org_id,))
+
+
+async def existing_event_ids(conn: AsyncConnection, org_id: str, event_ids: Sequence[str]) -> set[str]:
+    if not event_ids:
+        return set()
+    cur = await conn.execute(
+        "SELECT event_id FROM audit_log WHERE org_id = %s AND event_id = ANY(%s)", (org_id, list(event_ids)))
+    return {row["event_id"] for row in await cur.fetchall()}
+
+
+async def copy_events(conn: AsyncConnection, rows: Sequence[Sequence[Any]]) -> int:
+    """COPY rows (in COPY_COLUMNS order) into audit_log; triggers chain and roll them up."""
+    if not rows:
+        return 0
+    columns = ", ".join(f'"{c}"' for c in COPY_COLUMNS)
+    async with conn.cursor() as cur:
+        async with cur.copy(f"COPY audit_log ({columns}) FROM STDIN") as copy:  # noqa: S608 - fixed names
+            for row in rows:
+                await copy.write_row(row)
+    return len(rows)
+
+
+async def load_catalog(conn: AsyncConnection, org_id: str) -> list[Row]:
+    cur = await conn.execute(
+        "SELECT table_name, array_agg(column_name ORDER BY ordinal, column_name) AS columns "
+        "FROM datasource_catalog WHERE org_id = %s GROUP BY table_name", (org_id,))
+    return await cur.fetchall()
+
+
+async def catalog_version(conn: AsyncConnection, org_id: str) -> Any:
+    cur = await conn.execute(
+        "SELECT max(scanned_at) AS v, count(*) AS n FROM datasource_catalog WHERE org_id = %s", (org_id,))
+    row = await cur.fetchone()
+    return (row["v"], row["n"])
+
+
+async def record_admin_action(conn: AsyncConnection, *, org_id: str | None, actor_id: str | None,
+                              actor_email: str | None, action_type: str, target_type: str, target_id: str,
+                              metadata: dict | None, request_id: str, ip_address: str | None = None,
+                              status: str = "success", scope: str = "workspace") -> None:
+    from psycopg.types.json import Jsonb
+
+    await conn.execute(
+        "INSERT INTO admin_action_log (actor_id, actor_email, scope, org_id, action_type, target_type, "
+        "target_id, status, metadata, ip_address, request_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (actor_id, actor_email, scope, org_id, action_type, target_type, target_id, status,
+         Jsonb(metadata) if metadata is not None else None, ip_address, request_id))
+
+
+# --- verification -------------------------------------------------------------------------------
+
+VERIFY_SQL = """
+WITH chain AS (
+    SELECT a.chain_seq AS seq, a.id, a.row_hash, a.prev_hash, atlas_audit_hash(a, a.prev_hash) AS calc,
+           false AS purged
+    FROM audit_log a
+    WHERE coalesce(a.org_id, '') = %(key)s AND a.chain_seq > %(after)s AND a.chain_seq <= %(upto)s
+    UNION ALL
+    SELECT t.chain_seq, t.audit_id, t.row_hash, t.prev_hash, t.row_hash, true
+    FROM audit_log_tombstone t
+    WHERE t.chain_key = %(key)s AND t.chain_seq > %(after)s AND t.chain_seq <= %(upto)s
+), ordered AS (
+    SELECT c.*, lag(c.seq) OVER w AS before_seq, lag(c.row_hash) OVER w AS before_hash
+    FROM chain c WINDOW w AS (ORDER BY c.seq, c.purged)
+)
+SELECT seq, id::text AS id, purged, row_hash IS DISTINCT FROM calc AS changed,
+       before_seq, prev_hash IS DISTINCT FROM before_hash AS bad_link,
+       row_hash, (SELECT count(*) FROM chain) AS checked,
+       (SELECT count(*) FROM chain WHERE purged) AS purged_count
+FROM ordered
+WHERE row_hash IS DISTINCT FROM calc
+   OR (before_seq IS NOT NULL AND (seq <> before_seq + 1 OR prev_hash IS DISTINCT FROM before_hash))
+   OR (before_seq IS NULL AND seq <> %(after)s + 1)
+   OR (before_seq IS NULL AND prev_hash IS DISTINCT FROM %(after_hash)s)
+ORDER BY seq
+LIMIT 1
+"""
+
+
+async def chain_head(conn: AsyncConnection, key: str) -> Row | None:
+    cur = await conn.execute("SELECT last_seq, last_hash FROM audit_chain_head WHERE chain_key = %s", (key,))
+    return await cur.fetchone()
+
+
+async def first_break(conn: AsyncConnection, key: str, after: int, after_hash: bytes | None,
+                      upto: int) -> Row | None:
+    cur = await conn.execute(VERIFY_SQL, {"key": key, "after": after, "upto": upto, "after_hash": after_hash})
+    return await cur.fetchone()
+
+
+async def count_chain_rows(conn: AsyncConnection, key: str, after: int, upto: int) -> tuple[int, int]:
+    cur = await conn.execute(
+        "SELECT (SELECT count(*) FROM audit_log WHERE coalesce(org_id, '') = %(k)s AND chain_seq > %(a)s "
+        "AND chain_seq <= %(u)s) AS live, (SELECT count(*) FROM audit_log_tombstone WHERE chain_key = %(k)s "
+        "AND chain_seq > %(a)s AND chain_seq <= %(u)s) AS purged", {"k": key, "a": after, "u": upto})
+    row = await cur.fetchone()
+    return int(row["live"]), int(row["purged"])
+
+
+async def row_at(conn: AsyncConnection, key: str, seq: int) -> Row | None:
+    cur = await conn.execute(
+        "SELECT id::text AS id, row_hash FROM audit_log WHERE coalesce(org_id, '') = %s AND chain_seq = %s "
+        "UNION ALL SELECT audit_id::text, row_hash FROM audit_log_tombstone WHERE chain_key = %s AND chain_seq = %s",
+        (key, seq, key, seq))
+    return await cur.fetchone()
+
+
+# --- retention ----------------------------------------------------------------------------------
+
+async def get_retention(conn: AsyncConnection, org_id: str) -> Row | None:
+    cur = await conn.execute(
+        "SELECT org_id, retention_days, hard_delete_delay_days, updated_at, updated_by, last_purge_at, "
+        "last_purge_count FROM audit_retention_config WHERE org_id = %s", (org_id,))
+    return await cur.fetchone()
+
+
+async def upsert_retention(conn: AsyncConnection, org_id: str, retention_days: int | None,
+                           hard_delete_delay_days: int, updated_by: str | None) -> Row:
+    cur = await conn.execute(
+        "INSERT INTO audit_retention_config (org_id, retention_days, hard_delete_delay_days, updated_by) "
+        "VALUES (%s, %s, %s, %s) ON CONFLICT (org_id) DO UPDATE SET retention_days = EXCLUDED.retention_days, "
+        "hard_delete_delay_days = EXCLUDED.hard_delete_delay_days, updated_by = EXCLUDED.updated_by, "
+        "updated_at = now() RETURNING org_id, retention_days, hard_delete_delay_days, updated_at, updated_by, "
+        "last_purge_at, last_purge_count", (org_id, retention_days, hard_delete_delay_days, updated_by))
+    return await cur.fetchone()
+
+
+async def enable_purge(conn: AsyncConnection) -> None:
+    await conn.execute("SELECT set_config('atlas.retention_purge', 'on', true)")
+
+
+async def soft_delete_older_than(conn: AsyncConnection, org_id: str, days: int) -> int:
+    cur = await conn.execute(
+        "UPDATE audit_log SET deleted_at = now() WHERE org_id = %s AND deleted_at IS NULL "
+        "AND \"timestamp\" < now() - make_interval(days => %s)", (org_id, days))
+    return cur.rowcount
+
+
+async def hard_delete_soft_deleted(conn: AsyncConnection, org_id: str, delay_days: int) -> int:
+    cur = await conn.execute(
+        "DELETE FROM audit_log WHERE org_id = %s AND deleted_at IS NOT NULL "
+        "AND deleted_at <= now() - make_interval(days => %s)", (org_id, delay_days))
+    return cur.rowcount
+
+
+async def record_purge(conn: AsyncConnection, org_id: str, count: int) -> None:
+    await conn.execute(
+        "UPDATE audit_retention_config SET last_purge_at = now(), last_purge_count = %s WHERE org_id = %s",
+        (count, org_id))
+
+
+async def orgs_with_policy(conn: AsyncConnection) -> list[Row]:
+    cur = await conn.execute(
+        "SELECT c.org_id, o.slug, c.retention_days, c.hard_delete_delay_days FROM audit_retention_config c "
+        "JOIN organization o ON o.id = c.org_id ORDER BY o.slug")
+    return await cur.fetchall()
+
+
+async def rows_outside_chain(conn: AsyncConnection, key: str, head_seq: int) -> Row | None:
+    """A row with no chain position, or one beyond the head: written with the chain trigger disabled."""
+    cur = await conn.execute(
+        "SELECT id::text AS id, chain_seq AS seq FROM audit_log WHERE coalesce(org_id, '') = %s "
+        "AND (chain_seq IS NULL OR row_hash IS NULL OR chain_seq > %s) ORDER BY chain_seq NULLS FIRST LIMIT 1",
+        (key, head_seq))
+    return await cur.fetchone()

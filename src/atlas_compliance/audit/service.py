@@ -1,0 +1,166 @@
+"""Audit trail rules: validating and storing query events, idempotently and durably."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from psycopg import AsyncConnection
+from pydantic import ValidationError
+
+from . import repository as repo
+from .extraction import Catalog, extract_access, normalize_dialect, normalize_table_name
+from .schemas import MAX_SQL_BYTES, AuditEventIn, IngestResult, RejectedEvent
+
+_event_validator = AuditEventIn.model_validate
+
+
+@dataclass
+class _CatalogCacheEntry:
+    version: Any
+    catalog: Catalog | None
+    checked_at: float
+
+
+_catalog_cache: dict[str, _CatalogCacheEntry] = {}
+CATALOG_TTL_SECONDS = 5.0
+
+
+async def org_catalog(conn: AsyncConnection, org_id: str) -> Catalog | None:
+    """The org's known schema (from PII scans), cached briefly per process."""
+    now = time.monotonic()
+    entry = _catalog_cache.get(org_id)
+    if entry is not None and now - entry.checked_at < CATALOG_TTL_SECONDS:
+        return entry.catalog
+    version = await repo.catalog_version(conn, org_id)
+    if entry is not None and entry.version == version:
+        entry.checked_at = now
+        return entry.catalog
+    catalog = None
+    if version[1]:
+        rows = await repo.load_catalog(conn, org_id)
+        catalog = Catalog({r["table_name"]: tuple(r["columns"]) for r in rows})
+    _catalog_cache[org_id] = _CatalogCacheEntry(version, catalog, now)
+    return catalog
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
+
+
+def _parse_timestamp(text: str | None, now: datetime) -> datetime:
+    if text is None:
+        return now
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"timestamp {text[:60]!r} is not ISO 8601, e.g. '2026-03-01T09:15:00Z'") from None
+    if value.tzinfo is None:
+        raise ValueError(f"timestamp {text[:60]!r} has no UTC offset; add 'Z' or '+hh:mm'")
+    return value.astimezone(UTC)
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "event"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def _dedupe(values: Sequence[str]) -> list[str]:
+    return sorted({v for v in values if v})
+
+
+def prepare_event(raw: Any, now: datetime, catalog: Catalog | None) -> tuple[Any, ...]:
+    """Validate one raw event and return its COPY row (without org_id). Raises ValueError with a reason."""
+    if not isinstance(raw, dict):
+        raise ValueError("an event must be a JSON object")
+    if _has_nul(raw):
+        raise ValueError("NUL characters are not allowed in event fields")
+    sql = raw.get("sql")
+    if isinstance(sql, str) and len(sql) > MAX_SQL_BYTES // 4 and len(sql.encode()) > MAX_SQL_BYTES:
+        raise ValueError("sql is larger than 1 MB")
+    try:
+        event = _event_validator(raw)
+    except ValidationError as exc:
+        raise ValueError(_describe(exc)) from None
+    timestamp = _parse_timestamp(event.timestamp, now)
+    dialect = normalize_dialect(event.sourceType)
+    parse_error = None
+    if event.tablesAccessed is None and event.columnsAccessed is None and event.columnsByTable is None:
+        access = extract_access(event.sql, dialect, catalog)
+        tables = list(access.tables) or None
+        columns = list(access.columns) or None
+        by_table = {t: list(c) for t, c in access.columns_by_table.items()} if access.tables else None
+        parse_error = access.parse_error
+    else:
+        by_table = None
+        if event.columnsByTable is not None:
+            by_table = {}
+            for table, cols in event.columnsByTable.items():
+                name = normalize_table_name(table)
+                by_table[name] = _dedupe([*by_table.get(name, []), *(c.lower() for c in cols)])
+        tables_in = event.tablesAccessed if event.tablesAccessed is not None else list(by_table or {})
+        tables = _dedupe([normalize_table_name(t) for t in tables_in]) or None
+        if event.columnsAccessed is not None:
+            columns = _dedupe([c.lower() for c in event.columnsAccessed]) or None
+        elif by_table:
+            columns = _dedupe([c for cols in by_table.values() for c in cols]) or None
+        else:
+            columns = None
+    auth_mode = event.authMode or ("managed" if event.userId else "none")
+    return (
+        event.eventId, timestamp, event.userId, event.userLabel, auth_mode, event.sql, event.durationMs,
+        event.rowCount, event.success, event.error, event.sourceId, event.sourceType, event.targetHost,
+        event.actorKind, event.clientId, event.toolName,
+        _json(tables), _json(columns), _json(by_table), parse_error,
+    )
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+async def ingest_events(conn: AsyncConnection, org_id: str, events: Sequence[Any]) -> IngestResult:
+    """Store a batch of raw events for ``org_id``.
+
+    Invalid events are rejected one by one with a reason; valid ones are stored. Events whose
+    ``eventId`` is already stored (or repeated within the batch) count as duplicates, so re-sending a
+    batch stores nothing twice. The caller commits.
+    """
+    now = datetime.now(UTC)
+    catalog = await org_catalog(conn, org_id)
+    rejected: list[RejectedEvent] = []
+    prepared: list[tuple[int, tuple[Any, ...]]] = []
+    for index, raw in enumerate(events):
+        try:
+            prepared.append((index, prepare_event(raw, now, catalog)))
+        except ValueError as exc:
+            rejected.append(RejectedEvent(index=index, error=str(exc)))
+    await repo.lock_org_chain(conn, org_id)
+    ids = [row[0] for _, row in prepared if row[0] is not None]
+    existing = await repo.existing_event_ids(conn, org_id, ids)
+    seen: set[str] = set()
+    rows: list[tuple[Any, ...]] = []
+    duplicates = 0
+    for _, row in prepared:
+        event_id = row[0]
+        if event_id is not None:
+            if event_id in existing or event_id in seen:
+                duplicates += 1
+                continue
+            seen.add(event_id)
+        rows.append((*row, org_id))
+    inserted = await repo.copy_events(conn, rows)
+    return IngestResult(inserted=inserted, duplicates=duplicates, rejected=rejected)

@@ -1,0 +1,278 @@
+"""All report SQL. Identifiers and clause shapes are fixed here; every value is a bind parameter.
+
+The window ``[start, end)`` is read as whole UTC days from the daily rollups (`audit_access_daily`,
+`audit_user_daily`, maintained by triggers) plus the two partial edges from `audit_log` itself, so
+results are exact for any time zone and any bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from .window import ReportFilters, ReportWindow
+
+Row = dict[str, Any]
+
+
+def window_params(org_id: str, window: ReportWindow, filters: ReportFilters) -> dict[str, Any]:
+    first_day, end_day, head, tail = window.utc_day_split()
+    return {
+        "org": org_id, "d0": first_day, "d1": end_day,
+        "h0": head[0], "h1": head[1], "t0": tail[0], "t1": tail[1],
+        "user": filters.user_id, "table": filters.table, "role": filters.role,
+    }
+
+
+# Emails are resolved only for members of the organization: an audit row naming some other user id
+# must not reveal that user's email to this organization.
+_EMAIL_JOIN = """
+    LEFT JOIN (member em JOIN "user" u ON u.id = em."userId")
+        ON em."organizationId" = %(org)s AND em."userId" = {alias}.user_id"""
+
+
+def _role_join(alias: str, filters: ReportFilters) -> str:
+    if filters.role is None:
+        return ""
+    return (f' JOIN member rm ON rm."organizationId" = %(org)s AND rm."userId" = {alias}.user_id '
+            "AND rm.role = %(role)s")
+
+
+def _opt(filters: ReportFilters, alias: str, *, table: bool = True) -> str:
+    clauses = []
+    if filters.user_id is not None:
+        clauses.append(f" AND {alias}.user_id = %(user)s")
+    if table and filters.table is not None:
+        clauses.append(f" AND {alias}.table_name = %(table)s")
+    return "".join(clauses)
+
+
+def _access_cte(filters: ReportFilters) -> str:
+    """(table, user) access aggregates for the window: rollup days + raw edges, filters applied."""
+    return f"""
+acc AS (
+    SELECT d.table_name, d.user_id, d.query_count AS n, d.first_ts, d.last_ts, d.columns
+    FROM audit_access_daily d{_role_join("d", filters)}
+    WHERE d.org_id = %(org)s AND d.day >= %(d0)s AND d.day < %(d1)s{_opt(filters, "d")}
+    UNION ALL
+    SELECT x.table_name, x.user_id, count(DISTINCT x.audit_id), min(x."timestamp"), max(x."timestamp"),
+           coalesce(array_agg(DISTINCT c.col) FILTER (WHERE c.col IS NOT NULL), '{{}}')
+    FROM audit_access x{_role_join("x", filters)}
+    LEFT JOIN LATERAL jsonb_array_elements_text(x.columns) AS c(col) ON true
+    WHERE x.org_id = %(org)s
+      AND ((x."timestamp" >= %(h0)s AND x."timestamp" < %(h1)s)
+        OR (x."timestamp" >= %(t0)s AND x."timestamp" < %(t1)s)){_opt(filters, "x")}
+    GROUP BY x.table_name, x.user_id
+)"""
+
+
+def data_access_sql(filters: ReportFilters, *, paged: bool) -> str:
+    """Rows of the Data Access Report; paged queries also carry the summary (computed once, from the
+    same CTEs, so summary and rows always agree)."""
+    page = " LIMIT %(limit)s OFFSET %(offset)s" if paged else ""
+    summary = f",\n       {_data_access_summary_exprs(filters)}" if paged else ""
+    # NULL user ids are a real group ("queries with no user"); joins use (is-null, value) keys so that
+    # they stay hash joins.
+    return f"""
+WITH {_access_cte(filters)},
+pairs AS (
+    SELECT table_name, user_id, sum(n)::bigint AS query_count, min(first_ts) AS first_access,
+           max(last_ts) AS last_access
+    FROM acc GROUP BY table_name, user_id
+),
+page AS (
+    SELECT p.*, u.email AS user_email, p.user_id IS NULL AS unull, coalesce(p.user_id, '') AS ukey
+    FROM pairs p{_EMAIL_JOIN.format(alias="p")}
+    ORDER BY p.query_count DESC, p.table_name, u.email NULLS LAST, p.user_id NULLS LAST{page}
+),
+cols AS (
+    SELECT a.table_name, a.user_id IS NULL AS unull, coalesce(a.user_id, '') AS ukey,
+           array_agg(DISTINCT col ORDER BY col) AS columns
+    FROM acc a
+    JOIN page pg ON pg.table_name = a.table_name AND pg.unull = (a.user_id IS NULL)
+        AND pg.ukey = coalesce(a.user_id, '')
+    CROSS JOIN LATERAL unnest(a.columns) AS col
+    GROUP BY 1, 2, 3
+)
+SELECT pg.table_name, pg.user_id, pg.user_email, pg.query_count, pg.first_access, pg.last_access,
+       coalesce(c.columns, '{{}}') AS columns{summary}
+FROM page pg
+LEFT JOIN cols c ON c.table_name = pg.table_name AND c.unull = pg.unull AND c.ukey = pg.ukey
+ORDER BY pg.query_count DESC, pg.table_name, pg.user_email NULLS LAST, pg.user_id NULLS LAST
+"""
+
+
+def _data_access_summary_exprs(filters: ReportFilters) -> str:
+    # Distinct queries: with a table filter each query touches that table once, so the pair counts add
+    # up exactly; without one, the per-user daily count of queries that touched any table is used.
+    if filters.table is not None:
+        total = "(SELECT coalesce(sum(n), 0) FROM acc)"
+    else:
+        total = f"""(
+        SELECT coalesce(sum(q), 0) FROM (
+            SELECT d.table_query_count AS q FROM audit_user_daily d{_role_join("d", filters)}
+            WHERE d.org_id = %(org)s AND d.day >= %(d0)s AND d.day < %(d1)s{_opt(filters, "d", table=False)}
+            UNION ALL
+            SELECT count(*) FROM audit_log x{_role_join("x", filters)}
+            WHERE x.org_id = %(org)s AND x.success AND x.deleted_at IS NULL
+              AND jsonb_array_length(atlas_tables_of(x.tables_accessed)) > 0
+              AND ((x."timestamp" >= %(h0)s AND x."timestamp" < %(h1)s)
+                OR (x."timestamp" >= %(t0)s AND x."timestamp" < %(t1)s)){_opt(filters, "x", table=False)}
+        ) s)"""
+    return f"""(SELECT count(*) FROM pairs) AS total_rows,
+       {total}::bigint AS total_queries,
+       (SELECT count(DISTINCT user_id) FROM pairs) AS unique_users,
+       (SELECT count(DISTINCT table_name) FROM pairs) AS unique_tables,
+       (SELECT count(DISTINCT p.table_name) FROM pairs p WHERE EXISTS (
+            SELECT 1 FROM pii_column_classifications c
+            WHERE c.org_id = %(org)s AND c.table_name = p.table_name AND NOT c.dismissed)) AS pii_tables"""
+
+
+def data_access_summary_sql(filters: ReportFilters) -> str:
+    return f"""
+WITH {_access_cte(filters)},
+pairs AS (SELECT table_name, user_id FROM acc GROUP BY table_name, user_id)
+SELECT {_data_access_summary_exprs(filters)}
+"""
+
+
+def _user_totals_cte(filters: ReportFilters) -> str:
+    """Per-user query totals in the window (each query once, whatever its number of tables)."""
+    if filters.table is not None:
+        return """
+totals AS (
+    SELECT user_id, sum(n)::bigint AS total_queries, max(last_ts) AS last_active_at FROM acc GROUP BY user_id
+)"""
+    return f"""
+totals AS (
+    SELECT user_id, sum(q)::bigint AS total_queries, max(last_ts) AS last_active_at FROM (
+        SELECT d.user_id, d.query_count AS q, d.last_ts FROM audit_user_daily d{_role_join("d", filters)}
+        WHERE d.org_id = %(org)s AND d.day >= %(d0)s AND d.day < %(d1)s{_opt(filters, "d", table=False)}
+        UNION ALL
+        SELECT x.user_id, count(*), max(x."timestamp") FROM audit_log x{_role_join("x", filters)}
+        WHERE x.org_id = %(org)s AND x.success AND x.deleted_at IS NULL
+          AND ((x."timestamp" >= %(h0)s AND x."timestamp" < %(h1)s)
+            OR (x."timestamp" >= %(t0)s AND x."timestamp" < %(t1)s)){_opt(filters, "x", table=False)}
+        GROUP BY x.user_id
+    ) s GROUP BY user_id
+)"""
+
+
+def _user_rows_cte(filters: ReportFilters) -> str:
+    # Members with no query are listed too (not when a table filter asks "who touched this table").
+    members = ""
+    if filters.table is None:
+        conds = []
+        if filters.user_id is not None:
+            conds.append(' AND m."userId" = %(user)s')
+        if filters.role is not None:
+            conds.append(" AND m.role = %(role)s")
+        members = f"""
+    UNION
+    SELECT m."userId" FROM member m WHERE m."organizationId" = %(org)s{"".join(conds)}"""
+    return f"""
+people AS (
+    SELECT user_id FROM totals{members}
+),
+rows AS (
+    SELECT p.user_id, u.email AS user_email, coalesce(t.total_queries, 0) AS total_queries,
+           t.last_active_at, p.user_id IS NULL AS unull, coalesce(p.user_id, '') AS ukey
+    FROM people p
+    LEFT JOIN totals t ON (t.user_id IS NULL) = (p.user_id IS NULL)
+        AND coalesce(t.user_id, '') = coalesce(p.user_id, '')
+{_EMAIL_JOIN.format(alias="p")}
+)"""
+
+
+def user_activity_sql(filters: ReportFilters, *, paged: bool) -> str:
+    """Rows of the User Activity Report; paged queries also carry the summary."""
+    page = " LIMIT %(limit)s OFFSET %(offset)s" if paged else ""
+    summary = f",\n       {_USER_SUMMARY_EXPRS}" if paged else ""
+    return f"""
+WITH {_access_cte(filters)}, {_user_totals_cte(filters)}, {_user_rows_cte(filters)},
+page AS (
+    SELECT * FROM rows
+    ORDER BY total_queries DESC, user_email NULLS LAST, user_id NULLS LAST{page}
+),
+tabs AS (
+    SELECT a.user_id IS NULL AS unull, coalesce(a.user_id, '') AS ukey,
+           array_agg(DISTINCT a.table_name ORDER BY a.table_name) AS tables
+    FROM acc a
+    JOIN page pg ON pg.unull = (a.user_id IS NULL) AND pg.ukey = coalesce(a.user_id, '')
+    GROUP BY 1, 2
+)
+SELECT pg.user_id, pg.user_email, pg.total_queries, pg.last_active_at,
+       coalesce(t.tables, '{{}}') AS tables{summary}
+FROM page pg
+LEFT JOIN tabs t ON t.unull = pg.unull AND t.ukey = pg.ukey
+ORDER BY pg.total_queries DESC, pg.user_email NULLS LAST, pg.user_id NULLS LAST
+"""
+
+
+_USER_SUMMARY_EXPRS = """(SELECT count(*) FROM rows) AS total_rows,
+       (SELECT count(user_id) FROM rows) AS total_users,
+       (SELECT count(user_id) FROM rows WHERE total_queries > 0) AS active_users,
+       (SELECT coalesce(sum(total_queries), 0) FROM rows)::bigint AS summary_total_queries"""
+
+
+def user_activity_summary_sql(filters: ReportFilters) -> str:
+    return f"""
+WITH {_access_cte(filters)}, {_user_totals_cte(filters)}, {_user_rows_cte(filters)}
+SELECT {_USER_SUMMARY_EXPRS}
+"""
+
+
+async def fetch_all(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> list[Row]:
+    cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+    return await cur.fetchall()
+
+
+async def fetch_one(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> Row:
+    cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+    return await cur.fetchone()
+
+
+async def stream(conn: AsyncConnection, sql: str, params: dict[str, Any], chunk: int = 2000
+                 ) -> AsyncIterator[list[Row]]:
+    """Rows in chunks through a server-side cursor: constant memory for any result size."""
+    async with conn.cursor(name="atlas_report_stream") as cur:
+        cur.itersize = chunk
+        await cur.execute(sql, params)  # type: ignore[arg-type]
+        while True:
+            rows = await cur.fetchmany(chunk)
+            if not rows:
+                break
+            yield rows
+
+
+async def member_roles(conn: AsyncConnection, org_id: str) -> dict[str, str]:
+    cur = await conn.execute('SELECT "userId" AS user_id, role FROM member WHERE "organizationId" = %s', (org_id,))
+    return {r["user_id"]: r["role"] for r in await cur.fetchall()}
+
+
+async def pii_columns(conn: AsyncConnection, org_id: str) -> dict[str, set[str]]:
+    cur = await conn.execute(
+        "SELECT table_name, column_name FROM pii_column_classifications WHERE org_id = %s AND NOT dismissed",
+        (org_id,))
+    found: dict[str, set[str]] = {}
+    for r in await cur.fetchall():
+        found.setdefault(r["table_name"], set()).add(r["column_name"])
+    return found
+
+
+async def last_logins(conn: AsyncConnection, org_id: str, before: datetime) -> dict[str, datetime]:
+    """Each user's latest login into this organization at or before ``before`` (sessions are never deleted)."""
+    cur = await conn.execute(
+        'SELECT "userId" AS user_id, max("createdAt") AS last_login FROM session '
+        'WHERE "activeOrganizationId" = %s AND "createdAt" < %s GROUP BY "userId"', (org_id, before))
+    return {r["user_id"]: r["last_login"] for r in await cur.fetchall()}
+
+
+async def org_slug(conn: AsyncConnection, org_id: str) -> str:
+    cur = await conn.execute("SELECT slug FROM organization WHERE id = %s", (org_id,))
+    row = await cur.fetchone()
+    return row["slug"] if row else org_id
+

@@ -1,0 +1,79 @@
+"""Report rows and envelopes (camelCase, as in the spec) — used for the OpenAPI document."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from ..auth.schemas import Role
+
+
+class DataAccessRow(BaseModel):
+    tableName: str = Field(description="Normalized table name (lowercase; `public.` dropped, other schemas kept).")
+    userId: str | None = Field(description="The user who ran the queries; null for queries with no user.")
+    userEmail: str | None = Field(description="Email resolved from the user table.")
+    userRole: Role | None = Field(description="The user's *current* role in the organization.")
+    queryCount: int = Field(description="Queries in the window that touched this table.")
+    uniqueColumns: list[str] = Field(description="Sorted distinct columns of this table those queries read "
+                                     "(`*` for SELECT * when the schema is unknown).")
+    hasPII: bool = Field(description="The table has a non-dismissed PII classification.")
+    piiColumns: list[str] = Field(description="Accessed columns that are classified PII.")
+    firstAccess: str = Field(description="Earliest query in the window, ISO 8601 UTC.")
+    lastAccess: str = Field(description="Latest query in the window, ISO 8601 UTC.")
+
+
+class DataAccessSummary(BaseModel):
+    totalQueries: int = Field(description="Distinct queries (a three-table join counts once).")
+    uniqueUsers: int = Field(description="Distinct non-null users.")
+    uniqueTables: int
+    piiTablesAccessed: int
+
+
+class UserActivityRow(BaseModel):
+    userId: str | None
+    userEmail: str | None
+    role: Role | None = Field(description="Current role in the organization (null: not a member).")
+    totalQueries: int = Field(description="Queries in the window, each counted once.")
+    tablesAccessed: list[str]
+    lastActiveAt: str | None
+    lastLoginAt: str | None = Field(description="Latest login into this organization at or before the window's end.")
+
+
+class UserActivitySummary(BaseModel):
+    totalUsers: int = Field(description="Users listed (members and users with activity; null user excluded).")
+    activeUsers: int = Field(description="Users with at least one query in the window.")
+    totalQueries: int
+
+
+class ReportWindowOut(BaseModel):
+    start: str = Field(description="Inclusive start, ISO 8601 UTC.")
+    end: str = Field(description="Exclusive end, ISO 8601 UTC.")
+    tz: str
+
+
+class ReportFiltersOut(BaseModel):
+    startDate: str
+    endDate: str
+    userId: str | None
+    role: str | None
+    table: str | None
+    tz: str
+
+
+class _ReportBase(BaseModel):
+    filters: ReportFiltersOut
+    window: ReportWindowOut
+    totalRows: int = Field(description="Rows in the full result.")
+    truncated: bool = Field(description="True when this page does not hold every row (use limit/offset).")
+    limit: int
+    offset: int
+    generatedAt: str
+
+
+class DataAccessReport(_ReportBase):
+    rows: list[DataAccessRow]
+    summary: DataAccessSummary
+
+
+class UserActivityReport(_ReportBase):
+    rows: list[UserActivityRow]
+    summary: UserActivitySummary

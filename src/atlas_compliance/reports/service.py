@@ -1,0 +1,183 @@
+"""The two compliance reports (DESIGN §5): exact, reproducible, one organization at a time.
+
+Services receive the :class:`Database` because a report runs independent queries concurrently
+(main rows and summary on one connection; roles, PII and last logins on others). Reports only read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from ..audit import repository as audit_repo
+from ..auth.schemas import Principal
+from ..db.pool import Database
+from . import repository as repo
+from .window import ReportFilters, ReportWindow, iso_utc
+from .writers import CSV_FORMATS, csv_chunk, report_filename
+
+ReportType = Literal["data-access", "user-activity"]
+ROW_CAPS: dict[str, int] = {"data-access": 10_000, "user-activity": 5_000}
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    report: ReportType
+    org_id: str
+    window: ReportWindow
+    filters: ReportFilters
+    start_input: str
+    end_input: str
+
+    def filters_dict(self) -> dict[str, Any]:
+        return {"startDate": self.start_input, "endDate": self.end_input, **self.filters.to_dict(),
+                "tz": self.window.tz}
+
+    def labels(self) -> tuple[str, str]:
+        zone = ZoneInfo(self.window.tz)
+        start = self.window.start.astimezone(zone).date().isoformat()
+        end = (self.window.end - timedelta(microseconds=1)).astimezone(zone).date().isoformat()
+        return start, end
+
+
+async def _read(db: Database, sql: str, params: dict[str, Any], one: bool = False) -> Any:
+    async with db.connection() as conn:
+        if one:
+            return await repo.fetch_one(conn, sql, params)
+        return await repo.fetch_all(conn, sql, params)
+
+
+async def _maps(db: Database, org_id: str, before: datetime | None) -> tuple[dict, dict, dict]:
+    async def roles():
+        async with db.connection() as conn:
+            return await repo.member_roles(conn, org_id)
+
+    async def pii():
+        async with db.connection() as conn:
+            return await repo.pii_columns(conn, org_id)
+
+    async def logins():
+        if before is None:
+            return {}
+        async with db.connection() as conn:
+            return await repo.last_logins(conn, org_id, before)
+
+    return await asyncio.gather(roles(), pii(), logins())
+
+
+def _pii_for(table: str, columns: list[str], pii: dict[str, set[str]]) -> list[str]:
+    classified = pii.get(table)
+    if not classified:
+        return []
+    if "*" in columns:
+        return sorted(classified)
+    return sorted(classified.intersection(columns))
+
+
+def data_access_row(r: dict[str, Any], roles: dict[str, str], pii: dict[str, set[str]]) -> dict[str, Any]:
+    columns = list(r["columns"] or [])
+    return {
+        "tableName": r["table_name"], "userId": r["user_id"], "userEmail": r["user_email"],
+        "userRole": roles.get(r["user_id"]) if r["user_id"] is not None else None,
+        "queryCount": int(r["query_count"]), "uniqueColumns": columns,
+        "hasPII": r["table_name"] in pii, "piiColumns": _pii_for(r["table_name"], columns, pii),
+        "firstAccess": iso_utc(r["first_access"]), "lastAccess": iso_utc(r["last_access"]),
+    }
+
+
+def user_activity_row(r: dict[str, Any], roles: dict[str, str], logins: dict[str, datetime]) -> dict[str, Any]:
+    uid = r["user_id"]
+    return {
+        "userId": uid, "userEmail": r["user_email"], "role": roles.get(uid) if uid is not None else None,
+        "totalQueries": int(r["total_queries"]), "tablesAccessed": list(r["tables"] or []),
+        "lastActiveAt": iso_utc(r["last_active_at"]), "lastLoginAt": iso_utc(logins.get(uid)) if uid else None,
+    }
+
+
+async def generate(db: Database, request: ReportRequest, *, limit: int, offset: int) -> dict[str, Any]:
+    """The JSON report: one page of rows (≤ the cap), the summary of the full result, paging facts."""
+    params = {**repo.window_params(request.org_id, request.window, request.filters), "limit": limit,
+              "offset": offset}
+    if request.report == "data-access":
+        sql = repo.data_access_sql(request.filters, paged=True)
+    else:
+        sql = repo.user_activity_sql(request.filters, paged=True)
+    rows_task = _read(db, sql, params)
+    maps_task = _maps(db, request.org_id, request.window.end if request.report == "user-activity" else None)
+    raw_rows, (roles, pii, logins) = await asyncio.gather(rows_task, maps_task)
+    if raw_rows:
+        head = raw_rows[0]
+    else:
+        summary_sql = (repo.data_access_summary_sql(request.filters) if request.report == "data-access"
+                       else repo.user_activity_summary_sql(request.filters))
+        head = await _read(db, summary_sql, params, one=True)
+    if request.report == "data-access":
+        rows = [data_access_row(r, roles, pii) for r in raw_rows]
+        summary = {"totalQueries": int(head["total_queries"]), "uniqueUsers": int(head["unique_users"]),
+                   "uniqueTables": int(head["unique_tables"]), "piiTablesAccessed": int(head["pii_tables"])}
+    else:
+        rows = [user_activity_row(r, roles, logins) for r in raw_rows]
+        summary = {"totalUsers": int(head["total_users"]), "activeUsers": int(head["active_users"]),
+                   "totalQueries": int(head["summary_total_queries"])}
+    total_rows = int(head["total_rows"])
+    return {
+        "rows": rows, "summary": summary, "filters": request.filters_dict(), "window": request.window.to_dict(),
+        "totalRows": total_rows, "truncated": offset + len(rows) < total_rows, "limit": limit, "offset": offset,
+        "generatedAt": iso_utc(datetime.now(UTC)),
+    }
+
+
+async def iter_rows(db: Database, request: ReportRequest) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every row of the report, in order, in chunks (constant memory), for CSV and full exports."""
+    params = repo.window_params(request.org_id, request.window, request.filters)
+    roles, pii, logins = await _maps(db, request.org_id,
+                                     request.window.end if request.report == "user-activity" else None)
+    if request.report == "data-access":
+        sql = repo.data_access_sql(request.filters, paged=False)
+    else:
+        sql = repo.user_activity_sql(request.filters, paged=False)
+    async with db.connection() as conn, conn.transaction():
+        async for chunk in repo.stream(conn, sql, params):
+            if request.report == "data-access":
+                yield [data_access_row(r, roles, pii) for r in chunk]
+            else:
+                yield [user_activity_row(r, roles, logins) for r in chunk]
+
+
+def filename(request: ReportRequest, org_slug: str, ext: str) -> str:
+    start, end = request.labels()
+    return report_filename(request.report, org_slug, start, end, ext)
+
+
+async def csv_stream(db: Database, request: ReportRequest, counter: list[int]) -> AsyncIterator[str]:
+    """The CSV export, header first, streamed chunk by chunk; ``counter[0]`` counts data rows."""
+    header, to_cells = CSV_FORMATS[request.report]
+    yield csv_chunk([header])
+    async for chunk in iter_rows(db, request):
+        counter[0] += len(chunk)
+        yield csv_chunk(to_cells(r) for r in chunk)
+
+
+async def org_slug(db: Database, org_id: str) -> str:
+    async with db.connection() as conn:
+        return await repo.org_slug(conn, org_id)
+
+
+async def record_report_action(db: Database, principal: Principal | None, request: ReportRequest, *,
+                               fmt: str, row_count: int, request_id: str, ip: str | None,
+                               status: str = "success", actor: str | None = None) -> None:
+    """Every report generation and export is itself evidence: who, which report, filters, format, rows."""
+    action = "compliance.report_export" if fmt in ("csv", "json-download") else "compliance.report_generate"
+    async with db.transaction() as conn:
+        await audit_repo.record_admin_action(
+            conn, org_id=request.org_id,
+            actor_id=principal.user_id if principal else actor, actor_email=principal.email if principal else actor,
+            action_type=action, target_type="compliance_report", target_id=request.report,
+            metadata={"reportType": request.report, "filters": request.filters_dict(),
+                      "window": request.window.to_dict(), "format": fmt, "rowCount": row_count},
+            request_id=request_id, ip_address=ip, status=status,
+            scope="workspace" if principal else "platform")
