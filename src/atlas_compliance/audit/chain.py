@@ -58,7 +58,7 @@ async def verify_chain(conn: AsyncConnection, org_id: str,
         live, gone = await repo.count_chain_rows(conn, key, after, upto)
         if broken is not None:
             first = _classify(broken, after)
-            checked += max(0, int(broken["seq"]) - after)
+            checked += max(0, int(broken["seq"]) - after - 1)  # rows verified before the break
             break
         checked += live + gone
         purged += gone
