@@ -86,11 +86,12 @@ pairs AS (
 page AS (
     SELECT p.*, u.email AS user_email, p.user_id IS NULL AS unull, coalesce(p.user_id, '') AS ukey
     FROM pairs p{_EMAIL_JOIN.format(alias="p")}
-    ORDER BY p.query_count DESC, p.table_name, u.email NULLS LAST, p.user_id NULLS LAST{page}
+    ORDER BY p.query_count DESC, p.table_name COLLATE "C", u.email COLLATE "C" NULLS LAST,
+             p.user_id COLLATE "C" NULLS LAST{page}
 ),
 cols AS (
     SELECT a.table_name, a.user_id IS NULL AS unull, coalesce(a.user_id, '') AS ukey,
-           array_agg(DISTINCT col ORDER BY col) AS columns
+           array_agg(DISTINCT col COLLATE "C" ORDER BY col COLLATE "C") AS columns
     FROM acc a
     JOIN page pg ON pg.table_name = a.table_name AND pg.unull = (a.user_id IS NULL)
         AND pg.ukey = coalesce(a.user_id, '')
@@ -101,7 +102,8 @@ SELECT pg.table_name, pg.user_id, pg.user_email, pg.query_count, pg.first_access
        coalesce(c.columns, '{{}}') AS columns{summary}
 FROM page pg
 LEFT JOIN cols c ON c.table_name = pg.table_name AND c.unull = pg.unull AND c.ukey = pg.ukey
-ORDER BY pg.query_count DESC, pg.table_name, pg.user_email NULLS LAST, pg.user_id NULLS LAST
+ORDER BY pg.query_count DESC, pg.table_name COLLATE "C", pg.user_email COLLATE "C" NULLS LAST,
+         pg.user_id COLLATE "C" NULLS LAST
 """
 
 
@@ -195,11 +197,11 @@ def user_activity_sql(filters: ReportFilters, *, paged: bool) -> str:
 WITH {_access_cte(filters)}, {_user_totals_cte(filters)}, {_user_rows_cte(filters)},
 page AS (
     SELECT * FROM rows
-    ORDER BY total_queries DESC, user_email NULLS LAST, user_id NULLS LAST{page}
+    ORDER BY total_queries DESC, user_email COLLATE "C" NULLS LAST, user_id COLLATE "C" NULLS LAST{page}
 ),
 tabs AS (
     SELECT a.user_id IS NULL AS unull, coalesce(a.user_id, '') AS ukey,
-           array_agg(DISTINCT a.table_name ORDER BY a.table_name) AS tables
+           array_agg(DISTINCT a.table_name COLLATE "C" ORDER BY a.table_name COLLATE "C") AS tables
     FROM acc a
     JOIN page pg ON pg.unull = (a.user_id IS NULL) AND pg.ukey = coalesce(a.user_id, '')
     GROUP BY 1, 2
@@ -208,7 +210,7 @@ SELECT pg.user_id, pg.user_email, pg.total_queries, pg.last_active_at,
        coalesce(t.tables, '{{}}') AS tables{summary}
 FROM page pg
 LEFT JOIN tabs t ON t.unull = pg.unull AND t.ukey = pg.ukey
-ORDER BY pg.total_queries DESC, pg.user_email NULLS LAST, pg.user_id NULLS LAST
+ORDER BY pg.total_queries DESC, pg.user_email COLLATE "C" NULLS LAST, pg.user_id COLLATE "C" NULLS LAST
 """
 
 
