@@ -6,6 +6,6 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
-    from . import admin, audit, reports
+    from . import admin, audit, classifications, reports
 
-    return [admin.router, audit.router, reports.router]
+    return [admin.router, audit.router, reports.router, classifications.router]

@@ -9,7 +9,7 @@ import typer
 from .. import __version__
 from ..config import get_settings
 from ..logging import configure_logging
-from . import admin, server
+from . import admin, audit, demo, pii, reports, server
 
 app = typer.Typer(
     name="atlas-compliance",
@@ -35,17 +35,7 @@ def root(version: bool = typer.Option(False, "--version", callback=_version, is_
     configure_logging(settings.log_level if settings.log_level.upper() == "DEBUG" else "WARNING")
 
 
-server.register(app)
-admin.register(app)
-
-for extra in ("atlas_compliance.cli.audit", "atlas_compliance.cli.reports", "atlas_compliance.cli.pii",
-              "atlas_compliance.cli.demo"):
-    try:
-        module = __import__(extra, fromlist=["register"])
-    except ModuleNotFoundError as exc:
-        if exc.name != extra:
-            raise
-        continue
+for module in (server, admin, audit, reports, pii, demo):
     module.register(app)
 
 

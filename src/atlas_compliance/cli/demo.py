@@ -1,0 +1,66 @@
+"""`demo`: a realistic Acme Health audit trail on the embedded database, then the API and console."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from ..auth import service as auth
+from ..config import get_settings
+from ..demo import hospital, seed
+from ..errors import AtlasError
+from ..logging import configure_logging
+from .common import console, fail
+from .server import serve_forever
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
+
+
+def demo(host: str = typer.Option(None, help="Interface to bind (default ATLAS_HOST or 127.0.0.1)."),
+         port: int = typer.Option(None, help="Port (default ATLAS_PORT or 8000)."),
+         queries: int = typer.Option(60_000, help="Approximate audit events to generate on first run."),
+         seed_only: bool = typer.Option(False, "--seed-only", help="Build the demo data, print logins, exit.")) -> None:
+    """Create the Acme Health demo (members, PII classifications, ~60,000 audited queries over 90 days)
+    on the embedded PostgreSQL (or DATABASE_URL), then serve the API and console. Re-runs reuse the data."""
+    settings = get_settings()
+    configure_logging("WARNING")
+    host = host or settings.host
+    port = port or settings.port
+
+    async def banner(db, bound_host: str, bound_port: int) -> None:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console,
+                      transient=True) as progress:
+            task = progress.add_task("ingesting the demo audit trail", total=None)
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            info = await seed.seed_demo(db, target=queries, progress=advance)
+        await seed.seed_classifications(db, info.org_id)
+        async with db.transaction() as conn:
+            token = await auth.create_personal_token(conn, org_slug=info.org_slug, email=info.admin_email,
+                                                     name="demo token", expires_in_seconds=7 * 86400)
+        base = f"http://{bound_host}:{bound_port}"
+        console.print(f"\n[bold]Atlas Compliance demo[/bold] — {hospital.ORG_NAME}: {info.audit_rows:,} audited "
+                      f"queries over 90 days ({'created' if info.created else 'reused'})")
+        console.print(f"  Console : {base}/admin/compliance")
+        console.print(f"  Log in  : {info.admin_email} / {hospital.DEMO_PASSWORD}  (admin)")
+        console.print(f"            {info.member_email} / {hospital.DEMO_PASSWORD}  (member: sees 403)")
+        console.print(f"  API docs: {base}/docs")
+        console.print(f"  Token   : {token['token']}  (personal access token, 7 days)")
+        today = date.today()
+        start = (today - timedelta(days=30)).isoformat()
+        console.print(f'  Try     : curl -H "Authorization: Bearer {token["token"]}" '
+                      f'"{base}/api/v1/admin/compliance/reports/data-access?startDate={start}&endDate={today}"')
+        console.print("  Stop with Ctrl-C.\n")
+        if seed_only:
+            raise SystemExit(0)
+
+    try:
+        serve_forever(settings, host, port, banner=banner)
+    except AtlasError as exc:
+        fail(exc.message)

@@ -1,0 +1,101 @@
+"""PII classification rules: listing, admin edits, bulk review, and sticky upserts of detections.
+
+Sticky means: a classification an admin reviewed or dismissed is never overwritten or un-dismissed by
+a later scan or upload; new detections arrive unreviewed; nothing is deleted because a scan stopped
+detecting it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from ..audit.extraction import normalize_table_name
+from ..errors import NotFound
+from . import repository as repo
+from .schemas import Classification, DetectionIn
+
+DEFAULT_STRATEGY = "partial"
+
+
+def to_out(row: dict[str, Any]) -> Classification:
+    return Classification(
+        id=row["id"], tableName=row["table_name"], columnName=row["column_name"],
+        connectionGroupId=row["connection_group_id"], category=row["category"], confidence=row["confidence"],
+        maskingStrategy=row["masking_strategy"], reviewed=row["reviewed"], dismissed=row["dismissed"],
+        method=row["method"], reason=row["reason"], evidence=row["evidence"], sourceId=row["source_id"],
+        createdAt=row["created_at"], updatedAt=row["updated_at"])
+
+
+def summarize(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
+    active = [r for r in rows if not r["dismissed"]]
+    return {"total": len(active), "highConfidence": sum(1 for r in active if r["confidence"] == "high"),
+            "unreviewed": sum(1 for r in active if not r["reviewed"]),
+            "tablesAffected": len({r["table_name"] for r in active}),
+            "dismissed": sum(1 for r in rows if r["dismissed"])}
+
+
+async def list_for_org(conn: AsyncConnection, org_id: str, *, table: str | None = None, category: str | None = None,
+                       reviewed: bool | None = None, include_dismissed: bool = False) -> list[dict[str, Any]]:
+    return await repo.list_classifications(
+        conn, org_id, table=normalize_table_name(table) if table else None, category=category, reviewed=reviewed,
+        include_dismissed=include_dismissed)
+
+
+async def update(conn: AsyncConnection, org_id: str, cid: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Apply only the fields the admin sent; unknown id → 404."""
+    row = await repo.update(conn, org_id, cid, changes)
+    if row is None:
+        raise NotFound(f"no PII classification with id {cid!r}", code="classification_not_found")
+    return row
+
+
+async def delete(conn: AsyncConnection, org_id: str, cid: str) -> None:
+    if not await repo.delete(conn, org_id, cid):
+        raise NotFound(f"no PII classification with id {cid!r}", code="classification_not_found")
+
+
+async def review(conn: AsyncConnection, org_id: str, ids: list[str] | None) -> list[str]:
+    return await repo.mark_reviewed(conn, org_id, ids)
+
+
+@dataclass
+class UpsertCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    kept_reviewed: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged,
+                "keptReviewed": self.kept_reviewed}
+
+
+def detection_record(d: DetectionIn) -> dict[str, Any]:
+    return {"table": normalize_table_name(d.tableName), "column": d.columnName.strip().lower(),
+            "group": d.connectionGroupId, "category": d.category, "confidence": d.confidence,
+            "strategy": d.maskingStrategy or DEFAULT_STRATEGY, "method": d.method, "reason": d.reason,
+            "evidence": d.evidence, "source_id": d.sourceId}
+
+
+async def upsert_detections(conn: AsyncConnection, org_id: str, detections: Iterable[dict[str, Any]]) -> UpsertCounts:
+    counts = UpsertCounts()
+    for d in detections:
+        existing = await repo.find_existing(conn, org_id, d["table"], d["column"], d.get("group"))
+        if existing is None:
+            await repo.insert_detection(conn, org_id, d)
+            counts.created += 1
+        elif existing["reviewed"] or existing["dismissed"]:
+            await repo.touch_seen(conn, existing["id"])
+            counts.kept_reviewed += 1
+        elif (existing["category"], existing["confidence"], existing["method"], existing["reason"],
+              existing["evidence"]) == (d["category"], d["confidence"], d["method"], d.get("reason"), d.get("evidence")):
+            await repo.touch_seen(conn, existing["id"])
+            counts.unchanged += 1
+        else:
+            await repo.refresh_detection(conn, existing["id"], d)
+            counts.updated += 1
+    return counts
