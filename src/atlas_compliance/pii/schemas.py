@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 Category = Literal["email", "phone", "ssn", "credit_card", "name", "ip_address", "date_of_birth", "address",
                    "passport", "driver_license", "other"]
@@ -38,11 +38,20 @@ class ClassificationList(BaseModel):
 
 
 class ClassificationUpdate(BaseModel):
+    """Only the fields sent are changed; an explicit null is refused."""
+
     model_config = ConfigDict(extra="forbid")
     category: Category | None = None
     maskingStrategy: Strategy | None = None
-    reviewed: bool | None = None
-    dismissed: bool | None = None
+    reviewed: StrictBool | None = None
+    dismissed: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> ClassificationUpdate:
+        for name in self.model_fields_set:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} must not be null")
+        return self
 
 
 class ReviewRequest(BaseModel):
