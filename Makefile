@@ -3,10 +3,14 @@ VENV_BIN = $(dir $(PY))
 
 .PHONY: install test lint typecheck pytest bench demo
 
-install:
+# A fresh checkout installs itself on first use (Python 3.11+).
+.venv/bin/atlas-compliance: pyproject.toml
 	python3 -m venv .venv
 	.venv/bin/pip install -q --upgrade pip
 	.venv/bin/pip install -q -e '.[dev]'
+	touch $@
+
+install: .venv/bin/atlas-compliance
 
 lint:
 	$(VENV_BIN)ruff check src tests bench
@@ -18,10 +22,11 @@ pytest:
 	$(VENV_BIN)pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 ## The whole suite: lint, types, tests (DATABASE_URL if set, else an embedded PostgreSQL).
-test: lint typecheck pytest
+test: install lint typecheck pytest
 
-bench:
+bench: install
 	$(PY) -m bench.run $(BENCH_ARGS)
 
-demo:
+## The product: the Acme Health demo on the embedded PostgreSQL, serving the console and API.
+demo: install
 	$(VENV_BIN)atlas-compliance demo

@@ -34,6 +34,20 @@ def serve(host: str = typer.Option(None, help="Interface to bind (default ATLAS_
         fail(exc.message)
 
 
+def _server_class():
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """Uvicorn re-raises SIGTERM/SIGINT after shutting down, which would kill the process before the
+        embedded PostgreSQL is stopped; here the signal only ends serving and cleanup runs normally."""
+
+        def handle_exit(self, sig, frame) -> None:
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()
+
+    return GracefulServer
+
+
 def serve_forever(settings, host: str, port: int, banner=None) -> None:
     """Run uvicorn until interrupted; the embedded database (if any) stops cleanly afterwards."""
     import uvicorn
@@ -46,7 +60,7 @@ def serve_forever(settings, host: str, port: int, banner=None) -> None:
                 app = create_app(db, settings)
                 config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
                                         lifespan="on")
-                server = uvicorn.Server(config)
+                server = _server_class()(config)
                 if banner is not None:
                     await banner(db, host, port)
                 else:
