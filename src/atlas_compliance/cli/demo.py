@@ -45,18 +45,18 @@ def demo(host: str = typer.Option(None, help="Interface to bind (default ATLAS_H
             token = await auth.create_personal_token(conn, org_slug=info.org_slug, email=info.admin_email,
                                                      name="demo token", expires_in_seconds=7 * 86400)
         base = f"http://{bound_host}:{bound_port}"
-        console.print(f"\n[bold]Atlas Compliance demo[/bold] — {hospital.ORG_NAME}: {info.audit_rows:,} audited "
+        typer.echo(f"\nAtlas Compliance demo — {hospital.ORG_NAME}: {info.audit_rows:,} audited "
                       f"queries over 90 days ({'created' if info.created else 'reused'})")
-        console.print(f"  Console : {base}/admin/compliance")
-        console.print(f"  Log in  : {info.admin_email} / {hospital.DEMO_PASSWORD}  (admin)")
-        console.print(f"            {info.member_email} / {hospital.DEMO_PASSWORD}  (member: sees 403)")
-        console.print(f"  API docs: {base}/docs")
-        console.print(f"  Token   : {token['token']}  (personal access token, 7 days)")
+        typer.echo(f"  Console : {base}/admin/compliance")
+        typer.echo(f"  Log in  : {info.admin_email} / {hospital.DEMO_PASSWORD}  (admin)")
+        typer.echo(f"            {info.member_email} / {hospital.DEMO_PASSWORD}  (member: sees 403)")
+        typer.echo(f"  API docs: {base}/docs")
+        typer.echo(f"  Token   : {token['token']}  (personal access token, 7 days)")
         today = date.today()
         start = (today - timedelta(days=30)).isoformat()
-        console.print(f'  Try     : curl -H "Authorization: Bearer {token["token"]}" '
-                      f'"{base}/api/v1/admin/compliance/reports/data-access?startDate={start}&endDate={today}"')
-        console.print("  Stop with Ctrl-C.\n")
+        typer.echo(f'  Try     : curl -H "Authorization: Bearer {token["token"]}" '
+                   f'"{base}/api/v1/admin/compliance/reports/data-access?startDate={start}&endDate={today}"')
+        typer.echo("  Stop with Ctrl-C.\n")
         if seed_only:
             raise SystemExit(0)
 

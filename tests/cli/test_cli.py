@@ -1,0 +1,122 @@
+"""The command line against the test database: bootstrap, ingest, reports, verify, retention, errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+
+import pytest
+from typer.testing import CliRunner
+
+from atlas_compliance.cli.main import app
+from atlas_compliance.config import get_settings
+
+
+@pytest.fixture()
+def cli(database_url, monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("ATLAS_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None, ok: bool = True):
+        result = runner.invoke(app, list(args), input=input)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    yield run
+    get_settings.cache_clear()
+
+
+def test_bootstrap_and_login(cli, client):
+    slug = f"cli-{uuid.uuid4().hex[:8]}"
+    assert f"created organization {slug}" in cli("orgs", "create", slug, "--name", "CLI Org").output
+    email = f"admin-{slug}@example.com"
+    out = cli("users", "create", email, "--org", slug, "--role", "admin", "--password-stdin",
+              input="a-long-password\n").output
+    assert f"created user {email} as admin of {slug}" in out
+    member = f"member-{slug}@example.com"
+    cli("users", "create", member, "--org", slug, "--role", "member", input="other-password\nother-password\n")
+    login = client.post("/api/v1/auth/login", json={"email": email, "password": "a-long-password"})
+    assert login.status_code == 200 and login.json()["role"] == "admin"
+    token = cli("tokens", "create", "--org", slug, "--user", email, "--expires-in", "30d").stdout.strip().splitlines()[-1]
+    assert client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}).json()["credential"] == "personal"
+    ingest = cli("tokens", "create", "--org", slug, "--ingest", "--name", "proxy").stdout.strip().splitlines()[-1]
+    assert ingest.startswith("atli_")
+    listing = cli("tokens", "list", "--org", slug).output
+    token_id = next(line.split("\t")[0] for line in listing.splitlines() if "\tpersonal\t" in line)
+    assert token not in listing and ingest not in listing
+    cli("tokens", "revoke", token_id)
+    assert client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert f"{member} is now admin of {slug}" in cli("members", "add", member, "--org", slug, "--role", "admin").output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("orgs", "create", "Bad Slug!", "--name", "x"), "invalid organization slug"),
+    (("users", "create", "x@y.example", "--org", "no-such-org", "--role", "admin", "--password-stdin"),
+     "no organization with slug"),
+    (("users", "create", "x@y.example", "--org", "no-such-org", "--role", "root", "--password-stdin"), "invalid role"),
+    (("tokens", "create", "--org", "x"), "exactly one of --user"),
+    (("tokens", "revoke", "not-a-token-id"), "no token with id"),
+    (("report", "data-access", "--org", "no-such-org", "--start", "2026-01-01", "--end", "2026-02-01"),
+     "no organization"),
+    (("report", "data-access", "--org", "x", "--start", "2026", "--end", "2026-02-01"), "invalid --start"),
+    (("retention", "set", "--org", "x", "--days", "soon"), "--days must be"),
+])
+def test_errors_are_one_line_without_traceback(cli, args, message):
+    result = cli(*args, input="a-long-password\n", ok=False)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if line.strip()]) <= 3
+
+
+def test_ingest_report_verify_retention(cli, tmp_path, make_org, sql):
+    org = make_org()
+    admin = org.add_user("admin")
+    events = [{"sql": f"SELECT id, email FROM patients WHERE id = {i}", "userId": admin.id,
+               "timestamp": f"2026-01-{i % 28 + 1:02d}T10:00:00Z", "sourceType": "postgres",
+               "tablesAccessed": ["patients"], "columnsByTable": {"patients": ["email", "id"]}} for i in range(40)]
+    ndjson = tmp_path / "events.ndjson"
+    ndjson.write_text("\n".join(json.dumps(e) for e in events[:30]) + "\n" + "{\"userId\": \"no sql\"}\n")
+    out = cli("ingest", str(ndjson), "--org", org.slug).output
+    assert "events.ndjson: 30 inserted, 0 already stored, 1 rejected" in out and "record 31" in out
+    assert "0 inserted, 30 already stored, 1 rejected" in cli("ingest", str(ndjson), "--org", org.slug).output
+    as_csv = tmp_path / "more.csv"
+    with open(as_csv, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["sql", "userId", "timestamp", "tablesAccessed", "success"])
+        writer.writeheader()
+        for e in events[30:]:
+            writer.writerow({"sql": e["sql"], "userId": e["userId"], "timestamp": e["timestamp"],
+                             "tablesAccessed": "patients", "success": "true"})
+    assert "10 inserted" in cli("ingest", str(as_csv), "--org", org.slug).output
+    as_json = tmp_path / "one.json"
+    as_json.write_text(json.dumps([{"sql": "SELECT 1", "timestamp": "2026-01-02T00:00:00Z"}]))
+    assert "1 inserted" in cli("ingest", str(as_json), "--org", org.slug).output
+    count = sql.execute("SELECT count(*) AS n FROM audit_log WHERE org_id = %s", (org.id,)).fetchone()["n"]
+    assert count == 41
+
+    table = cli("report", "data-access", "--org", org.slug, "--start", "2026-01-01", "--end", "2026-01-31").output
+    assert "totalQueries: 40" in table and "patients" in table
+    doc = json.loads(cli("report", "user-activity", "--org", org.slug, "--start", "2026-01-01", "--end",
+                         "2026-01-31", "--format", "json").stdout)
+    # 40 queries by the admin and the JSON file's one query with no user.
+    assert doc["summary"] == {"totalUsers": 1, "activeUsers": 1, "totalQueries": 41}
+    assert [(r["userEmail"], r["totalQueries"]) for r in doc["rows"]] == [(admin.email, 40), (None, 1)]
+    target = tmp_path / "da.csv"
+    cli("report", "data-access", "--org", org.slug, "--start", "2026-01-01", "--end", "2026-01-31", "--format",
+        "csv", "-o", str(target))
+    rows = list(csv.DictReader(io.StringIO(target.read_text(), newline="")))
+    assert [(r["table_name"], r["query_count"], r["unique_columns"]) for r in rows] == [("patients", "40", "email; id")]
+    logged = sql.execute("SELECT count(*) AS n FROM admin_action_log WHERE org_id = %s AND actor_id = 'system:cli'",
+                         (org.id,)).fetchone()["n"]
+    assert logged == 3
+
+    assert f"{org.slug}: OK, 41 rows checked" in cli("audit", "verify", "--org", org.slug).output
+    cli("retention", "set", "--org", org.slug, "--days", "30", "--hard-delete-delay", "0")
+    assert f"{org.slug}: 41 soft-deleted, 41 hard-deleted" in cli("retention", "purge", "--org", org.slug).output
+    assert "OK, 41 rows checked (41 purged" in cli("audit", "verify", "--org", org.slug).output
+    assert "unlimited" in cli("retention", "set", "--org", org.slug, "--days", "unlimited").output
