@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,28 +22,22 @@ _event_validator = AuditEventIn.model_validate
 class _CatalogCacheEntry:
     version: Any
     catalog: Catalog | None
-    checked_at: float
 
 
 _catalog_cache: dict[str, _CatalogCacheEntry] = {}
-CATALOG_TTL_SECONDS = 5.0
 
 
 async def org_catalog(conn: AsyncConnection, org_id: str) -> Catalog | None:
-    """The org's known schema (from PII scans), cached briefly per process."""
-    now = time.monotonic()
-    entry = _catalog_cache.get(org_id)
-    if entry is not None and now - entry.checked_at < CATALOG_TTL_SECONDS:
-        return entry.catalog
+    """The org's known schema (from PII scans); rebuilt only when a scan changed it."""
     version = await repo.catalog_version(conn, org_id)
+    entry = _catalog_cache.get(org_id)
     if entry is not None and entry.version == version:
-        entry.checked_at = now
         return entry.catalog
     catalog = None
     if version[1]:
         rows = await repo.load_catalog(conn, org_id)
         catalog = Catalog({r["table_name"]: tuple(r["columns"]) for r in rows})
-    _catalog_cache[org_id] = _CatalogCacheEntry(version, catalog, now)
+    _catalog_cache[org_id] = _CatalogCacheEntry(version, catalog)
     return catalog
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 
 import typer
@@ -9,15 +10,32 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from ..auth import service as auth
 from ..config import get_settings
-from ..demo import hospital, seed
+from ..demo import hospital, hospital_db, seed
 from ..errors import AtlasError
 from ..logging import configure_logging
+from ..pii import scanner
+from ..pii.scan_store import store_scan
 from .common import console, fail
 from .server import serve_forever
 
 
 def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
+
+
+async def _scan_hospital(db, org_id: str) -> str:
+    """Scan the demo's own `acme_hospital` database (created once) like a user would scan theirs."""
+    try:
+        url = await asyncio.to_thread(hospital_db.ensure_hospital_database, db.url)
+        result = await asyncio.to_thread(scanner.scan, url, schemas=["public", "analytics"], sample=200,
+                                         source_id="acme-hospital")
+    except Exception as exc:  # e.g. DATABASE_URL without CREATEDB: fall back to known classifications
+        await seed.seed_classifications(db, org_id)
+        return f"could not create the demo datasource ({str(exc).splitlines()[0]}); classifications seeded instead"
+    async with db.transaction() as conn:
+        counts = await store_scan(conn, org_id, result, actor="system:demo")
+    return (f"scanned acme_hospital: {result.tables} tables, {len(result.columns)} columns, "
+            f"{len(result.detections)} PII columns ({counts.created} new)")
 
 
 def demo(host: str = typer.Option(None, help="Interface to bind (default ATLAS_HOST or 127.0.0.1)."),
@@ -39,14 +57,18 @@ def demo(host: str = typer.Option(None, help="Interface to bind (default ATLAS_H
             def advance(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
+            org, _actors, _members, _created = await seed.ensure_people(db)
+            progress.update(task, description="scanning the demo hospital database for PII")
+            scanned = await _scan_hospital(db, org["id"])
+            progress.update(task, description="ingesting the demo audit trail")
             info = await seed.seed_demo(db, target=queries, progress=advance)
-        await seed.seed_classifications(db, info.org_id)
         async with db.transaction() as conn:
             token = await auth.create_personal_token(conn, org_slug=info.org_slug, email=info.admin_email,
                                                      name="demo token", expires_in_seconds=7 * 86400)
         base = f"http://{bound_host}:{bound_port}"
         typer.echo(f"\nAtlas Compliance demo — {hospital.ORG_NAME}: {info.audit_rows:,} audited "
                       f"queries over 90 days ({'created' if info.created else 'reused'})")
+        typer.echo(f"  PII     : {scanned}")
         typer.echo(f"  Console : {base}/admin/compliance")
         typer.echo(f"  Log in  : {info.admin_email} / {hospital.DEMO_PASSWORD}  (admin)")
         typer.echo(f"            {info.member_email} / {hospital.DEMO_PASSWORD}  (member: sees 403)")

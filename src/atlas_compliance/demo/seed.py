@@ -146,7 +146,7 @@ async def seed_demo(db: Database, *, target: int = 60_000, days: int = 90, progr
                     people=[(email, role) for _, email, role in members])
 
 
-# Until the scanner classifies the demo's own database, these are the columns a scan would find.
+# Fallback when the demo cannot create its own datasource to scan (e.g. DATABASE_URL without CREATEDB).
 SEEDED_PII = [
     ("patients", "first_name", "name"), ("patients", "last_name", "name"), ("patients", "date_of_birth", "date_of_birth"),
     ("patients", "ssn", "ssn"), ("patients", "email", "email"), ("patients", "phone", "phone"),
