@@ -123,7 +123,8 @@ def test_scan_is_stored_sticky_and_feeds_extraction(client, org, pg_source, sql)
 
 def test_credentials_are_never_stored_or_logged(client, org, pg_source, sql, caplog):
     secret = "s3cr3t-" + secrets.token_hex(4)
-    url = pg_source.replace("postgresql://postgres@", f"postgresql://postgres:{secret}@", 1)
+    url = pg_source.replace("postgresql://postgres@", f"postgresql://postgres:{secret}@", 1).replace(
+        "postgresql://postgres:@", f"postgresql://postgres:{secret}@", 1)
     if secret not in url:
         pytest.skip("the embedded server's URL has no user part to add a password to")
     caplog.set_level(logging.DEBUG)

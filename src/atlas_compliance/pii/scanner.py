@@ -78,16 +78,22 @@ def default_source_id(url: str) -> str:
     return f"{parsed.get_backend_name()}:{parsed.host or 'local'}/{parsed.database or ''}"
 
 
-def _begin_read_only(conn, backend: str, seconds: float) -> None:
-    ms = int(seconds * 1000)
+def _read_only_session(conn, backend: str, seconds: float) -> None:
+    """Before the transaction: the session may only read, and each statement has a time limit."""
+    if backend == "mariadb":
+        conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
+        conn.exec_driver_sql(f"SET SESSION max_statement_time = {float(seconds)}")
+    elif backend == "mysql":
+        conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
+        conn.exec_driver_sql(f"SET SESSION max_execution_time = {int(seconds * 1000)}")
+    elif backend == "sqlite":
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+
+
+def _read_only_transaction(conn, backend: str, seconds: float) -> None:
     if backend == "postgresql":
         conn.execute(text("SET TRANSACTION READ ONLY"))
-        conn.execute(text(f"SET LOCAL statement_timeout = {ms}"))
-    elif backend in ("mysql", "mariadb"):
-        conn.execute(text(f"SET SESSION max_statement_time = {seconds}") if backend == "mariadb"
-                     else text(f"SET SESSION max_execution_time = {ms}"))
-    elif backend == "sqlite":
-        conn.execute(text("PRAGMA query_only = ON"))
+        conn.execute(text(f"SET LOCAL statement_timeout = {int(seconds * 1000)}"))
 
 
 def _quote(engine: Engine, name: str) -> str:
@@ -111,11 +117,11 @@ def scan(url: str, *, schemas: list[str] | None = None, sample: int = 200, sourc
     if sample < 1 or sample > 10_000:
         raise BadRequest("--sample must be between 1 and 10000")
     engine = _engine(url)
-    backend = engine.dialect.name
     result = ScanResult(source_id=source_id or default_source_id(url))
     try:
-        inspector = inspect(engine)
-        targets = schemas or [inspector.default_schema_name]
+        inspector = inspect(engine)  # connects: the dialect now knows whether this is MariaDB
+        backend = "mariadb" if getattr(engine.dialect, "is_mariadb", False) else engine.dialect.name
+        targets: list[str | None] = list(schemas) if schemas else [inspector.default_schema_name]
         tables = [(schema, t) for schema in targets for t in inspector.get_table_names(schema=schema)]
         for index, (schema, table) in enumerate(tables, start=1):
             qualified = table if schema in (None, "public", "main", inspector.default_schema_name) else f"{schema}.{table}"
@@ -140,8 +146,11 @@ def _scan_table(engine: Engine, backend: str, schema: str | None, table: str, na
     found: list[ColumnResult] = []
     target = (_quote(engine, schema) + "." if schema and backend != "sqlite" else "") + _quote(engine, table)
     deadline = time.monotonic() + timeout
-    with engine.connect() as conn, conn.begin():
-        _begin_read_only(conn, backend, timeout)
+    with engine.connect() as conn:
+        _read_only_session(conn, backend, timeout)
+        conn.commit()  # end the implicit transaction so the next one starts read-only
+        trans = conn.begin()
+        _read_only_transaction(conn, backend, timeout)
         for ordinal, col in enumerate(columns, start=1):
             data_type = str(col["type"]).lower()
             column = col["name"]
@@ -154,6 +163,7 @@ def _scan_table(engine: Engine, backend: str, schema: str | None, table: str, na
             detection = detect_column(column, data_type, values)
             found.append(ColumnResult(table=name, column=column.lower(), data_type=data_type, ordinal=ordinal,
                                       sampled=len(values), detection=detection))
+        trans.rollback()  # nothing was written; end the read-only transaction
     return found
 
 

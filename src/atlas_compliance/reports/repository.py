@@ -244,7 +244,7 @@ async def stream(conn: AsyncConnection, sql: str, params: dict[str, Any], chunk:
         cur.itersize = chunk
         await cur.execute(sql, params)  # type: ignore[arg-type]
         while True:
-            rows = await cur.fetchmany(chunk)
+            rows: list[Row] = await cur.fetchmany(chunk)  # type: ignore[assignment]
             if not rows:
                 break
             yield rows

@@ -29,7 +29,7 @@ class ReportWindow:
     end: datetime  # exclusive, UTC
     tz: str
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, str | None]:
         return {"start": iso_utc(self.start), "end": iso_utc(self.end), "tz": self.tz}
 
     def utc_day_split(self) -> tuple[date, date, tuple[datetime, datetime], tuple[datetime, datetime]]:
