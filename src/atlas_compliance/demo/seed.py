@@ -119,7 +119,8 @@ async def seed_demo(db: Database, *, target: int = 60_000, days: int = 90, progr
     org, actors, members, created = await ensure_people(db)
     async with db.transaction() as conn:
         existing = await repo.audit_row_count(conn, org["id"])
-    if existing == 0:
+    created = existing == 0
+    if created:
         now = now or datetime.now(UTC)
         rng = random.Random(11)
         logins = []

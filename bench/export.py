@@ -1,0 +1,77 @@
+"""CSV export of ≥ 1,000,000 rows: streamed, with the server process's memory sampled throughout."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from .server import Server
+
+
+def csv_export(server: Server, token: str, *, expected_rows: int, days: int = 90, log=print) -> dict[str, Any]:
+    """Stream the Data Access CSV of the export org; return rows, bytes, time and server RSS figures."""
+    end = datetime.now(UTC).date()
+    params = {"startDate": (end - timedelta(days=days - 1)).isoformat(), "endDate": end.isoformat(), "format": "csv"}
+    headers = {"Authorization": f"Bearer {token}"}
+    url = server.base_url + "/api/v1/admin/compliance/reports/data-access"
+    with httpx.Client(timeout=600, headers=headers) as client:
+        warm = client.get(url, params={**params, "format": "json", "limit": 100})  # first-request costs not counted
+        if warm.status_code != 200:
+            raise SystemExit(f"export warm-up: HTTP {warm.status_code}: {warm.text[:300]}")
+        time.sleep(1.0)
+        before = server.rss()
+        peak = [before]
+        samples: list[tuple[float, int]] = []
+        stop = threading.Event()
+        began = time.perf_counter()
+
+        def sample() -> None:
+            while not stop.is_set():
+                rss = server.rss()
+                peak[0] = max(peak[0], rss)
+                samples.append((round(time.perf_counter() - began, 2), rss))
+                stop.wait(0.05)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        lines = 0
+        size = 0
+        first_byte = None
+        tail = b""
+        with client.stream("GET", url, params=params) as resp:
+            if resp.status_code != 200:
+                stop.set()
+                raise SystemExit(f"export: HTTP {resp.status_code}: {resp.read()[:300]!r}")
+            disposition = resp.headers.get("content-disposition", "")
+            for chunk in resp.iter_bytes():
+                if first_byte is None:
+                    first_byte = time.perf_counter() - began
+                lines += chunk.count(b"\r\n")
+                size += len(chunk)
+                tail = (tail + chunk)[-200:]
+        seconds = time.perf_counter() - began
+        stop.set()
+        sampler.join()
+        time.sleep(1.0)
+        after = server.rss()
+    rows = lines - 1  # the header line
+    growth_mb = (peak[0] - before) / 2**20
+    errors = []
+    if rows != expected_rows:
+        errors.append(f"CSV has {rows:,} data rows, expected {expected_rows:,}")
+    if not tail.endswith(b"\r\n"):
+        errors.append("CSV does not end with CRLF (truncated stream?)")
+    log(f"  CSV export: {rows:,} rows, {size / 2**20:.0f} MB in {seconds:.1f}s ({rows / seconds:,.0f} rows/s, "
+        f"first byte {first_byte or 0:.2f}s); server RSS {before / 2**20:.0f} MB → peak {peak[0] / 2**20:.0f} MB "
+        f"(+{growth_mb:.1f} MB) → {after / 2**20:.0f} MB after")
+    step = max(1, len(samples) // 40)
+    return {"rows": rows, "expected_rows": expected_rows, "bytes": size, "seconds": round(seconds, 2),
+            "rows_per_s": round(rows / seconds), "first_byte_s": round(first_byte or 0, 3),
+            "rss_before_mb": round(before / 2**20, 1), "rss_peak_mb": round(peak[0] / 2**20, 1),
+            "rss_after_mb": round(after / 2**20, 1), "growth_mb": round(growth_mb, 1), "target_growth_mb": 100,
+            "pass": growth_mb < 100 and not errors, "content_disposition": disposition,
+            "rss_samples_mb": [(t, round(r / 2**20, 1)) for t, r in samples[::step]], "errors": errors}
