@@ -114,3 +114,27 @@ def test_plain_sql_insert_joins_the_chain_and_reports(client, org, sql):
     report = client.get("/api/v1/admin/compliance/reports/data-access",
                         params={"startDate": "2026-02-01", "endDate": "2026-02-28"}, headers=admin.headers).json()
     assert [(r["tableName"], r["userId"], r["uniqueColumns"]) for r in report["rows"]] == [("users", "ext", ["email"])]
+
+
+def test_concurrent_batches_with_the_same_ids_store_each_event_once(client, org, sql):
+    """Two writers retrying the same batch at once: each event is stored once, the chain stays valid."""
+    import asyncio
+
+    from atlas_compliance.audit import service
+
+    events = [{"eventId": f"dup{i}", "sql": f"SELECT {i}", "tablesAccessed": ["t"]} for i in range(300)]
+    db = client.app.state.db
+
+    async def one_writer():
+        async with db.transaction() as conn:
+            return await service.ingest_events(conn, org.id, events)
+
+    async def both():
+        return await asyncio.gather(one_writer(), one_writer())
+
+    first, second = client.portal.call(both)
+    assert sorted([first.inserted, second.inserted]) == [0, 300]
+    assert first.duplicates + second.duplicates == 300
+    assert count(sql, org) == 300
+    admin = org.add_user("admin")
+    assert client.get("/api/v1/admin/audit/verify", headers=admin.headers).json()["ok"] is True
