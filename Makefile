@@ -19,7 +19,8 @@ typecheck:
 	$(VENV_BIN)mypy
 
 pytest:
-	$(VENV_BIN)pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(VENV_BIN)pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests
+	$(VENV_BIN)pytest -q -p no:cacheprovider --doctest-modules src/atlas_compliance --ignore=src/atlas_compliance/db/migrations
 
 ## The whole suite: lint, types, tests (DATABASE_URL if set, else an embedded PostgreSQL).
 test: install lint typecheck pytest

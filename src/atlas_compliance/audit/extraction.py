@@ -111,6 +111,30 @@ def _error(message: str) -> AccessInfo:
     return AccessInfo(tables=(), columns_by_table={}, columns=(), parse_error=message[:200])
 
 
+# Literal values never change which tables and columns a statement touches, so texts that differ only
+# in their literals (ids, dates, strings) and comments share one parse: the cache is keyed by shape.
+_LITERALS = re.compile(r"""'(?:[^'\\]|\\.|'')*'|/\*.*?\*/|--[^\n]*|(?<![\w.$"`])\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?![\w"`])""",
+                       re.DOTALL)
+
+
+def _literal_free(match: re.Match[str]) -> str:
+    token = match.group(0)
+    if token.startswith("'"):
+        return "''"
+    if token.startswith(("/*", "--")):
+        return " "
+    return "0"
+
+
+def sql_shape(sql: str) -> str:
+    """The SQL text with literals and comments blanked out.
+
+    >>> sql_shape("SELECT a FROM t1 WHERE id = 42 AND name = 'O''Brien'")
+    "SELECT a FROM t1 WHERE id = 0 AND name = ''"
+    """
+    return _LITERALS.sub(_literal_free, sql)
+
+
 def extract_access(sql: str, dialect: str | None = None, catalog: Catalog | None = None) -> AccessInfo:
     """Tables read or written and the columns of each table read, for every statement of ``sql``.
 
@@ -118,6 +142,10 @@ def extract_access(sql: str, dialect: str | None = None, catalog: Catalog | None
     """
     if not isinstance(sql, str) or not sql.strip():
         return _error("empty SQL text")
+    if len(sql) <= 100_000:
+        info = _extract_cached(sql_shape(sql), dialect, catalog)
+        if info.parse_error is None:
+            return info
     return _extract_cached(sql, dialect, catalog)
 
 
