@@ -54,6 +54,11 @@ def create_app(db: Database, settings: Settings | None = None, *, manage_pool: b
     app.include_router(health.router)
     app.include_router(auth_routes.router)
     _include_optional_routers(app)
+    from fastapi.staticfiles import StaticFiles
+
+    from .console.routes import STATIC_DIR
+
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.add_middleware(RequestContextMiddleware)
     return app
 

@@ -13,8 +13,9 @@ from fastapi import Depends, Request
 from ..auth import service as auth_service
 from ..auth.schemas import Principal
 from ..config import Settings
+from ..console import csrf
 from ..db.pool import Database
-from ..errors import Unauthorized
+from ..errors import Forbidden, Unauthorized
 
 SESSION_COOKIE = "atlas_session"
 
@@ -37,6 +38,9 @@ def bearer_token(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE)
 
 
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
 async def get_principal(request: Request) -> Principal:
     token = bearer_token(request)
     if not token:
@@ -45,6 +49,11 @@ async def get_principal(request: Request) -> Principal:
     db: Database = request.app.state.db
     async with db.transaction() as conn:
         principal = await auth_service.authenticate(conn, token)
+        if not request.headers.get("authorization") and request.method not in SAFE_METHODS:
+            # Cookie-authenticated writes come from the console: they must carry its CSRF token.
+            secret = await csrf.installation_secret(conn)
+            if not csrf.valid(token, request.headers.get("x-csrf-token"), secret):
+                raise Forbidden("missing or invalid CSRF token: reload the page", code="csrf_failed")
     request.state.principal = principal
     return principal
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
+    from ..console import routes as console
     from . import admin, audit, classifications, reports
 
-    return [admin.router, audit.router, reports.router, classifications.router]
+    return [admin.router, audit.router, reports.router, classifications.router, console.router]

@@ -151,7 +151,7 @@ def detect_column(name: str, data_type: str | None, values: Iterable[object]) ->
     if hint and (allowed is None or hint[0] in allowed):
         category, words = hint
         return Detection(category=category, confidence="medium", method="column_name",
-                         reason=f"column name {name!r} names {category.replace('_', ' ')} ({words!r})",
+                         reason=f"column name {name!r} contains {words!r}",
                          evidence=Evidence(sampled=len(texts), matched=0, examples=examples),
                          masking_strategy=rules.DEFAULT_MASKING[category])
     if family == "inet":
