@@ -1,0 +1,132 @@
+"""Real HTTP servers for the client tests: uvicorn in a thread, or `atlas-compliance serve` as a process.
+
+Both serve the session's test database, so `org` fixtures (made through the TestClient app) and the
+`sql` fixture see the same rows the client's requests store.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from atlas_compliance.app import create_app
+from atlas_compliance.config import Settings
+from atlas_compliance.db.pool import Database
+
+READY_SECONDS = 30.0
+
+
+def free_port() -> int:
+    """A port nothing listens on (the OS picked it; we close it again)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(base_url: str, seconds: float = READY_SECONDS, process: subprocess.Popen | None = None) -> None:
+    """Poll /readyz until it answers 200; fail after ``seconds`` (or when the process died)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server process exited with {process.returncode}")
+        try:
+            if httpx.get(base_url + "/readyz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{base_url} was not ready after {seconds} s")
+
+
+@dataclass
+class LiveServer:
+    """The app served by uvicorn in a background thread of the test process."""
+
+    port: int
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+def start_live_server(settings: Settings, port: int) -> LiveServer:
+    db = Database(settings.database_url, max_size=4, timeout=settings.db_timeout)
+    app = create_app(db, settings, manage_pool=True)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    live = LiveServer(port, server, thread)
+    wait_ready(live.url)
+    return live
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    live = start_live_server(settings, free_port())
+    yield live
+    live.stop()
+
+
+@pytest.fixture()
+def start_server(settings: Settings) -> Iterator[Callable[[int], LiveServer]]:
+    """Start another threaded server on a given port (stopped after the test)."""
+    started: list[LiveServer] = []
+
+    def start(port: int) -> LiveServer:
+        live = start_live_server(settings, port)
+        started.append(live)
+        return live
+
+    yield start
+    for live in started:
+        live.stop()
+
+
+def _serve_command(port: int) -> list[str]:
+    script = Path(sys.executable).with_name("atlas-compliance")
+    executable = str(script) if script.exists() else shutil.which("atlas-compliance")
+    if executable is None:
+        pytest.skip("the atlas-compliance command is not installed")
+    return [executable, "serve", "--host", "127.0.0.1", "--port", str(port)]
+
+
+@pytest.fixture()
+def serve_process(database_url: str, tmp_path: Path) -> Iterator[Callable[[int], subprocess.Popen]]:
+    """Start `atlas-compliance serve --port P` as a child process; every one is killed after the test."""
+    processes: list[subprocess.Popen] = []
+    env = {**os.environ, "DATABASE_URL": database_url, "ATLAS_LOG_LEVEL": "WARNING",
+           "ATLAS_DATA_DIR": str(tmp_path / "data")}
+
+    def start(port: int) -> subprocess.Popen:
+        process = subprocess.Popen(_serve_command(port), env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE)
+        processes.append(process)
+        wait_ready(f"http://127.0.0.1:{port}", process=process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=15)
+        if process.stderr is not None:
+            process.stderr.close()
