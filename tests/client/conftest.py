@@ -117,10 +117,13 @@ def serve_process(database_url: str, tmp_path: Path) -> Iterator[Callable[[int],
            "ATLAS_DATA_DIR": str(tmp_path / "data")}
 
     def start(port: int) -> subprocess.Popen:
-        process = subprocess.Popen(_serve_command(port), env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE)
+        with open(tmp_path / f"serve-{len(processes)}.log", "wb") as log:  # a file: a pipe could fill up
+            process = subprocess.Popen(_serve_command(port), env=env, cwd=tmp_path, stdout=log, stderr=log)
         processes.append(process)
-        wait_ready(f"http://127.0.0.1:{port}", process=process)
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", process=process)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"{exc}; its output:\n{(tmp_path / f'serve-{len(processes) - 1}.log').read_text()}") from None
         return process
 
     yield start
@@ -128,5 +131,3 @@ def serve_process(database_url: str, tmp_path: Path) -> Iterator[Callable[[int],
         if process.poll() is None:
             process.kill()
         process.wait(timeout=15)
-        if process.stderr is not None:
-            process.stderr.close()

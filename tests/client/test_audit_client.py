@@ -1,152 +1,196 @@
-"""AuditClient and the SQLAlchemy hook against a real server and a real PostgreSQL."""
+"""AuditClient against a real HTTP server and the test PostgreSQL: delivery, bounds, retries, failures."""
 
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
-import uuid
 
+import httpx
 import pytest
-import sqlalchemy as sa
 
-from atlas_compliance.client import AuditClient, AuditQueueFull, instrument_engine
-from tests.helpers_server import ThreadServer, free_port, start_process, wait_ready
-
-
-@pytest.fixture(scope="module")
-def server(database_url, settings):
-    with ThreadServer(database_url, settings) as srv:
-        yield srv
+from atlas_compliance.client import AuditClient, AuditClientError, AuditQueueFull, FailedEvent
+from tests.client.conftest import free_port
 
 
-def stored(sql, org):
+def stored(sql, org) -> dict:
     return sql.execute("SELECT count(*) AS n, count(DISTINCT event_id) AS ids FROM audit_log WHERE org_id = %s",
                        (org.id,)).fetchone()
 
 
-def test_events_arrive_exactly_once(server, org, sql):
-    with AuditClient(server.base, org.ingest_key(), batch_size=50, flush_interval=0.05) as audit:
-        ids = [audit.record(f"SELECT {i} FROM t", userId="u1", durationMs=i) for i in range(120)]
-        audit.flush(timeout=30)
-        assert audit.stats.inserted == 120 and audit.stats.queued == 0
-    assert stored(sql, org) == {"n": 120, "ids": 120}
-    got = {r["event_id"] for r in sql.execute("SELECT event_id FROM audit_log WHERE org_id = %s", (org.id,))}
-    assert got == set(ids)
+def stored_ids(sql, org) -> set[str]:
+    return {r["event_id"] for r in sql.execute("SELECT event_id FROM audit_log WHERE org_id = %s", (org.id,))}
 
 
-def test_rejected_events_are_reported_not_dropped_silently(server, org, sql):
-    errors = []
-    with AuditClient(server.base, org.ingest_key(), flush_interval=0.05,
-                     on_error=lambda message, events: errors.append((message, len(events)))) as audit:
+def test_events_arrive_exactly_once_with_the_clients_event_ids(live_server, org, sql):
+    with AuditClient(live_server.url, org.ingest_key(), batch_size=7, flush_interval=0.05) as audit:
+        ids = [audit.record(f"SELECT name FROM patients WHERE id = {i}", userId=f"u{i % 3}", durationMs=i,
+                            rowCount=1, sourceType="postgres", actorKind="agent") for i in range(50)]
+    assert all(i.startswith("ac-") and len(i) == 35 for i in ids) and len(set(ids)) == 50
+    assert stored(sql, org) == {"n": 50, "ids": 50}
+    assert stored_ids(sql, org) == set(ids)
+    assert audit.stats.sent == 50 and audit.stats.inserted == 50 and audit.stats.queued == 0
+    row = sql.execute("SELECT * FROM audit_log WHERE org_id = %s AND event_id = %s", (org.id, ids[4])).fetchone()
+    assert (row["sql"], row["user_id"], row["duration_ms"], row["row_count"], row["actor_kind"]) == (
+        "SELECT name FROM patients WHERE id = 4", "u1", 4, 1, "agent")
+    assert row["tables_accessed"] == ["patients"]  # the server extracted it
+    assert abs(time.time() - row["timestamp"].timestamp()) < 60  # stamped at record time
+
+
+def test_resent_event_ids_count_as_duplicates(live_server, org, sql):
+    events = [{"sql": f"SELECT {i}", "eventId": f"fixed-{i}", "timestamp": "2026-03-01T09:15:00+01:00"}
+              for i in range(10)]
+    for _ in range(2):
+        with AuditClient(live_server.url, org.ingest_key(), flush_interval=0.05) as audit:
+            for event in events:
+                audit.record_event(event)
+    assert (audit.stats.inserted, audit.stats.duplicates) == (0, 10)
+    assert stored(sql, org) == {"n": 10, "ids": 10}
+    first = sql.execute("SELECT timestamp FROM audit_log WHERE org_id = %s AND event_id = 'fixed-0'",
+                        (org.id,)).fetchone()
+    assert first["timestamp"].isoformat() == "2026-03-01T08:15:00+00:00"
+
+
+def test_flush_sends_a_partial_batch_at_once_and_close_is_final(live_server, org, sql):
+    audit = AuditClient(live_server.url, org.ingest_key(), batch_size=100, flush_interval=3600)
+    audit.record("SELECT 1")  # the first event of an idle client leaves at once; the next ones would wait
+    audit.record("SELECT 2")
+    audit.record("SELECT 3")
+    started = time.monotonic()
+    audit.flush(timeout=10)
+    assert time.monotonic() - started < 5 and stored(sql, org)["n"] == 3
+    audit.record("SELECT 4")
+    audit.close(timeout=10)
+    assert stored(sql, org)["n"] == 4
+    with pytest.raises(AuditClientError, match="closed"):
+        audit.record("SELECT 5")
+    audit.close()  # idempotent
+    with AuditClient(live_server.url, "atli_x") as other, pytest.raises(TypeError, match="user_id"):
+        other.record("SELECT 1", user_id="u1")  # fields use the API's camelCase names
+
+
+def test_full_queue_raises_and_nothing_is_dropped_silently(org):
+    reported: list[FailedEvent] = []
+    audit = AuditClient(f"http://127.0.0.1:{free_port()}", org.ingest_key(), max_queue=3, on_full="raise",
+                        max_retries=None, backoff_base=0.02, backoff_max=0.05, on_error=reported.extend)
+    ids = [audit.record(f"SELECT {i}") for i in range(3)]
+    with pytest.raises(AuditQueueFull, match="max_queue=3"):
+        audit.record("SELECT 3")
+    assert audit.stats.queued == 3
+    time.sleep(0.3)
+    assert audit.stats.retries >= 2 and audit.stats.sent == 0
+    with pytest.raises(AuditClientError, match="timed out"):
+        audit.flush(timeout=0.2)
+    with pytest.raises(AuditClientError, match="timed out"):
+        audit.close(timeout=0.2)
+    # What could not be delivered went to on_error with the reason, and is counted.
+    assert [f.event["eventId"] for f in reported] == ids
+    assert {f.reason for f in reported} == {"the client closed before they were delivered"}
+    assert audit.stats.failed == 3 and audit.stats.queued == 0
+
+
+def test_blocked_producer_resumes_when_the_server_appears_and_retries_store_once(org, sql, start_server):
+    port = free_port()  # nothing listens yet: every request fails to connect and is retried
+    audit = AuditClient(f"http://127.0.0.1:{port}", org.ingest_key(), batch_size=3, max_queue=4,
+                        flush_interval=0.01, max_retries=None, backoff_base=0.05, backoff_max=0.2)
+    ids: list[str] = []
+    producer = threading.Thread(target=lambda: ids.extend(audit.record(f"SELECT {i}") for i in range(20)))
+    producer.start()
+    time.sleep(0.5)
+    assert producer.is_alive() and audit.stats.queued == 4 and audit.stats.retries >= 1
+    with pytest.raises(AuditQueueFull, match="stayed full"):
+        audit.record("SELECT 'extra'", timeout=0.1)
+    start_server(port)
+    producer.join(timeout=30)
+    assert not producer.is_alive()
+    audit.close(timeout=30)
+    assert stored(sql, org) == {"n": 20, "ids": 20} and stored_ids(sql, org) == set(ids)
+    assert audit.stats.inserted + audit.stats.duplicates == 20 and audit.stats.failed == 0
+
+
+def test_events_the_server_rejects_are_reported(live_server, org, sql):
+    reported: list[FailedEvent] = []
+    with AuditClient(live_server.url, org.ingest_key(), flush_interval=0.05, on_error=reported.extend) as audit:
         audit.record("SELECT 1")
-        audit.record_event({"sql": "SELECT 2", "actorKind": "robot"})
-        audit.flush(timeout=30)
-        assert audit.stats.rejected == 1
-    assert errors and errors[0][1] == 1 and "actorKind" in errors[0][0]
-    bad_key = []
-    with AuditClient(server.base, "atli_not-a-key", flush_interval=0.05,
-                     on_error=lambda message, events: bad_key.append(message)) as audit:
-        audit.record("SELECT 1")
-        audit.flush(timeout=30)
-        assert audit.stats.failed == 1
-    assert "401" in bad_key[0]
+        bad = audit.record("SELECT 2", actorKind="robot")
+        nul = audit.record("SELECT '\x00'")
+        audit.flush(timeout=10)  # individual rejections are reported, not raised
+    assert sorted(f.event["eventId"] for f in reported) == sorted([bad, nul])
+    reasons = {f.event["eventId"]: f.reason for f in reported}
+    assert "actorKind" in reasons[bad] and "NUL" in reasons[nul]
+    assert (audit.stats.inserted, audit.stats.rejected, audit.stats.failed) == (1, 2, 0)
     assert stored(sql, org)["n"] == 1
 
 
-def test_full_queue_raises_or_blocks(org):
-    port = free_port()  # nothing listens: events cannot leave the queue
-    audit = AuditClient(f"http://127.0.0.1:{port}", org.ingest_key(), max_queue=3, on_full="raise",
-                        backoff_base=0.05, backoff_max=0.1, max_retries=-1, flush_interval=0.01)
-    for i in range(3):
-        audit.record(f"SELECT {i}")
-    with pytest.raises(AuditQueueFull):
-        audit.record("SELECT 3")
-    audit.on_full = "block"
-    with pytest.raises(AuditQueueFull):
-        audit.record("SELECT 4", timeout=0.3)
-    assert audit.stats.queued == 3
-    audit.max_retries = 0  # let the sender give up so close() returns
-    audit.close(timeout=5)
+def test_a_refused_batch_is_reported_and_not_retried(live_server, org, sql):
+    reported: list[FailedEvent] = []
+    audit = AuditClient(live_server.url, "atli_not-a-real-key", flush_interval=0.05, on_error=reported.extend)
+    audit.record("SELECT 1")
+    audit.record("SELECT 2")
+    with pytest.raises(AuditClientError, match="HTTP 401"):
+        audit.flush(timeout=10)
+    audit.close(timeout=10)
+    assert [f.status for f in reported] == [401, 401] and "refused" in reported[0].reason
+    assert (audit.stats.failed, audit.stats.retries, audit.stats.sent) == (2, 0, 0)
 
 
-def test_retries_until_the_server_appears(database_url, settings, org, sql):
-    """The client starts while nothing listens, retries, and stores every event once."""
-    port = free_port()
-    audit = AuditClient(f"http://127.0.0.1:{port}", org.ingest_key(), batch_size=25, flush_interval=0.05,
-                        backoff_base=0.1, backoff_max=0.5, max_retries=-1)
-    for i in range(100):
-        audit.record(f"SELECT {i}")
-    time.sleep(0.5)
-    assert audit.stats.retries >= 1 and audit.stats.inserted == 0
-    proc = start_process(database_url, port)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}")
-        audit.close(timeout=60)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-    assert stored(sql, org) == {"n": 100, "ids": 100}
+def test_requests_stay_under_8_mb(live_server, org, sql):
+    # 20 events of ~900 kB: one batch of 500 would be 18 MB, over the server's 10 MB limit.
+    big = "SELECT '" + "x" * 900_000 + "'"
+    with AuditClient(live_server.url, org.ingest_key(), batch_size=500, flush_interval=0.05) as audit:
+        for _ in range(20):
+            audit.record(big, tablesAccessed=[])
+    assert audit.stats.inserted == 20 and audit.stats.failed == 0
+    assert stored(sql, org)["n"] == 20
 
 
-def test_server_killed_mid_stream_loses_and_duplicates_nothing(client, database_url, org, sql):
+def test_interpreter_exit_flushes(live_server, org, sql):
+    script = textwrap.dedent(f"""
+        from atlas_compliance.client import AuditClient
+        audit = AuditClient({live_server.url!r}, {org.ingest_key()!r}, flush_interval=3600)
+        for i in range(25):
+            audit.record(f"SELECT {{i}}")
+        # no close(): the atexit hook flushes
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert stored(sql, org) == {"n": 25, "ids": 25}
+
+
+@pytest.mark.slow
+def test_server_killed_mid_stream_stores_every_event_exactly_once(org, sql, serve_process):
+    total = 30_000
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = start_process(database_url, port)
-    wait_ready(base)
-    audit = AuditClient(base, org.ingest_key(), batch_size=2000, flush_interval=0.05, backoff_base=0.2,
-                        backoff_max=1.0, max_retries=-1, max_queue=50_000)
-    total = 30_000
-    producer = threading.Thread(target=lambda: [audit.record(f"SELECT id FROM t{i % 40} WHERE id = {i}",
-                                                             userId=f"u{i % 9}") for i in range(total)])
-    producer.start()
-    while audit.stats.inserted < 4000:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
-    time.sleep(0.5)
-    proc = start_process(database_url, port)
-    try:
-        wait_ready(base)
-        producer.join(timeout=120)
-        audit.close(timeout=180)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    server = serve_process(port)
+    audit = AuditClient(base, org.ingest_key(), batch_size=2_000, flush_interval=0.05, max_retries=None,
+                        backoff_base=0.1, backoff_max=1.0, timeout=30)
+    started = time.monotonic()
+    ids = [audit.record(f"SELECT id, name FROM t{i % 50} WHERE id = {i}", userId=f"u{i % 7}",
+                        sourceType="postgres") for i in range(total)]
+    while audit.stats.sent < 4_000:  # two batches acknowledged: the stream is under way
+        assert time.monotonic() - started < 120, audit.stats
+        time.sleep(0.01)
+    server.send_signal(signal.SIGKILL)
+    server.wait(timeout=10)
+    killed_at = audit.stats
+    assert killed_at.sent < total
+    time.sleep(1.0)  # the client meets refused connections meanwhile
+    serve_process(port)
+    restarted = time.monotonic()
+    audit.close(timeout=240)
+    finished = time.monotonic()
+    print(f"\nkill test: killed after {killed_at.sent:,} acknowledged events; restart + drain "
+          f"{finished - restarted:.1f} s; total {finished - started:.1f} s; {audit.stats}")
+
     assert stored(sql, org) == {"n": total, "ids": total}
+    assert stored_ids(sql, org) == set(ids)
+    stats = audit.stats
+    assert stats.retries >= 1 and stats.failed == 0 and stats.rejected == 0
+    assert stats.inserted + stats.duplicates == total  # a batch committed before the kill comes back as duplicates
     admin = org.add_user("admin")
-    verify = client.get("/api/v1/admin/audit/verify", headers=admin.headers).json()
-    assert verify["ok"] is True and verify["rowsChecked"] == total
-
-
-def test_sqlalchemy_engine_is_instrumented(server, database_url, org, sql):
-    schema = f"hook_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine("postgresql+psycopg://" + database_url.split("://", 1)[1])
-    audit = AuditClient(server.base, org.ingest_key(), flush_interval=0.05)
-    handle = instrument_engine(engine, audit, user=lambda: "analyst-7", source_id="crm-prod")
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-        conn.execute(sa.text(f"CREATE TABLE {schema}.customers (id int, email text)"))
-        conn.execute(sa.text(f"INSERT INTO {schema}.customers VALUES (1, 'a@b.example'), (2, 'c@d.example')"))
-        emails = conn.execute(sa.text(f"SELECT email FROM {schema}.customers WHERE id = :id"), {"id": 2}).all()
-        conn.execute(sa.text(f"UPDATE {schema}.customers SET email = 'x@y.example' WHERE id = 1"))
-    assert emails == [("c@d.example",)]
-    with pytest.raises(sa.exc.ProgrammingError), engine.connect() as conn:
-        conn.execute(sa.text(f"SELECT nope FROM {schema}.customers"))
-    handle.remove()
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-    audit.close(timeout=30)
-    rows = sql.execute("SELECT sql, success, error, row_count, user_id, source_type, source_id, tables_accessed "
-                       "FROM audit_log WHERE org_id = %s AND sql LIKE %s ORDER BY chain_seq",
-                       (org.id, f"%{schema}.customers%")).fetchall()
-    by_kind = {r["sql"].split()[0]: r for r in rows if r["success"]}
-    assert by_kind["INSERT"]["row_count"] == 2 and by_kind["UPDATE"]["row_count"] == 1
-    select = by_kind["SELECT"]
-    assert "%(id)s" in select["sql"] and "c@d.example" not in select["sql"]  # placeholders, never values
-    assert select["tables_accessed"] == [f"{schema}.customers"]
-    failure = next(r for r in rows if not r["success"])
-    assert "nope" in failure["error"] and "does not exist" in failure["error"]
-    assert {r["user_id"] for r in rows} == {"analyst-7"} and {r["source_type"] for r in rows} == {"postgres"}
-    assert {r["source_id"] for r in rows} == {"crm-prod"}
-    assert not any("DROP SCHEMA" in r["sql"] for r in rows)  # removed before the cleanup
+    verify = httpx.get(base + "/api/v1/admin/audit/verify", headers=admin.headers, timeout=60).json()
+    assert verify["ok"] is True and verify["rowsChecked"] == total, verify

@@ -59,3 +59,18 @@ def test_cache_hit_rows_without_tables_still_count_as_activity(client, org):
     da = client.get(DA, params=WINDOW, headers=admin.headers).json()
     assert da["summary"]["totalQueries"] == 1  # the reference said 3
     assert sorted(r["tableName"] for r in da["rows"]) == ["orders", "products", "users"]
+
+
+def test_tables_with_more_than_64_columns_keep_every_column(client, org):
+    """Rollups store columns as a 64-bit mask per table; the rest are kept by name."""
+    admin = org.add_user("admin")
+    wide = [f"col{i:03d}" for i in range(70)]
+    ingest(client, org, [
+        {"sql": "a", "userId": admin.id, "timestamp": "2026-04-10T08:00:00Z", "columnsByTable": {"wide": wide[:40]}},
+        {"sql": "b", "userId": admin.id, "timestamp": "2026-04-11T08:00:00Z", "columnsByTable": {"wide": wide[40:]}},
+        # a partial day at the window's edge is read from raw rows: same answer
+        {"sql": "c", "userId": admin.id, "timestamp": "2026-04-30T22:00:00Z", "columnsByTable": {"wide": ["zeta"]}},
+    ])
+    body = client.get(DA, params={**WINDOW, "endDate": "2026-04-30T23:00:00Z"}, headers=admin.headers).json()
+    assert body["rows"][0]["uniqueColumns"] == sorted([*wide, "zeta"])
+    assert body["rows"][0]["queryCount"] == 3

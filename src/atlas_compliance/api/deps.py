@@ -38,7 +38,7 @@ def bearer_token(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE)
 
 
-SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 async def get_principal(request: Request) -> Principal:
@@ -49,11 +49,14 @@ async def get_principal(request: Request) -> Principal:
     db: Database = request.app.state.db
     async with db.transaction() as conn:
         principal = await auth_service.authenticate(conn, token)
-        if not request.headers.get("authorization") and request.method not in SAFE_METHODS:
-            # Cookie-authenticated writes come from the console: they must carry its CSRF token.
+        if request.method not in SAFE_METHODS and not request.headers.get("authorization"):
+            # The credential came from the console's cookie, which a browser also sends on requests
+            # that other sites forge: unsafe methods must prove they come from a console page by
+            # carrying its CSRF token (an HMAC of the session token, see console/csrf.py).
             secret = await csrf.installation_secret(conn)
-            if not csrf.valid(token, request.headers.get("x-csrf-token"), secret):
-                raise Forbidden("missing or invalid CSRF token: reload the page", code="csrf_failed")
+            if not csrf.session_token_valid(secret, token, request.headers.get(csrf.HEADER)):
+                raise Forbidden("missing or invalid X-CSRF-Token header: reload the console page",
+                                code="csrf_failed")
     request.state.principal = principal
     return principal
 

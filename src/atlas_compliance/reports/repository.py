@@ -51,17 +51,23 @@ def _opt(filters: ReportFilters, alias: str, *, table: bool = True) -> str:
 
 
 def _access_cte(filters: ReportFilters) -> str:
-    """(table, user) access aggregates for the window: rollup days + raw edges, filters applied."""
+    """(table, user) access aggregates for the window: rollup days + raw edges, filters applied.
+
+    Columns travel as a bitmask over the org's column dictionary (`audit_column_dict`), plus the names
+    of columns past a table's 64th in `extra_columns`."""
     return f"""
 acc AS (
-    SELECT d.table_name, d.user_id, d.query_count AS n, d.first_ts, d.last_ts, d.columns
+    SELECT d.table_name, d.user_id, d.query_count AS n, d.first_ts, d.last_ts, d.col_mask, d.extra_columns
     FROM audit_access_daily d{_role_join("d", filters)}
     WHERE d.org_id = %(org)s AND d.day >= %(d0)s AND d.day < %(d1)s{_opt(filters, "d")}
     UNION ALL
     SELECT x.table_name, x.user_id, count(DISTINCT x.audit_id), min(x."timestamp"), max(x."timestamp"),
-           coalesce(array_agg(DISTINCT c.col) FILTER (WHERE c.col IS NOT NULL), '{{}}')
+           coalesce(bit_or(1::bigint << dc.bit), 0),
+           array_agg(DISTINCT c.col) FILTER (WHERE c.col IS NOT NULL AND dc.bit IS NULL)
     FROM audit_access x{_role_join("x", filters)}
     LEFT JOIN LATERAL jsonb_array_elements_text(x.columns) AS c(col) ON true
+    LEFT JOIN audit_column_dict dc
+        ON dc.org_id = x.org_id AND dc.table_name = x.table_name AND dc.column_name = c.col
     WHERE x.org_id = %(org)s
       AND ((x."timestamp" >= %(h0)s AND x."timestamp" < %(h1)s)
         OR (x."timestamp" >= %(t0)s AND x."timestamp" < %(t1)s)){_opt(filters, "x")}
@@ -74,36 +80,19 @@ def data_access_sql(filters: ReportFilters, *, paged: bool) -> str:
     same CTEs, so summary and rows always agree)."""
     page = " LIMIT %(limit)s OFFSET %(offset)s" if paged else ""
     summary = f",\n       {_data_access_summary_exprs(filters)}" if paged else ""
-    # NULL user ids are a real group ("queries with no user"); joins use (is-null, value) keys so that
-    # they stay hash joins.
     return f"""
 WITH {_access_cte(filters)},
 pairs AS (
     SELECT table_name, user_id, sum(n)::bigint AS query_count, min(first_ts) AS first_access,
-           max(last_ts) AS last_access
+           max(last_ts) AS last_access, bit_or(col_mask) AS col_mask,
+           string_agg(array_to_string(extra_columns, chr(31)), chr(31)) AS extra_columns
     FROM acc GROUP BY table_name, user_id
-),
-page AS (
-    SELECT p.*, u.email AS user_email, p.user_id IS NULL AS unull, coalesce(p.user_id, '') AS ukey
-    FROM pairs p{_EMAIL_JOIN.format(alias="p")}
-    ORDER BY p.query_count DESC, p.table_name COLLATE "C", u.email COLLATE "C" NULLS LAST,
-             p.user_id COLLATE "C" NULLS LAST{page}
-),
-cols AS (
-    SELECT a.table_name, a.user_id IS NULL AS unull, coalesce(a.user_id, '') AS ukey,
-           array_agg(DISTINCT col COLLATE "C" ORDER BY col COLLATE "C") AS columns
-    FROM acc a
-    JOIN page pg ON pg.table_name = a.table_name AND pg.unull = (a.user_id IS NULL)
-        AND pg.ukey = coalesce(a.user_id, '')
-    CROSS JOIN LATERAL unnest(a.columns) AS col
-    GROUP BY 1, 2, 3
 )
-SELECT pg.table_name, pg.user_id, pg.user_email, pg.query_count, pg.first_access, pg.last_access,
-       coalesce(c.columns, '{{}}') AS columns{summary}
-FROM page pg
-LEFT JOIN cols c ON c.table_name = pg.table_name AND c.unull = pg.unull AND c.ukey = pg.ukey
-ORDER BY pg.query_count DESC, pg.table_name COLLATE "C", pg.user_email COLLATE "C" NULLS LAST,
-         pg.user_id COLLATE "C" NULLS LAST
+SELECT p.table_name, p.user_id, u.email AS user_email, p.query_count, p.first_access, p.last_access,
+       p.col_mask, p.extra_columns{summary}
+FROM pairs p{_EMAIL_JOIN.format(alias="p")}
+ORDER BY p.query_count DESC, p.table_name COLLATE "C", u.email COLLATE "C" NULLS LAST,
+         p.user_id COLLATE "C" NULLS LAST{page}
 """
 
 
@@ -248,6 +237,22 @@ async def stream(conn: AsyncConnection, sql: str, params: dict[str, Any], chunk:
             if not rows:
                 break
             yield rows
+
+
+async def column_dictionary(conn: AsyncConnection, org_id: str) -> dict[str, dict[int, str]]:
+    """table → {bit: column name} for the org's column masks."""
+    cur = await conn.execute(
+        "SELECT table_name, column_name, bit FROM audit_column_dict WHERE org_id = %s AND bit IS NOT NULL",
+        (org_id,))
+    found: dict[str, dict[int, str]] = {}
+    for r in await cur.fetchall():
+        found.setdefault(r["table_name"], {})[r["bit"]] = r["column_name"]
+    return found
+
+
+async def set_report_memory(conn: AsyncConnection) -> None:
+    """Sorting and hashing a large window in memory beats spilling to disk."""
+    await conn.execute("SET LOCAL work_mem = '64MB'")
 
 
 async def member_roles(conn: AsyncConnection, org_id: str) -> dict[str, str]:

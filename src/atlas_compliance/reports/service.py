@@ -45,13 +45,14 @@ class ReportRequest:
 
 
 async def _read(db: Database, sql: str, params: dict[str, Any], one: bool = False) -> Any:
-    async with db.connection() as conn:
+    async with db.connection() as conn, conn.transaction():
+        await repo.set_report_memory(conn)
         if one:
             return await repo.fetch_one(conn, sql, params)
         return await repo.fetch_all(conn, sql, params)
 
 
-async def _maps(db: Database, org_id: str, before: datetime | None) -> tuple[dict, dict, dict]:
+async def _maps(db: Database, org_id: str, before: datetime | None) -> tuple[dict, dict, dict, dict]:
     async def roles():
         async with db.connection() as conn:
             return await repo.member_roles(conn, org_id)
@@ -66,7 +67,11 @@ async def _maps(db: Database, org_id: str, before: datetime | None) -> tuple[dic
         async with db.connection() as conn:
             return await repo.last_logins(conn, org_id, before)
 
-    return await asyncio.gather(roles(), pii(), logins())
+    async def columns():
+        async with db.connection() as conn:
+            return await repo.column_dictionary(conn, org_id)
+
+    return await asyncio.gather(roles(), pii(), logins(), columns())
 
 
 def _pii_for(table: str, columns: list[str], pii: dict[str, set[str]]) -> list[str]:
@@ -78,8 +83,21 @@ def _pii_for(table: str, columns: list[str], pii: dict[str, set[str]]) -> list[s
     return sorted(classified.intersection(columns))
 
 
-def data_access_row(r: dict[str, Any], roles: dict[str, str], pii: dict[str, set[str]]) -> dict[str, Any]:
-    columns = list(r["columns"] or [])
+def decode_columns(table: str, mask: int, extra: str | None, dictionary: dict[str, dict[int, str]]) -> list[str]:
+    """Column names from a rollup bitmask (and the names past a table's 64th column), sorted byte-wise."""
+    names = set(extra.split(chr(31))) if extra else set()
+    bits = dictionary.get(table, {})
+    mask &= (1 << 64) - 1  # bit 63 comes back as the sign bit of a bigint
+    while mask:
+        low = mask & -mask
+        names.add(bits.get(low.bit_length() - 1, f"#{low.bit_length() - 1}"))
+        mask ^= low
+    return sorted(names)
+
+
+def data_access_row(r: dict[str, Any], roles: dict[str, str], pii: dict[str, set[str]],
+                    dictionary: dict[str, dict[int, str]]) -> dict[str, Any]:
+    columns = decode_columns(r["table_name"], int(r["col_mask"] or 0), r["extra_columns"], dictionary)
     return {
         "tableName": r["table_name"], "userId": r["user_id"], "userEmail": r["user_email"],
         "userRole": roles.get(r["user_id"]) if r["user_id"] is not None else None,
@@ -108,7 +126,7 @@ async def generate(db: Database, request: ReportRequest, *, limit: int, offset: 
         sql = repo.user_activity_sql(request.filters, paged=True)
     rows_task = _read(db, sql, params)
     maps_task = _maps(db, request.org_id, request.window.end if request.report == "user-activity" else None)
-    raw_rows, (roles, pii, logins) = await asyncio.gather(rows_task, maps_task)
+    raw_rows, (roles, pii, logins, dictionary) = await asyncio.gather(rows_task, maps_task)
     if raw_rows:
         head = raw_rows[0]
     else:
@@ -116,7 +134,7 @@ async def generate(db: Database, request: ReportRequest, *, limit: int, offset: 
                        else repo.user_activity_summary_sql(request.filters))
         head = await _read(db, summary_sql, params, one=True)
     if request.report == "data-access":
-        rows = [data_access_row(r, roles, pii) for r in raw_rows]
+        rows = [data_access_row(r, roles, pii, dictionary) for r in raw_rows]
         summary = {"totalQueries": int(head["total_queries"]), "uniqueUsers": int(head["unique_users"]),
                    "uniqueTables": int(head["unique_tables"]), "piiTablesAccessed": int(head["pii_tables"])}
     else:
@@ -134,16 +152,17 @@ async def generate(db: Database, request: ReportRequest, *, limit: int, offset: 
 async def iter_rows(db: Database, request: ReportRequest) -> AsyncIterator[list[dict[str, Any]]]:
     """Every row of the report, in order, in chunks (constant memory), for CSV and full exports."""
     params = repo.window_params(request.org_id, request.window, request.filters)
-    roles, pii, logins = await _maps(db, request.org_id,
-                                     request.window.end if request.report == "user-activity" else None)
+    roles, pii, logins, dictionary = await _maps(db, request.org_id,
+                                                 request.window.end if request.report == "user-activity" else None)
     if request.report == "data-access":
         sql = repo.data_access_sql(request.filters, paged=False)
     else:
         sql = repo.user_activity_sql(request.filters, paged=False)
     async with db.connection() as conn, conn.transaction():
+        await repo.set_report_memory(conn)
         async for chunk in repo.stream(conn, sql, params):
             if request.report == "data-access":
-                yield [data_access_row(r, roles, pii) for r in chunk]
+                yield [data_access_row(r, roles, pii, dictionary) for r in chunk]
             else:
                 yield [user_activity_row(r, roles, logins) for r in chunk]
 
