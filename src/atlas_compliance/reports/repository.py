@@ -57,12 +57,13 @@ def _access_cte(filters: ReportFilters) -> str:
     of columns past a table's 64th in `extra_columns`."""
     return f"""
 acc AS (
-    SELECT d.table_name, d.user_id, d.query_count AS n, d.first_ts, d.last_ts, d.col_mask, d.extra_columns
+    SELECT d.table_name, d.user_id, d.query_count AS n, d.first_ts, d.last_ts, d.col_mask, d.extra_columns,
+           NULL::text[] AS edge_extra
     FROM audit_access_daily d{_role_join("d", filters)}
     WHERE d.org_id = %(org)s AND d.day >= %(d0)s AND d.day < %(d1)s{_opt(filters, "d")}
     UNION ALL
     SELECT x.table_name, x.user_id, count(DISTINCT x.audit_id), min(x."timestamp"), max(x."timestamp"),
-           coalesce(bit_or(1::bigint << dc.bit), 0),
+           coalesce(bit_or(1::bigint << dc.bit), 0), NULL::text[],
            array_agg(DISTINCT c.col) FILTER (WHERE c.col IS NOT NULL AND dc.bit IS NULL)
     FROM audit_access x{_role_join("x", filters)}
     LEFT JOIN LATERAL jsonb_array_elements_text(x.columns) AS c(col) ON true
@@ -84,12 +85,17 @@ def data_access_sql(filters: ReportFilters, *, paged: bool) -> str:
 WITH {_access_cte(filters)},
 pairs AS (
     SELECT table_name, user_id, sum(n)::bigint AS query_count, min(first_ts) AS first_access,
-           max(last_ts) AS last_access, bit_or(col_mask) AS col_mask,
-           string_agg(array_to_string(extra_columns, chr(31)), chr(31)) AS extra_columns
+           max(last_ts) AS last_access, bit_or(col_mask) AS col_mask, bool_or(extra_columns IS NOT NULL) AS has_extra,
+           string_agg(array_to_string(edge_extra, chr(31)), chr(31)) AS edge_extra
     FROM acc GROUP BY table_name, user_id
 )
 SELECT p.table_name, p.user_id, u.email AS user_email, p.query_count, p.first_access, p.last_access,
-       p.col_mask, p.extra_columns{summary}
+       p.col_mask,
+       CASE WHEN p.has_extra THEN (
+           SELECT string_agg(array_to_string(e.extra_columns, chr(31)), chr(31)) FROM audit_access_daily e
+           WHERE e.org_id = %(org)s AND e.day >= %(d0)s AND e.day < %(d1)s AND e.table_name = p.table_name
+             AND e.user_id IS NOT DISTINCT FROM p.user_id) END AS extra_columns,
+       p.edge_extra{summary}
 FROM pairs p{_EMAIL_JOIN.format(alias="p")}
 ORDER BY p.query_count DESC, p.table_name COLLATE "C", u.email COLLATE "C" NULLS LAST,
          p.user_id COLLATE "C" NULLS LAST{page}
@@ -100,7 +106,7 @@ def _data_access_summary_exprs(filters: ReportFilters) -> str:
     # Distinct queries: with a table filter each query touches that table once, so the pair counts add
     # up exactly; without one, the per-user daily count of queries that touched any table is used.
     if filters.table is not None:
-        total = "(SELECT coalesce(sum(n), 0) FROM acc)"
+        total = "(SELECT coalesce(sum(query_count), 0) FROM pairs)"
     else:
         total = f"""(
         SELECT coalesce(sum(q), 0) FROM (
@@ -125,15 +131,29 @@ def _data_access_summary_exprs(filters: ReportFilters) -> str:
 def data_access_summary_sql(filters: ReportFilters) -> str:
     return f"""
 WITH {_access_cte(filters)},
-pairs AS (SELECT table_name, user_id FROM acc GROUP BY table_name, user_id)
+pairs AS (SELECT table_name, user_id, sum(n) AS query_count FROM acc GROUP BY table_name, user_id)
 SELECT {_data_access_summary_exprs(filters)}
 """
+
+
+def _user_tables_cte(filters: ReportFilters) -> str:
+    """Distinct (user, table) pairs of the window: narrow, so hashing them is cheap."""
+    return f"""
+ut AS (
+    SELECT d.user_id, d.table_name FROM audit_access_daily d{_role_join("d", filters)}
+    WHERE d.org_id = %(org)s AND d.day >= %(d0)s AND d.day < %(d1)s{_opt(filters, "d")}
+    UNION
+    SELECT x.user_id, x.table_name FROM audit_access x{_role_join("x", filters)}
+    WHERE x.org_id = %(org)s
+      AND ((x."timestamp" >= %(h0)s AND x."timestamp" < %(h1)s)
+        OR (x."timestamp" >= %(t0)s AND x."timestamp" < %(t1)s)){_opt(filters, "x")}
+)"""
 
 
 def _user_totals_cte(filters: ReportFilters) -> str:
     """Per-user query totals in the window (each query once, whatever its number of tables)."""
     if filters.table is not None:
-        return """
+        return f"""{_access_cte(filters)},
 totals AS (
     SELECT user_id, sum(n)::bigint AS total_queries, max(last_ts) AS last_active_at FROM acc GROUP BY user_id
 )"""
@@ -183,7 +203,7 @@ def user_activity_sql(filters: ReportFilters, *, paged: bool) -> str:
     page = " LIMIT %(limit)s OFFSET %(offset)s" if paged else ""
     summary = f",\n       {_USER_SUMMARY_EXPRS}" if paged else ""
     return f"""
-WITH {_access_cte(filters)}, {_user_totals_cte(filters)}, {_user_rows_cte(filters)},
+WITH {_user_tables_cte(filters)}, {_user_totals_cte(filters)}, {_user_rows_cte(filters)},
 page AS (
     SELECT * FROM rows
     ORDER BY total_queries DESC, user_email COLLATE "C" NULLS LAST, user_id COLLATE "C" NULLS LAST{page}
@@ -191,7 +211,7 @@ page AS (
 tabs AS (
     SELECT a.user_id IS NULL AS unull, coalesce(a.user_id, '') AS ukey,
            array_agg(DISTINCT a.table_name COLLATE "C" ORDER BY a.table_name COLLATE "C") AS tables
-    FROM acc a
+    FROM ut a
     JOIN page pg ON pg.unull = (a.user_id IS NULL) AND pg.ukey = coalesce(a.user_id, '')
     GROUP BY 1, 2
 )
@@ -211,7 +231,7 @@ _USER_SUMMARY_EXPRS = """(SELECT count(*) FROM rows) AS total_rows,
 
 def user_activity_summary_sql(filters: ReportFilters) -> str:
     return f"""
-WITH {_access_cte(filters)}, {_user_totals_cte(filters)}, {_user_rows_cte(filters)}
+WITH {_user_totals_cte(filters)}, {_user_rows_cte(filters)}
 SELECT {_USER_SUMMARY_EXPRS}
 """
 

@@ -97,7 +97,8 @@ def decode_columns(table: str, mask: int, extra: str | None, dictionary: dict[st
 
 def data_access_row(r: dict[str, Any], roles: dict[str, str], pii: dict[str, set[str]],
                     dictionary: dict[str, dict[int, str]]) -> dict[str, Any]:
-    columns = decode_columns(r["table_name"], int(r["col_mask"] or 0), r["extra_columns"], dictionary)
+    extra = chr(31).join(x for x in (r["extra_columns"], r.get("edge_extra")) if x) or None
+    columns = decode_columns(r["table_name"], int(r["col_mask"] or 0), extra, dictionary)
     return {
         "tableName": r["table_name"], "userId": r["user_id"], "userEmail": r["user_email"],
         "userRole": roles.get(r["user_id"]) if r["user_id"] is not None else None,

@@ -38,6 +38,18 @@ class DailyVolume:
         return {"date": self.day.isoformat(), "queries": self.queries}
 
 
+def _first_last(window: ReportWindow) -> tuple[date, date]:
+    zone = ZoneInfo(window.tz)
+    return (window.start.astimezone(zone).date(),
+            (window.end - timedelta(microseconds=1)).astimezone(zone).date())
+
+
+def day_count(window: ReportWindow) -> int:
+    """How many calendar days (in the window's time zone) the half-open window touches."""
+    first, last = _first_last(window)
+    return (last - first).days + 1
+
+
 def window_days(window: ReportWindow) -> list[date]:
     """Every calendar day (in the window's time zone) that the half-open window touches.
 
@@ -45,9 +57,7 @@ def window_days(window: ReportWindow) -> list[date]:
     >>> [d.isoformat() for d in window_days(parse_window("2026-03-01", "2026-03-03", "Europe/Paris"))]
     ['2026-03-01', '2026-03-02', '2026-03-03']
     """
-    zone = ZoneInfo(window.tz)
-    first = window.start.astimezone(zone).date()
-    last = (window.end - timedelta(microseconds=1)).astimezone(zone).date()
+    first, last = _first_last(window)
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
