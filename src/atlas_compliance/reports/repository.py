@@ -13,15 +13,16 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from .window import ReportFilters, ReportWindow
+from .window import ReportFilters, ReportWindow, week_split
 
 Row = dict[str, Any]
 
 
 def window_params(org_id: str, window: ReportWindow, filters: ReportFilters) -> dict[str, Any]:
     first_day, end_day, head, tail = window.utc_day_split()
+    w0, w1 = week_split(first_day, end_day)
     return {
-        "org": org_id, "d0": first_day, "d1": end_day,
+        "org": org_id, "d0": first_day, "d1": end_day, "w0": w0, "w1": w1,
         "h0": head[0], "h1": head[1], "t0": tail[0], "t1": tail[1],
         "user": filters.user_id, "table": filters.table, "role": filters.role,
     }
@@ -57,10 +58,16 @@ def _access_cte(filters: ReportFilters) -> str:
     of columns past a table's 64th in `extra_columns`."""
     return f"""
 acc AS (
+    SELECT w.table_name, w.user_id, w.query_count AS n, w.first_ts, w.last_ts, w.col_mask, w.extra_columns,
+           NULL::text[] AS edge_extra
+    FROM audit_access_weekly w{_role_join("w", filters)}
+    WHERE w.org_id = %(org)s AND w.week >= %(w0)s AND w.week < %(w1)s{_opt(filters, "w")}
+    UNION ALL
     SELECT d.table_name, d.user_id, d.query_count AS n, d.first_ts, d.last_ts, d.col_mask, d.extra_columns,
            NULL::text[] AS edge_extra
     FROM audit_access_daily d{_role_join("d", filters)}
-    WHERE d.org_id = %(org)s AND d.day >= %(d0)s AND d.day < %(d1)s{_opt(filters, "d")}
+    WHERE d.org_id = %(org)s AND ((d.day >= %(d0)s AND d.day < %(w0)s) OR (d.day >= %(w1)s AND d.day < %(d1)s))
+          {_opt(filters, "d")}
     UNION ALL
     SELECT x.table_name, x.user_id, count(DISTINCT x.audit_id), min(x."timestamp"), max(x."timestamp"),
            coalesce(bit_or(1::bigint << dc.bit), 0), NULL::text[],
@@ -140,8 +147,12 @@ def _user_tables_cte(filters: ReportFilters) -> str:
     """Distinct (user, table) pairs of the window: narrow, so hashing them is cheap."""
     return f"""
 ut AS (
+    SELECT w.user_id, w.table_name FROM audit_access_weekly w{_role_join("w", filters)}
+    WHERE w.org_id = %(org)s AND w.week >= %(w0)s AND w.week < %(w1)s{_opt(filters, "w")}
+    UNION
     SELECT d.user_id, d.table_name FROM audit_access_daily d{_role_join("d", filters)}
-    WHERE d.org_id = %(org)s AND d.day >= %(d0)s AND d.day < %(d1)s{_opt(filters, "d")}
+    WHERE d.org_id = %(org)s AND ((d.day >= %(d0)s AND d.day < %(w0)s) OR (d.day >= %(w1)s AND d.day < %(d1)s))
+          {_opt(filters, "d")}
     UNION
     SELECT x.user_id, x.table_name FROM audit_access x{_role_join("x", filters)}
     WHERE x.org_id = %(org)s

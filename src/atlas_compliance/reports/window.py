@@ -48,6 +48,15 @@ class ReportWindow:
         return first, first, (self.start, self.end), (self.end, self.end)
 
 
+def week_split(first_day: date, end_day: date) -> tuple[date, date]:
+    """Whole (Monday-based) weeks inside the days [first_day, end_day): (w0, w1), empty when w0 == w1."""
+    w0 = first_day + timedelta(days=(7 - first_day.weekday()) % 7)
+    w1 = end_day - timedelta(days=end_day.weekday())
+    if w0 >= w1:
+        return end_day, end_day
+    return w0, w1
+
+
 def iso_utc(value: datetime | None) -> str | None:
     """ISO 8601 in UTC with a ``Z`` (microseconds shown only when present)."""
     if value is None:
