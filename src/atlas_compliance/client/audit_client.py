@@ -78,7 +78,12 @@ class ClientStats:
 
 
 def new_event_id() -> str:
-    """A fresh idempotency key, e.g. ``ac-3f2a…`` (uuid4, 32 hex digits)."""
+    """A fresh idempotency key: ``ac-`` and a uuid4 in hex.
+
+    >>> event_id = new_event_id()
+    >>> event_id.startswith("ac-"), len(event_id)
+    (True, 35)
+    """
     return "ac-" + uuid.uuid4().hex
 
 
@@ -188,6 +193,8 @@ class AuditClient:
             while True:
                 if self._closed:
                     raise AuditClientError("the audit client is closed")
+                if not self._running:
+                    raise AuditClientError("the audit client's sender thread stopped; see the log")
                 if len(self._queue) < self._max_queue:
                     break
                 if self._on_full == "raise":
@@ -255,6 +262,8 @@ class AuditClient:
                 self._abort.set()
             self._not_empty.notify()
         self._thread.join()
+        if self._queue:  # only after a sender crash: what it left is reported, not dropped
+            self._settle_failed(len(self._queue), "the sender thread stopped before they were delivered", None)
         self._http.close()
         if error is not None:
             raise error
@@ -291,6 +300,7 @@ class AuditClient:
             with self._lock:
                 self._running = False
                 self._settled.notify_all()
+                self._not_full.notify_all()
 
     def _next_batch(self) -> list[bytes] | None:
         """Wait for a full batch, a due partial one, a flush or close; None when closed and empty."""
@@ -388,7 +398,8 @@ class AuditClient:
         failed = [FailedEvent(orjson.loads(p), reason, status) for p in payloads]
         with self._lock:
             self._counts["failed"] += len(payloads)
-            self._undelivered.append(f"{len(payloads):,} event(s) not stored: {reason}")
+            if len(self._undelivered) < 10:  # flush() names the first few; on_error saw them all
+                self._undelivered.append(f"{len(payloads):,} event(s) not stored: {reason}")
             self._settle(len(payloads))
         self._report(failed)
 
