@@ -1,221 +1,403 @@
-"""The console in a real browser (Debian's Chromium driven by Playwright)."""
+"""The console in a real browser: Debian's Chromium driven by Playwright against a real uvicorn server.
+
+Every number checked on screen is compared with the API's answer for the same filters.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-from tests.helpers_server import ThreadServer
+from tests.console.conftest import CLASSIFICATIONS
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run"]
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+VIEWER_TZ = "America/New_York"
+DESKTOP = {"width": 1280, "height": 900}
+NARROW = {"width": 390, "height": 844}
+REPORTS = "/api/v1/admin/compliance/reports"
 
-pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield instance
-        instance.close()
+pytestmark = pytest.mark.browser  # the `browser` and `world` fixtures live in conftest.py
 
 
-@pytest.fixture(scope="module")
-def world(database_url, settings, client):
-    """A server with an org, its people, a recent audit trail and classifications."""
-    import uuid
+# ---------- helpers ----------
 
-    from atlas_compliance.auth import service as auth
-    from tests.conftest import Org, run_service
-
-    slug = f"ui-{uuid.uuid4().hex[:8]}"
-    row = run_service(client, auth.create_organization, slug, "Console Clinic")
-    org = Org(id=row["id"], slug=row["slug"], name=row["name"], client=client)
-    admin = org.add_user("admin", email=f"admin@{slug}.example")
-    member = org.add_user("member", email=f"member@{slug}.example", login=False)
-    analyst = org.add_user("member", email=f"analyst@{slug}.example", login=False)
-    now = datetime.now(UTC).replace(microsecond=0)
-    events = []
-    for i in range(60):
-        who = [admin.id, analyst.id, member.id, None][i % 4]
-        ts = now - timedelta(days=i % 20, hours=i % 5)
-        table = ["patients", "invoices", "encounters"][i % 3]
-        events.append({"eventId": f"ui{i}", "sql": f"q{i}", "timestamp": ts.isoformat(), "userId": who,
-                       "columnsByTable": {table: ["id", "email"] if table == "patients" else ["id", "amount"]}})
-    key = {"Authorization": f"Bearer {org.ingest_key()}"}
-    assert client.post("/api/v1/audit/events", json=events, headers=key).json()["inserted"] == 60
-    detections = [{"tableName": "patients", "columnName": c, "category": cat, "confidence": conf, "method": "regex",
-                   "reason": f"sampled values are {cat}"} for c, cat, conf in
-                  (("email", "email", "high"), ("ssn", "ssn", "high"), ("phone", "phone", "medium"))]
-    client.post("/api/v1/admin/compliance/classifications", json={"detections": detections}, headers=admin.headers)
-    with ThreadServer(database_url, settings) as server:
-        yield {"base": server.base, "org": org, "admin": admin, "member": member, "api": admin.headers}
-
-
-def new_page(browser, world, who="admin", width=1280, height=900):
-    context = browser.new_context(viewport={"width": width, "height": height}, timezone_id="UTC",
-                                  accept_downloads=True)
+def new_page(browser, world, who: str | None = "dana", *, tz: str = VIEWER_TZ, viewport=DESKTOP,
+             path: str = "/admin/compliance"):
+    """A fresh browser context (own cookies) that signs in through the login form."""
+    context = browser.new_context(viewport=viewport, timezone_id=tz, locale="en-US", accept_downloads=True)
     page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(world["base"] + "/admin/compliance")
-    member = world[who]
-    page.fill("#email", member.email)
-    page.fill("#password", member.password)
-    page.click("button[type=submit]")
-    page.wait_for_load_state("networkidle")
-    page.errors = errors
+    page.js_errors = []
+    page.on("pageerror", lambda exc: page.js_errors.append(str(exc)))
+    # Console errors too, except the browser's notes on expected 4xx answers (wrong password, 403 page).
+    page.on("console", lambda msg: msg.type == "error" and not msg.text.startswith("Failed to load resource")
+            and page.js_errors.append(msg.text))
+    page.goto(world["base"] + path)
+    if who:
+        sign_in(page, world[who])
     return page
 
 
-def api_report(world, kind, **params):
-    resp = httpx.get(f"{world['base']}/api/v1/admin/compliance/reports/{kind}", params=params, headers=world["api"])
+def sign_in(page, member) -> None:
+    page.fill("#email", member.email)
+    page.fill("#password", member.password)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_load_state("load")
+
+
+def wait_report(page) -> None:
+    """Wait until the report on screen is the one the URL describes (and its chart is drawn)."""
+    page.wait_for_function("""() => { const o = document.querySelector('#report-output');
+        return !o.hidden && o.dataset.for === location.pathname + location.search; }""")
+    page.wait_for_selector("#chart svg")
+
+
+def url_state(page) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(page.url).query).items()}
+
+
+def api(world, path: str, **params) -> httpx.Response:
+    resp = httpx.get(world["base"] + path, params=params, headers=world["api"], timeout=30)
     assert resp.status_code == 200, resp.text
     return resp
 
 
-def stat(page, label):
-    return int(page.locator(f'[data-stat="{label}"]').inner_text().replace(",", ""))
+def report_api(world, page, **extra) -> dict:
+    """The API's JSON for the filters in the page's URL."""
+    s = url_state(page)
+    params = {"startDate": s["from"], "endDate": s["to"], "tz": s["tz"], **extra}
+    params |= {k: s[k] for k in ("userId", "role", "table") if k in s}
+    return api(world, f"{REPORTS}/{s['reportType']}", **params)
 
 
-def shoot(page, name):
+def stat(page, label: str) -> int:
+    return int(page.locator(f'#report-output [data-stat="{label}"], #pii-cards [data-stat="{label}"]')
+               .inner_text().replace(",", ""))
+
+
+def cells(page, row: int) -> list[str]:
+    return page.locator("#report-table tbody tr").nth(row).locator("td").all_inner_texts()
+
+
+def shoot(page, name: str, max_height: int = 1600) -> None:
+    """The page from the top at the current width (at most `max_height` px tall), kept for the docs."""
     ARTIFACTS.mkdir(exist_ok=True)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / name
-    page.screenshot(path=str(path), full_page=False)
-    shutil.copy(path, SCREENSHOTS / name)
+    page.evaluate("() => window.scrollTo(0, 0)")
+    height = min(page.evaluate("() => document.documentElement.scrollHeight"), max_height)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True,
+                    clip={"x": 0, "y": 0, "width": page.viewport_size["width"], "height": height})
+    shutil.copy(ARTIFACTS / name, SCREENSHOTS / name)
 
 
-def test_reports_match_the_api_and_live_in_the_url(browser, world):
+def viewer_today() -> date:
+    return datetime.now(ZoneInfo(VIEWER_TZ)).date()
+
+
+# ---------- tests ----------
+
+def test_sign_in_through_the_form_returns_to_the_requested_page(browser, world):
+    page = new_page(browser, world, who=None, path="/admin/compliance?tab=reports")
+    assert "/login?next=" in page.url
+    page.fill("#email", world["dana"].email)
+    page.fill("#password", "wrong password")
+    page.click("#login-form button[type=submit]")
+    assert page.locator("#login-message").inner_text() == "Wrong email or password."
+    assert page.input_value("#email") == world["dana"].email
+    sign_in(page, world["dana"])
+    assert page.url.endswith("/admin/compliance?tab=reports")
+    assert page.locator("#tab-reports").get_attribute("aria-current") == "page"
+    assert page.locator("#panel-reports").is_visible() and page.locator("#panel-classifications").is_hidden()
+    cookie = next(c for c in page.context.cookies() if c["name"] == "atlas_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    assert page.evaluate("document.cookie").find("atlas_session") == -1  # HttpOnly: invisible to scripts
+    page.click("button:has-text('Sign out')")
+    page.wait_for_url("**/login")
+    page.goto(world["base"] + "/admin/compliance")
+    assert "/login?next=" in page.url
+    assert not page.js_errors
+
+
+def test_data_access_report_matches_the_api(browser, world):
     page = new_page(browser, world)
     page.click("#tab-reports")
-    page.wait_for_selector("#f-from")
-    today = datetime.now(UTC).date()
-    assert page.input_value("#f-to") == today.isoformat()
+    today = viewer_today()
+    assert page.input_value("#f-to") == today.isoformat()  # the viewer's calendar, not UTC
     assert page.input_value("#f-from") == (today - timedelta(days=29)).isoformat()
+    assert page.locator("#report-output").is_hidden()  # nothing is generated before asking
     page.click("#generate")
-    page.wait_for_selector("#report-table tbody tr")
-    params = {"startDate": page.input_value("#f-from"), "endDate": page.input_value("#f-to"), "tz": "UTC"}
-    api = api_report(world, "data-access", **params).json()
-    assert stat(page, "Total queries") == api["summary"]["totalQueries"]
-    assert stat(page, "Unique users") == api["summary"]["uniqueUsers"]
-    assert stat(page, "PII tables accessed") == api["summary"]["piiTablesAccessed"] == 1
-    assert page.locator("#report-table tbody tr").count() == len(api["rows"])
-    first = page.locator("#report-table tbody tr").first.locator("td")
-    assert first.nth(0).inner_text() == api["rows"][0]["tableName"]
-    assert int(first.nth(3).inner_text()) == api["rows"][0]["queryCount"]
-    assert first.nth(6).get_attribute("title").startswith(api["rows"][0]["firstAccess"])
+    wait_report(page)
+    assert url_state(page) == {"tab": "reports", "reportType": "data-access", "from": page.input_value("#f-from"),
+                               "to": today.isoformat(), "tz": VIEWER_TZ}
+    body = report_api(world, page).json()
+    summary = body["summary"]
+    assert [stat(page, k) for k in ("Total queries", "Unique users", "Unique tables", "PII tables accessed")] == [
+        summary["totalQueries"], summary["uniqueUsers"], summary["uniqueTables"], summary["piiTablesAccessed"]]
+    assert summary["uniqueTables"] == 5 and summary["piiTablesAccessed"] == 2
+    assert page.locator("#report-table tbody tr").count() == len(body["rows"]) == body["totalRows"]
+    assert page.locator("#results-desc").inner_text().startswith(f"{body['totalRows']} entries for ")
+    for i in (0, len(body["rows"]) - 1):
+        r = body["rows"][i]
+        table, user, role, queries, columns, pii, first, last = cells(page, i)
+        assert (table, user, int(queries)) == (r["tableName"], r["userEmail"] or "No user", r["queryCount"])
+        assert role == (r["userRole"] or "—").capitalize()
+        chips = page.locator("#report-table tbody tr").nth(i).locator("td").nth(4).locator(".chip")
+        assert chips.all_text_contents() == [c + (" (PII)" if c in r["piiColumns"] else "") for c in r["uniqueColumns"]]
+        assert pii.startswith("PII") == r["hasPII"]
+        times = page.locator("#report-table tbody tr").nth(i).locator("time")
+        assert times.nth(0).get_attribute("title") == f"{r['firstAccess']} (UTC)"
+        assert times.nth(1).get_attribute("datetime") == r["lastAccess"]
+    # PII columns are marked; times are shown in the viewer's zone.
+    patients = next(i for i, r in enumerate(body["rows"]) if r["tableName"] == "patients" and r["piiColumns"])
+    marked = page.locator("#report-table tbody tr").nth(patients).locator(".chip-pii").all_text_contents()
+    assert [m.replace(" (PII)", "") for m in marked] == body["rows"][patients]["piiColumns"]
+    first_access = datetime.fromisoformat(body["rows"][0]["firstAccess"].replace("Z", "+00:00"))
+    local = first_access.astimezone(ZoneInfo(VIEWER_TZ))
+    assert f"{local:%b} {local.day}, {local.year}" in cells(page, 0)[6]
+    # The chart: one bar per day of the window, adding up to the report's total (no filters here).
+    bars = page.locator("#chart rect.bar")
+    assert bars.count() == 30
+    assert sum(int(b) for b in bars.evaluate_all("els => els.map(e => e.dataset.queries)")) == summary["totalQueries"]
+    # Client-side sorting of the loaded page.
+    page.click("#report-table th button:has-text('Queries')")
+    counts = [int(c) for c in page.locator("#report-table tbody tr td:nth-child(4)").all_inner_texts()]
+    assert counts == sorted(counts)
+    assert page.locator("#report-table th[aria-sort='ascending']").text_content() == "Queries"
+    page.click("#report-table th button:has-text('Queries')")
+    counts = [int(c) for c in page.locator("#report-table tbody tr td:nth-child(4)").all_inner_texts()]
+    assert counts == sorted(counts, reverse=True)
+    page.click("#report-table th button:has-text('Queries')")  # a third click: the report's own order again
+    assert page.locator("#report-table th[aria-sort]").count() == 0
+    assert cells(page, 0)[0] == body["rows"][0]["tableName"]
     shoot(page, "reports-desktop.png")
-    # Filters go into the URL: reload, back/forward and a pasted link reproduce the report.
+    assert not page.js_errors
+
+
+def test_user_activity_filters_live_in_the_url(browser, world):
+    page = new_page(browser, world)
+    page.click("#tab-reports")
+    page.click("#generate")
+    wait_report(page)
+    da_url = page.url
     page.select_option("#f-type", "user-activity")
     page.select_option("#f-role", "member")
+    assert "Filters changed" in page.locator("#report-status").inner_text()
     page.click("#generate")
-    page.wait_for_selector("#report-table tbody tr")
-    assert "reportType=user-activity" in page.url and "role=member" in page.url
-    ua = api_report(world, "user-activity", role="member", **params).json()
-    assert stat(page, "Total users") == ua["summary"]["totalUsers"] == 2
-    assert stat(page, "Total queries") == ua["summary"]["totalQueries"]
+    wait_report(page)
+    state = url_state(page)
+    assert (state["reportType"], state["role"]) == ("user-activity", "member")
+    body = report_api(world, page).json()
+    assert [stat(page, k) for k in ("Total users", "Active users", "Total queries")] == [
+        body["summary"]["totalUsers"], body["summary"]["activeUsers"], body["summary"]["totalQueries"]]
+    assert body["summary"]["totalUsers"] == 3  # priya, li and etl (no activity this month, still listed)
+    shown = page.locator("#report-table tbody tr td:first-child").all_inner_texts()
+    assert shown == [r["userEmail"] for r in body["rows"]]
+    idle = cells(page, shown.index("etl.loader@acme-clinic.example"))
+    assert idle[2] == "0" and idle[3] == "—" and idle[4] == "—"
+    # Reload, back and forward reproduce each report.
     page.reload()
-    page.wait_for_selector("#report-table tbody tr")
-    assert page.input_value("#f-role") == "member" and stat(page, "Total users") == 2
+    wait_report(page)
+    assert page.input_value("#f-type") == "user-activity" and page.input_value("#f-role") == "member"
+    assert stat(page, "Total users") == 3
     page.go_back()
-    page.wait_for_selector("[data-stat='Unique tables']")  # the data access report is back
-    assert page.input_value("#f-type") == "data-access"
-    assert stat(page, "Total queries") == api["summary"]["totalQueries"]
+    wait_report(page)
+    assert page.url == da_url and page.input_value("#f-type") == "data-access" and page.input_value("#f-role") == ""
+    assert stat(page, "Total queries") == report_api(world, page).json()["summary"]["totalQueries"]
     page.go_forward()
-    page.wait_for_selector("[data-stat='Active users']")
-    shared = page.url
-    other = new_page(browser, world)
-    other.goto(shared)
-    other.wait_for_selector("[data-stat='Active users']")
-    assert stat(other, "Total users") == 2 and other.input_value("#f-role") == "member"
-    assert not page.errors and not other.errors
-    page.set_viewport_size({"width": 390, "height": 844})
-    shoot(page, "reports-narrow.png")
+    wait_report(page)
+    assert stat(page, "Active users") == body["summary"]["activeUsers"]
+    # The link, opened by someone else in another time zone, shows the same report.
+    other = new_page(browser, world, "omar", tz="Asia/Tokyo")
+    other.goto(page.url)
+    wait_report(other)
+    assert other.url == page.url and other.input_value("#f-role") == "member"
+    assert other.input_value("#f-from") == url_state(page)["from"]
+    assert [stat(other, k) for k in ("Total users", "Active users", "Total queries")] == [
+        stat(page, k) for k in ("Total users", "Active users", "Total queries")]
+    # Tabs keep the report: away to the classifications and back.
+    page.click("#tab-classifications")
+    page.wait_for_selector("#pii-table tbody tr")
+    page.click("#tab-reports")
+    wait_report(page)
+    assert url_state(page)["reportType"] == "user-activity"
+    page.set_viewport_size(NARROW)
+    shoot(page, "reports-narrow.png", max_height=2200)
+    assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]  # only tables scroll sideways
+    assert not page.js_errors and not other.js_errors
 
 
-def test_export_csv_equals_the_api(browser, world):
+def test_exports_download_exactly_the_report_on_screen(browser, world):
     page = new_page(browser, world)
     page.click("#tab-reports")
+    page.fill("#f-table", "patients")
     page.click("#generate")
-    page.wait_for_selector("#report-table tbody tr")
+    wait_report(page)
+    page.select_option("#f-role", "member")  # edited but not generated: exports follow the screen, not the form
     with page.expect_download() as info:
         page.click("#export-csv")
     download = info.value
-    org = world["org"].slug
-    assert download.suggested_filename.startswith(f"data-access-report-{org}-")
-    content = Path(download.path()).read_text(encoding="utf-8")
-    params = {"startDate": page.input_value("#f-from"), "endDate": page.input_value("#f-to"), "tz": "UTC",
-              "format": "csv"}
-    expected = api_report(world, "data-access", **params).text
-    assert list(csv.reader(io.StringIO(content, newline=""))) == list(csv.reader(io.StringIO(expected, newline="")))
+    s = url_state(page)
+    assert download.suggested_filename == f"data-access-report-acme-clinic-ui-{s['from']}_{s['to']}.csv"
+    got = list(csv.reader(io.StringIO(Path(download.path()).read_text(encoding="utf-8"), newline="")))
+    expected = report_api(world, page, format="csv").text
+    assert got == list(csv.reader(io.StringIO(expected, newline="")))
+    rows = report_api(world, page).json()["rows"]
+    assert len(got) == len(rows) + 1 and {r[0] for r in got[1:]} == {"patients"}
     with page.expect_download() as info:
         page.click("#export-json")
     assert info.value.suggested_filename.endswith(".json")
+    document = json.loads(Path(info.value.path()).read_text(encoding="utf-8"))
+    assert document["rows"] == rows and document["filters"]["role"] is None
+    assert not page.js_errors
 
 
-def test_bad_range_is_shown_next_to_the_field(browser, world):
+def test_large_reports_are_paged(browser, world):
+    start = (viewer_today() - timedelta(days=75)).isoformat()
+    end = (viewer_today() - timedelta(days=65)).isoformat()
+    page = new_page(browser, world, path=f"/admin/compliance?tab=reports&from={start}&to={end}")
+    wait_report(page)
+    assert url_state(page)["tz"] == VIEWER_TZ  # the pasted link gained the zone its dates were read in
+    assert page.locator("#report-table tbody tr").count() == 100
+    assert page.locator("#page-info").inner_text() == "Rows 1–100 of 105"
+    page.click("#next-page")
+    page.wait_for_function("() => document.querySelector('#page-info').textContent.startsWith('Rows 101')")
+    second = report_api(world, page, limit=100, offset=100).json()["rows"]
+    assert page.locator("#report-table tbody tr td:first-child").all_inner_texts() == [r["tableName"] for r in second]
+    assert page.locator("#next-page").is_disabled() and page.locator("#prev-page").is_enabled()
+    assert not page.js_errors
+
+
+def test_bad_input_is_shown_next_to_the_field(browser, world):
     page = new_page(browser, world)
     page.click("#tab-reports")
     page.fill("#f-from", "2026-03-10")
     page.fill("#f-to", "2026-03-01")
     page.click("#generate")
-    error = page.locator("#err-to")
-    error.wait_for(state="visible")
-    assert "before the start date" in error.inner_text()
-    assert page.locator("#report-output").is_hidden()
+    assert page.locator("#err-to").inner_text() == "The end date is before the start date."
+    assert page.locator("#f-to").get_attribute("aria-invalid") == "true"
+    assert page.evaluate("document.activeElement.id") == "f-to"
+    assert page.locator("#report-output").is_hidden() and "from=" not in page.url
+    # A bad link: the API's 400 message appears next to the field it names.
+    page.goto(world["base"] + "/admin/compliance?tab=reports&from=2026-02-30&to=2026-03-05")
+    page.locator("#err-from").wait_for(state="visible")
+    assert page.locator("#err-from").inner_text().startswith("invalid startDate '2026-02-30'")
+    page.goto(world["base"] + "/admin/compliance?tab=reports&from=2026-03-01&to=2026-03-05&role=auditor")
+    page.locator("#err-role").wait_for(state="visible")
+    assert "Unknown role “auditor”" in page.locator("#err-role").inner_text()
+    # Empty results say so.
+    page.goto(world["base"] + "/admin/compliance?tab=reports&from=2026-03-01&to=2026-03-05&table=nothing_here")
+    wait_report(page)
+    assert page.locator("#report-empty").inner_text() == "No data access records found for the selected period."
+    page.select_option("#f-type", "user-activity")
+    page.click("#generate")
+    wait_report(page)
+    assert page.locator("#report-empty").inner_text() == "No user activity found for the selected period."
+    assert not page.js_errors
 
 
-def classification(world, column, include_dismissed=True):
-    body = httpx.get(f"{world['base']}/api/v1/admin/compliance/classifications",
-                     params={"includeDismissed": str(include_dismissed).lower()}, headers=world["api"]).json()
+def classification(world, column: str) -> dict | None:
+    body = api(world, CLASSIFICATIONS, includeDismissed="true").json()
     return next((c for c in body["classifications"] if c["columnName"] == column), None)
 
 
-def test_classification_actions(browser, world):
+def test_classifications_can_be_reviewed_edited_dismissed_restored_and_deleted(browser, world):
     page = new_page(browser, world)
     page.wait_for_selector("#pii-table tbody tr")
-    assert int(page.locator("[data-stat='Total PII columns']").inner_text()) == 3
+    summary = api(world, CLASSIFICATIONS).json()["summary"]
+    assert [stat(page, k) for k in ("Total PII columns", "High confidence", "Unreviewed", "Tables affected")] == [
+        summary["total"], summary["highConfidence"], summary["unreviewed"], summary["tablesAffected"]] == [6, 3, 5, 2]
+    ssn_row = page.locator("tr[data-column='patients.ssn'] td").all_inner_texts()
+    assert ssn_row[2:4] == ["SSN", "High"] and ssn_row[5:7] == ["Redact", "Reviewed"]
+    assert ssn_row[4].startswith("Sampled values\n50/50 sample values match ssn pattern")
+    reason = page.locator("tr[data-column='patients.ssn'] .reason")
+    assert reason.get_attribute("title") == "50 of 50 sampled values matched"  # the evidence, on hover
     shoot(page, "classifications-desktop.png")
-    row = page.locator("tr[data-column='patients.phone']")
-    row.get_by_role("button", name="Edit patients.phone").click()
+    page.set_viewport_size(NARROW)
+    shoot(page, "classifications-narrow.png")
+    page.set_viewport_size(DESKTOP)
+    # Edit with the keyboard: the dialog takes the focus, Escape closes it and gives the focus back.
+    edit = page.get_by_role("button", name="Edit patients.first_name")
+    edit.focus()
+    page.keyboard.press("Enter")
+    assert page.locator("#edit-dialog").is_visible() and page.evaluate("document.activeElement.id") == "edit-category"
+    page.keyboard.press("Escape")
+    assert page.locator("#edit-dialog").is_hidden()
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == "Edit patients.first_name"
+    page.keyboard.press("Enter")
     page.select_option("#edit-category", "other")
     page.select_option("#edit-strategy", "hash")
-    page.click("#edit-form button[value=save]")
+    page.click("#edit-save")
     page.wait_for_selector("#edit-dialog", state="hidden")
-    page.wait_for_selector("tr[data-column='patients.phone'] .badge.reviewed")
-    phone = classification(world, "phone")
-    assert (phone["category"], phone["maskingStrategy"], phone["reviewed"]) == ("other", "hash", True)
-    page.locator("tr[data-column='patients.ssn']").get_by_role("button", name="Dismiss patients.ssn").click()
-    page.wait_for_selector("tr[data-column='patients.ssn']", state="detached")
-    assert classification(world, "ssn")["dismissed"] is True
+    page.wait_for_selector("tr[data-column='patients.first_name'] .badge-ok")
+    c = classification(world, "first_name")
+    assert (c["category"], c["maskingStrategy"], c["reviewed"]) == ("other", "hash", True)
+    # Mark reviewed.
+    page.get_by_role("button", name="Mark reviewed patients.last_name").click()
+    page.wait_for_selector("tr[data-column='patients.last_name'] .badge-ok")
+    assert classification(world, "last_name")["reviewed"] is True
+    # Dismiss: the row leaves the list; "Show dismissed" brings it back with Restore.
+    page.get_by_role("button", name="Dismiss analytics.daily_visits.client_ip").click()
+    page.wait_for_selector("tr[data-column='analytics.daily_visits.client_ip']", state="detached")
+    assert classification(world, "client_ip")["dismissed"] is True
+    assert stat(page, "Tables affected") == 1
     page.check("#show-dismissed")
-    page.locator("tr[data-column='patients.ssn']").get_by_role("button", name="Restore patients.ssn").click()
-    page.wait_for_selector("tr[data-column='patients.ssn'] .badge.reviewed")
-    assert classification(world, "ssn")["dismissed"] is False
-    page.locator("tr[data-column='patients.email']").get_by_role("button", name="Delete patients.email").click()
+    page.get_by_role("button", name="Restore analytics.daily_visits.client_ip").click()
+    page.wait_for_selector("tr[data-column='analytics.daily_visits.client_ip'] button:has-text('Dismiss')")
+    assert classification(world, "client_ip")["dismissed"] is False
+    # Delete asks first: Cancel keeps it, Delete removes it.
+    page.get_by_role("button", name="Delete patients.email").click()
+    page.locator("#confirm-dialog button[value=cancel]").click()
+    assert classification(world, "email") is not None
+    page.get_by_role("button", name="Delete patients.email").click()
     page.click("#confirm-yes")
     page.wait_for_selector("tr[data-column='patients.email']", state="detached")
     assert classification(world, "email") is None
-    page.set_viewport_size({"width": 390, "height": 844})
-    shoot(page, "classifications-narrow.png")
-    assert not page.errors
+    # Mark all reviewed.
+    page.click("#review-all")
+    page.wait_for_selector("#review-all", state="hidden")
+    assert api(world, CLASSIFICATIONS).json()["summary"]["unreviewed"] == 0 and stat(page, "Unreviewed") == 0
+    assert not page.js_errors
 
 
-def test_member_gets_the_403_page(browser, world):
-    page = new_page(browser, world, who="member")
-    assert "Admin role required" in page.content()
+def test_controls_are_labelled_and_focus_is_visible(browser, world):
+    page = new_page(browser, world)
+    page.wait_for_selector("#pii-table tbody tr")
+    unlabelled = """() => [...document.querySelectorAll('input, select, button, a[href]')]
+        .filter(e => e.type !== 'hidden' && e.offsetParent !== null)
+        .filter(e => !((e.labels && e.labels.length) || e.getAttribute('aria-label') || e.textContent.trim()))
+        .map(e => e.outerHTML)"""
+    assert page.evaluate(unlabelled) == []
+    page.click("#tab-reports")
+    assert page.evaluate(unlabelled) == []
+    page.keyboard.press("Tab")
+    assert page.evaluate("getComputedStyle(document.activeElement).boxShadow") != "none"
+    page.focus("#f-type")
+    assert page.evaluate("getComputedStyle(document.activeElement).boxShadow") != "none"
+    # Keyboard only: choose a report type, submit with Enter.
+    page.keyboard.press("ArrowDown")
+    page.focus("#f-table")
+    page.keyboard.press("Enter")
+    wait_report(page)
+    assert url_state(page)["reportType"] == "user-activity"
+    assert not page.js_errors
+
+
+def test_a_member_gets_the_admin_role_required_page(browser, world):
+    page = new_page(browser, world, "priya")
+    assert page.locator("h1").inner_text() == "Admin role required"
+    response = page.goto(world["base"] + "/admin/compliance?tab=reports")
+    assert response.status == 403 and "Admin role required" in page.content()
+    page.click("button:has-text('Sign in with another account')")
+    page.wait_for_url("**/login")
+    sign_in(page, world["dana"])
+    assert page.locator("h1").inner_text() == "Compliance"

@@ -1,158 +1,209 @@
-"""The admin console: /login, /logout and /admin/compliance (server-rendered, small vanilla JS)."""
+"""The admin console: /login, /logout, /admin/compliance and its daily-volume data.
+
+Pages are rendered here with Jinja2; the compliance page's data comes from the JSON API, called by
+``static/*.js`` with the session cookie (and the CSRF token for writes). No SQL lives here.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import hashlib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, get_args
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from ..api.deps import SESSION_COOKIE
+from ..api.deps import DB, SESSION_COOKIE, AdminPrincipal, client_ip
+from ..api.errors import FastJSONResponse
 from ..auth import service as auth_service
-from ..auth.schemas import Principal
-from ..errors import AtlasError, RateLimited, Unauthorized
-from ..reports import console_data
-from ..reports.window import parse_window
+from ..errors import AtlasError, BadRequest, Forbidden, RateLimited, Unauthorized
+from ..pii.schemas import Category, Strategy
+from ..reports import volume
+from ..reports.window import iso_utc, parse_window
 from . import csrf
+from .session import (
+    HOME,
+    ConsoleSession,
+    clear_session_cookie,
+    cookie_secure,
+    current_session,
+    safe_next,
+    set_session_cookie,
+)
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-STATIC_DIR = Path(__file__).parent / "static"
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"  # mounted at /static by the app
+
+
+def _asset_version() -> str:
+    """A short hash of the shipped assets, appended to their URLs so a new release is never served stale."""
+    digest = hashlib.sha256()
+    for path in sorted(STATIC_DIR.glob("*")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+TEMPLATES = Jinja2Templates(directory=str(TEMPLATE_DIR))
+TEMPLATES.env.globals["asset_version"] = _asset_version()
+TEMPLATES.env.globals["categories"] = get_args(Category)
+TEMPLATES.env.globals["strategies"] = get_args(Strategy)
+NO_STORE = {"Cache-Control": "no-store"}  # pages carry a CSRF token and who is signed in
 
 router = APIRouter(include_in_schema=False)
 
 
-def _safe_next(target: str | None) -> str:
-    """Only same-site relative paths: never an open redirect."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/admin/compliance"
-    return target
+def _page(request: Request, template: str, context: dict[str, Any], status: int = 200,
+          headers: dict[str, str] | None = None) -> Response:
+    return TEMPLATES.TemplateResponse(request, template, context, status_code=status,
+                                      headers={**NO_STORE, **(headers or {})})
 
 
-def _secure(request: Request) -> bool:
-    forced = request.app.state.settings.secure_cookies
-    return forced if forced is not None else request.url.scheme == "https"
-
-
-async def _principal(request: Request) -> tuple[Principal | None, str | None]:
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        return None, None
+async def _login_page(request: Request, *, status: int = 200, message: str | None = None, email: str = "",
+                      next_url: str = HOME, org: str = "", org_choices: list[str] | None = None,
+                      headers: dict[str, str] | None = None) -> Response:
+    """The login form with a fresh signed double-submit token (its nonce goes in a cookie)."""
+    nonce = csrf.new_login_nonce()
     async with request.app.state.db.transaction() as conn:
-        try:
-            return await auth_service.authenticate(conn, token), token
-        except Unauthorized:
-            return None, None
-
-
-def _login_page(request: Request, *, message: str | None = None, email: str = "", next_url: str = "",
-                show_org: bool = False, status: int = 200, headers: dict | None = None) -> Response:
-    token = csrf.new_login_token()
-    response = TEMPLATES.TemplateResponse(request, "login.html", {
-        "message": message, "email": email, "next": next_url, "show_org": show_org, "csrf": token},
-        status_code=status, headers=headers)
-    response.set_cookie(csrf.LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request),
-                        path="/login", max_age=3600)
+        token = csrf.login_token(await csrf.installation_secret(conn), nonce)
+    response = _page(request, "login.html", {
+        "message": message, "email": email, "next": next_url, "csrf": token, "org": org,
+        "show_org": org_choices is not None or bool(org), "org_choices": org_choices or []},
+        status=status, headers=headers)
+    response.set_cookie(csrf.LOGIN_COOKIE, nonce, max_age=3600, path="/login", httponly=True, samesite="strict",
+                        secure=cookie_secure(request))
     return response
 
 
-@router.get("/", response_class=RedirectResponse)
-async def root() -> RedirectResponse:
-    return RedirectResponse("/admin/compliance", status_code=303)
+def _login_redirect(request: Request) -> Response:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    response = RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303, headers=NO_STORE)
+    if request.cookies.get(SESSION_COOKIE):
+        clear_session_cookie(response, request)  # expired or revoked: forget it
+    return response
+
+
+def _org_choices(message: str) -> list[str]:
+    """The slugs listed by the service's ``org_required`` message ("…choose one with 'org': a, b")."""
+    _, _, listed = message.partition("'org':")
+    return [slug.strip() for slug in listed.split(",") if slug.strip()]
+
+
+@router.get("/")
+async def root() -> Response:
+    return RedirectResponse(HOME, status_code=303)
 
 
 @router.get("/login", response_class=HTMLResponse)
-async def login_form(request: Request, next: str | None = None) -> Response:
-    return _login_page(request, next_url=_safe_next(next))
+async def login_form(request: Request, next: Annotated[str | None, Query(max_length=2000)] = None) -> Response:
+    if await current_session(request) is not None:
+        return RedirectResponse(safe_next(next), status_code=303, headers=NO_STORE)
+    return await _login_page(request, next_url=safe_next(next))
 
 
 @router.post("/login", response_class=HTMLResponse)
-async def login_submit(request: Request, email: Annotated[str, Form(max_length=320)] = "",
-                       password: Annotated[str, Form(max_length=1024)] = "",
-                       org: Annotated[str, Form(max_length=100)] = "", csrf_token: Annotated[str, Form(
-                           alias="csrf", max_length=100)] = "", next: Annotated[str, Form(max_length=2000)] = "") -> Response:
-    next_url = _safe_next(next)
-    if not csrf.same(csrf_token, request.cookies.get(csrf.LOGIN_COOKIE)):
-        return _login_page(request, message="Your form expired; please sign in again.", email=email,
-                           next_url=next_url, status=403)
+async def login_submit(
+    request: Request,
+    email: Annotated[str, Form(max_length=320)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    org: Annotated[str, Form(max_length=100)] = "",
+    csrf_token: Annotated[str, Form(alias="csrf", max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    next_url = safe_next(next)
+    email, org = email.strip(), org.strip()
     settings = request.app.state.settings
     failure: AtlasError | None = None
     async with request.app.state.db.transaction() as conn:
-        try:
-            result = await auth_service.login(
-                conn, email=email, password=password, org_slug=org or None,
-                ip=request.client.host if request.client else None, user_agent=request.headers.get("user-agent"),
-                ttl_seconds=settings.session_ttl, max_failures=settings.login_max_failures,
-                window_seconds=settings.login_window_seconds, origin="console")
-        except AtlasError as exc:
-            failure = exc  # leave the block normally so a recorded failed attempt is committed
+        secret = await csrf.installation_secret(conn)
+        if not csrf.login_token_valid(secret, request.cookies.get(csrf.LOGIN_COOKIE), csrf_token):
+            failure = Forbidden("the login form expired or was not sent by this site", code="csrf_failed")
+        else:
+            try:
+                result = await auth_service.login(
+                    conn, email=email, password=password, org_slug=org or None, ip=client_ip(request),
+                    user_agent=request.headers.get("user-agent"), ttl_seconds=settings.session_ttl,
+                    max_failures=settings.login_max_failures, window_seconds=settings.login_window_seconds,
+                    origin="console")
+            except AtlasError as exc:
+                failure = exc  # leave the block normally so that the failed attempt is committed
     if failure is not None:
-        if isinstance(failure, RateLimited):
-            return _login_page(request, message=failure.message, email=email, next_url=next_url, status=429,
-                               headers=failure.headers)
-        if isinstance(failure, Unauthorized):
-            return _login_page(request, message="Wrong email or password.", email=email, next_url=next_url,
-                               status=401)
-        return _login_page(request, message=failure.message, email=email, next_url=next_url,
-                           show_org=failure.code in ("org_required", "not_a_member"), status=failure.status)
-    response = RedirectResponse(next_url, status_code=303)
-    response.set_cookie(SESSION_COOKIE, result.token, httponly=True, samesite="lax", secure=_secure(request),
-                        max_age=settings.session_ttl, path="/")
+        return await _login_failure(request, failure, email=email, org=org, next_url=next_url)
+    previous = await current_session(request)
+    if previous is not None:  # signing in again replaces the session this browser held
+        async with request.app.state.db.transaction() as conn:
+            await auth_service.logout(conn, previous.principal)
+    response = RedirectResponse(next_url, status_code=303, headers=NO_STORE)
+    set_session_cookie(response, request, result.token)
     response.delete_cookie(csrf.LOGIN_COOKIE, path="/login")
     return response
 
 
+async def _login_failure(request: Request, failure: AtlasError, *, email: str, org: str, next_url: str) -> Response:
+    page = {"email": email, "next_url": next_url, "org": org}
+    if failure.code == "csrf_failed":
+        return await _login_page(request, status=403, message="This form expired. Please sign in again.", **page)
+    if isinstance(failure, RateLimited):
+        retry = (failure.headers or {}).get("Retry-After", "60")
+        return await _login_page(
+            request, status=429, headers={"Retry-After": retry},
+            message=f"Too many failed sign-in attempts. Try again in {retry} seconds.", **page)
+    if isinstance(failure, Unauthorized):
+        return await _login_page(request, status=401, message="Wrong email or password.", **page)
+    if failure.code == "org_required":
+        choices = _org_choices(failure.message)
+        message = "You belong to several organizations. Enter the one to sign in to" + (
+            f": {', '.join(choices)}." if choices else ".")
+        return await _login_page(request, status=400, message=message, org_choices=choices, **page)
+    if failure.code == "not_a_member" and org:
+        return await _login_page(request, status=403, org_choices=[],
+                                 message=f"You are not a member of the organization “{org}”.", **page)
+    return await _login_page(request, status=failure.status, message=failure.message, **page)
+
+
 @router.post("/logout")
-async def logout(request: Request, csrf_token: Annotated[str, Form(alias="csrf", max_length=100)] = "") -> Response:
-    principal, token = await _principal(request)
-    if principal is not None and token is not None:
+async def logout(request: Request, csrf_token: Annotated[str, Form(alias="csrf", max_length=200)] = "") -> Response:
+    session = await current_session(request)
+    if session is not None:
         async with request.app.state.db.transaction() as conn:
-            if not csrf.valid(token, csrf_token, await csrf.installation_secret(conn)):
-                return HTMLResponse("Invalid CSRF token. Go back and reload the page.", status_code=403)
-            await auth_service.logout(conn, principal)
-    response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+            secret = await csrf.installation_secret(conn)
+            if not csrf.session_token_valid(secret, session.token, csrf_token):
+                return _page(request, "message.html", {
+                    "title": "Sign-out refused", "code": "csrf_failed", "session": session,
+                    "text": "The form was missing its security token, so you are still signed in. "
+                            "Go back, reload the page and sign out again."}, status=403)
+            await auth_service.logout(conn, session.principal)
+    response = RedirectResponse("/login", status_code=303, headers=NO_STORE)
+    clear_session_cookie(response, request)
     return response
 
 
 @router.get("/admin/compliance", response_class=HTMLResponse)
-async def compliance(request: Request, tab: str = "classifications") -> Response:
-    principal, token = await _principal(request)
-    if principal is None or token is None:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
-    if not principal.is_admin:
-        return TEMPLATES.TemplateResponse(request, "forbidden.html", {"principal": principal}, status_code=403)
-    async with request.app.state.db.transaction() as conn:
-        csrf_token = csrf.token_for(token, await csrf.installation_secret(conn))
-    return TEMPLATES.TemplateResponse(request, "compliance.html", {
-        "principal": principal, "csrf": csrf_token, "tab": "reports" if tab == "reports" else "classifications"})
+async def compliance(request: Request, tab: Annotated[str, Query(max_length=40)] = "classifications") -> Response:
+    session: ConsoleSession | None = await current_session(request)
+    if session is None:
+        return _login_redirect(request)
+    if not session.principal.is_admin:
+        return _page(request, "forbidden.html", {"session": session}, status=403)
+    return _page(request, "compliance.html", {
+        "session": session, "tab": "reports" if tab == "reports" else "classifications"})
 
 
 @router.get("/admin/compliance/volume")
-async def volume(request: Request, startDate: Annotated[str, Query(max_length=64)],
-                 endDate: Annotated[str, Query(max_length=64)],
-                 tz: Annotated[str, Query(max_length=64)] = "UTC") -> Response:
-    """Daily query volume for the chart (signed-in admins only)."""
-    principal, _ = await _principal(request)
-    if principal is None or not principal.is_admin:
-        return JSONResponse({"error": "forbidden", "message": "admin role required"}, status_code=403)
+async def daily_volume(
+    principal: AdminPrincipal, db: DB,
+    startDate: Annotated[str, Query(max_length=64)],
+    endDate: Annotated[str, Query(max_length=64)],
+    tz: Annotated[str, Query(max_length=64)] = "UTC",
+) -> Response:
+    """Queries per day of the window (the Reports tab's chart), for admins of the caller's organization."""
     window = parse_window(startDate, endDate, tz)
-    if window.end - window.start > timedelta(days=400):
-        return JSONResponse({"days": [], "note": "window longer than 400 days: no chart"})
-    async with request.app.state.db.transaction() as conn:
-        days = await console_data.daily_volume(conn, principal.org_id, window)
-    return JSONResponse({"days": [{"day": d.isoformat(), "count": n} for d, n in days]})
-
-
-@router.get("/admin/compliance/tables")
-async def tables(request: Request) -> Response:
-    """Tables seen in the audit trail, for the table filter's suggestions."""
-    principal, _ = await _principal(request)
-    if principal is None or not principal.is_admin:
-        return JSONResponse({"error": "forbidden", "message": "admin role required"}, status_code=403)
-    async with request.app.state.db.transaction() as conn:
-        return JSONResponse({"tables": await console_data.known_tables(conn, principal.org_id)})
+    if volume.day_count(window) > volume.MAX_DAYS:
+        raise BadRequest(f"the daily chart covers at most {volume.MAX_DAYS} days: narrow startDate..endDate",
+                         code="window_too_long")
+    async with db.transaction() as conn:
+        days = await volume.daily_query_volume(conn, principal.org_id, window)
+    return FastJSONResponse({
+        "window": {"start": iso_utc(window.start), "end": iso_utc(window.end), "tz": window.tz},
+        "days": [d.to_dict() for d in days], "totalQueries": sum(d.queries for d in days)})
