@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -12,10 +12,12 @@ import httpx
 from .server import Server
 
 
-def csv_export(server: Server, token: str, *, expected_rows: int, days: int = 90, log=print) -> dict[str, Any]:
-    """Stream the Data Access CSV of the export org; return rows, bytes, time and server RSS figures."""
-    end = datetime.now(UTC).date()
-    params = {"startDate": (end - timedelta(days=days - 1)).isoformat(), "endDate": end.isoformat(), "format": "csv"}
+def csv_export(server: Server, token: str, *, expected_rows: int, last_day: date, days: int = 90,
+               log=print) -> dict[str, Any]:
+    """Stream the Data Access CSV of the export org over ``days`` days ending ``last_day``; return rows,
+    bytes, time and the server's RSS before, at peak (sampled every 50 ms) and after."""
+    start = (last_day - timedelta(days=days - 1)).isoformat()
+    params = {"startDate": start, "endDate": last_day.isoformat(), "format": "csv"}
     headers = {"Authorization": f"Bearer {token}"}
     url = server.base_url + "/api/v1/admin/compliance/reports/data-access"
     with httpx.Client(timeout=600, headers=headers) as client:

@@ -229,7 +229,10 @@ def ensure_dataset(server_url: str, db_name: str, params: DatasetParams, *, rege
                    log=print) -> tuple[str, dict]:
     """The bench database URL, holding the dataset (generated only when missing or on ``regenerate``)."""
     url = ensure_database(server_url, db_name, recreate=regenerate)
-    migrate.upgrade(url)
+    applied = migrate.upgrade(url)
+    if applied and not regenerate:
+        log(f"applied migrations {', '.join(applied)} to the kept dataset")
+        vacuum(url, log)  # a migration that rewrote rollups leaves them without statistics / visibility map
     with connect(url) as conn:
         have = main_rows(conn)
         orgs = conn.execute("SELECT count(*) FROM organization WHERE slug LIKE %s",

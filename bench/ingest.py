@@ -3,6 +3,7 @@ sqlglot) and through the CLI bulk import (`atlas-compliance ingest FILE --org SL
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import subprocess
@@ -15,6 +16,11 @@ from typing import Any
 
 import httpx
 import orjson
+import psycopg
+from psycopg.rows import dict_row
+
+from atlas_compliance.audit import repository as audit_repo
+from atlas_compliance.audit.service import prepare_event
 
 from .catalog import Table, build_tables, pick_query, select_sql, zipf_cum_weights
 from .common import connect
@@ -29,8 +35,8 @@ def _other_sql(q, rng: random.Random, literal: int) -> str:
     cols = [c for c in q.columns[t.name] if c != "*"] or ["id"]
     shape = rng.random()
     if shape < 0.4:
-        return (f"WITH recent AS (SELECT {', '.join(cols)} FROM {t.name} WHERE id > {literal}) "
-                f"SELECT {cols[0]}, count(*) AS n FROM recent GROUP BY {cols[0]} ORDER BY n DESC")  # noqa: S608
+        cte = f"WITH recent AS (SELECT {', '.join(cols)} FROM {t.name} WHERE id > {literal})"  # noqa: S608
+        return f"{cte} SELECT {cols[0]}, count(*) AS n FROM recent GROUP BY {cols[0]} ORDER BY n DESC"  # noqa: S608
     if shape < 0.7:
         return f"UPDATE {t.name} SET updated_at = now() WHERE id = {literal} AND {cols[0]} IS NOT NULL"  # noqa: S608
     inner = f"SELECT {cols[0]} FROM {t.name} WHERE id = {literal}"  # noqa: S608
@@ -82,7 +88,7 @@ def _counts(url: str, org_id: str) -> tuple[int, int]:
 def http_ingest(url: str, base_url: str, *, events: int, repeat: float, batch: int = 1_000,
                 concurrency: int = 2, label: str, log=print) -> dict[str, Any]:
     """POST ``events`` events in batches to a fresh org; bodies are serialized before the clock starts."""
-    run = f"{label}-{int(time.time())}"
+    run = f"{'repeat' if repeat else 'distinct'}-{int(time.time())}"
     org_id, key = new_org_with_ingest_key(url, f"bench-ingest-{run}")
     factory = EventFactory(repeat, seed=int(time.time()) % 100_000)
     bodies = [orjson.dumps([factory.event(i, run) for i in range(k, min(events, k + batch))])
@@ -160,3 +166,35 @@ def cli_import(url: str, *, events: int, repeat: float = 0.7, log=print) -> dict
     log(f"  CLI import: {stored:,} events in {seconds:.1f}s = {rate:,.0f} events/s ({proc.stdout.strip()})")
     return {"events": events, "seconds": round(seconds, 2), "events_per_s": round(rate), "stored": stored,
             "parse_errors": parse_errors, "output": proc.stdout.strip(), "errors": errors}
+
+
+def breakdown(url: str, *, events: int = 5_000, repeat: float, log=print) -> dict[str, Any]:
+    """Diagnostic: the two halves of ingest in process, per event: validation + SQL extraction
+    (``prepare_event``, in a fresh interpreter's cache state for these texts) and the COPY with triggers."""
+    run = f"{'repeat' if repeat else 'distinct'}-diag-{int(time.time())}"
+    org_id, _ = new_org_with_ingest_key(url, f"bench-ingest-{run}")
+    factory = EventFactory(repeat, seed=int(time.time()) % 100_000 + 13)
+    raw = [factory.event(i, run) for i in range(events)]
+    now = datetime.now(UTC)
+    began = time.perf_counter()
+    rows = [(*prepare_event(e, now, None), org_id) for e in raw]
+    prepare_s = time.perf_counter() - began
+
+    async def copy() -> float:
+        async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
+            t0 = time.perf_counter()
+            for k in range(0, len(rows), 1_000):
+                async with conn.transaction():
+                    await audit_repo.lock_org_chain(conn, org_id)
+                    await audit_repo.existing_event_ids(conn, org_id, [r[0] for r in rows[k:k + 1_000]])
+                    await audit_repo.copy_events(conn, rows[k:k + 1_000])
+            return time.perf_counter() - t0
+
+    copy_s = asyncio.run(copy())
+    out = {"repeat_share_target": repeat, "events": events,
+           "prepare_us_per_event": round(prepare_s / events * 1e6), "prepare_events_per_s": round(events / prepare_s),
+           "copy_us_per_event": round(copy_s / events * 1e6), "copy_events_per_s": round(events / copy_s)}
+    log(f"    in process ({'70% repeated' if repeat else 'distinct'}): prepare_event {out['prepare_us_per_event']} "
+        f"µs/event ({out['prepare_events_per_s']:,}/s), COPY + triggers {out['copy_us_per_event']} µs/event "
+        f"({out['copy_events_per_s']:,}/s)")
+    return out

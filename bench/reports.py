@@ -3,6 +3,7 @@ against brute-force SQL over ``audit_log``."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -11,7 +12,9 @@ from typing import Any
 import httpx
 import orjson
 
-from atlas_compliance.reports.window import parse_window
+from atlas_compliance.db.pool import Database
+from atlas_compliance.reports import repository as repo
+from atlas_compliance.reports.window import ReportFilters, parse_window
 
 from .baseline import Baseline
 from .common import connect, stats
@@ -104,6 +107,43 @@ class ReportBench:
         fn = self.baseline.data_access if case.report == "data-access" else self.baseline.user_activity
         out = fn(self.org_id, window.start, window.end)
         return time.perf_counter() - began, out
+
+    def sql_only(self, case: Case, rounds: int = 5) -> dict[str, Any]:
+        """Diagnostic: our report SQL alone (from ``repository``, first page), in process, once on a
+        connection of the app's own pool with the report session settings the repository applies, once
+        with the PostgreSQL server's defaults (e.g. JIT on): how much of the end-to-end time is SQL."""
+        window = parse_window(*case.dates(self.last_day), case.tz)
+        filters = ReportFilters()
+        cap = 10_000 if case.report == "data-access" else 5_000
+        params = {**repo.window_params(self.org_id, window, filters), "limit": cap, "offset": 0}
+        sql = (repo.data_access_sql(filters, paged=True) if case.report == "data-access"
+               else repo.user_activity_sql(filters, paged=True))
+
+        async def as_the_app() -> list[float]:
+            db = Database(self.url, max_size=1)
+            await db.open()
+            samples = []
+            try:
+                for i in range(rounds + 1):
+                    async with db.transaction() as conn:
+                        if hasattr(repo, "set_report_memory"):
+                            await repo.set_report_memory(conn)
+                        began = time.perf_counter()
+                        await repo.fetch_all(conn, sql, params)
+                        if i:
+                            samples.append(time.perf_counter() - began)
+            finally:
+                await db.close()
+            return samples
+
+        server_defaults = []
+        with connect(self.url) as conn:
+            conn.execute(sql, params).fetchall()
+            for _ in range(rounds):
+                began = time.perf_counter()
+                conn.execute(sql, params).fetchall()
+                server_defaults.append(time.perf_counter() - began)
+        return {"app": stats(asyncio.run(as_the_app())), "server_defaults": stats(server_defaults)}
 
     def measure(self, case: Case, warmups: int, repeat: int, log=print) -> dict[str, Any]:
         """Alternate ours / baseline: ``warmups`` unrecorded rounds, then ``repeat`` recorded ones."""
