@@ -66,8 +66,12 @@ acc AS (
     SELECT d.table_name, d.user_id, d.query_count AS n, d.first_ts, d.last_ts, d.col_mask, d.extra_columns,
            NULL::text[] AS edge_extra
     FROM audit_access_daily d{_role_join("d", filters)}
-    WHERE d.org_id = %(org)s AND ((d.day >= %(d0)s AND d.day < %(w0)s) OR (d.day >= %(w1)s AND d.day < %(d1)s))
-          {_opt(filters, "d")}
+    WHERE d.org_id = %(org)s AND d.day >= %(d0)s AND d.day < %(w0)s{_opt(filters, "d")}
+    UNION ALL
+    SELECT d.table_name, d.user_id, d.query_count AS n, d.first_ts, d.last_ts, d.col_mask, d.extra_columns,
+           NULL::text[] AS edge_extra
+    FROM audit_access_daily d{_role_join("d", filters)}
+    WHERE d.org_id = %(org)s AND d.day >= %(w1)s AND d.day < %(d1)s{_opt(filters, "d")}
     UNION ALL
     SELECT x.table_name, x.user_id, count(DISTINCT x.audit_id), min(x."timestamp"), max(x."timestamp"),
            coalesce(bit_or(1::bigint << dc.bit), 0), NULL::text[],
@@ -151,8 +155,10 @@ ut AS (
     WHERE w.org_id = %(org)s AND w.week >= %(w0)s AND w.week < %(w1)s{_opt(filters, "w")}
     UNION
     SELECT d.user_id, d.table_name FROM audit_access_daily d{_role_join("d", filters)}
-    WHERE d.org_id = %(org)s AND ((d.day >= %(d0)s AND d.day < %(w0)s) OR (d.day >= %(w1)s AND d.day < %(d1)s))
-          {_opt(filters, "d")}
+    WHERE d.org_id = %(org)s AND d.day >= %(d0)s AND d.day < %(w0)s{_opt(filters, "d")}
+    UNION
+    SELECT d.user_id, d.table_name FROM audit_access_daily d{_role_join("d", filters)}
+    WHERE d.org_id = %(org)s AND d.day >= %(w1)s AND d.day < %(d1)s{_opt(filters, "d")}
     UNION
     SELECT x.user_id, x.table_name FROM audit_access x{_role_join("x", filters)}
     WHERE x.org_id = %(org)s
