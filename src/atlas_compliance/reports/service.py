@@ -83,22 +83,30 @@ def _pii_for(table: str, columns: list[str], pii: dict[str, set[str]]) -> list[s
     return sorted(classified.intersection(columns))
 
 
-def decode_columns(table: str, mask: int, extra: str | None, dictionary: dict[str, dict[int, str]]) -> list[str]:
+def decode_columns(table: str, mask: int, extra: str | None, dictionary: dict[str, dict[int, str]],
+                   memo: dict | None = None) -> list[str]:
     """Column names from a rollup bitmask (and the names past a table's 64th column), sorted byte-wise."""
-    names = set(extra.split(chr(31))) if extra else set()
-    bits = dictionary.get(table, {})
-    mask &= (1 << 64) - 1  # bit 63 comes back as the sign bit of a bigint
-    while mask:
-        low = mask & -mask
-        names.add(bits.get(low.bit_length() - 1, f"#{low.bit_length() - 1}"))
-        mask ^= low
-    return sorted(names)
+    memo = memo if memo is not None else {}
+    key = (table, mask, extra)
+    found = memo.get(key)
+    if found is not None:
+        return found
+    by_name = memo.get(table)
+    if by_name is None:  # the table's (bit, name) pairs in name order: decoding then needs no sort
+        by_name = memo[table] = sorted(((bit, name) for bit, name in dictionary.get(table, {}).items()),
+                                       key=lambda item: item[1])
+    unsigned = mask & 0xFFFFFFFFFFFFFFFF
+    decoded = [name for bit, name in by_name if unsigned >> bit & 1]
+    if extra:
+        decoded = sorted(set(decoded).union(extra.split(chr(31))))
+    memo[key] = decoded
+    return decoded
 
 
 def data_access_row(r: dict[str, Any], roles: dict[str, str], pii: dict[str, set[str]],
-                    dictionary: dict[str, dict[int, str]]) -> dict[str, Any]:
+                    dictionary: dict[str, dict[int, str]], memo: dict | None = None) -> dict[str, Any]:
     extra = chr(31).join(x for x in (r["extra_columns"], r.get("edge_extra")) if x) or None
-    columns = decode_columns(r["table_name"], int(r["col_mask"] or 0), extra, dictionary)
+    columns = decode_columns(r["table_name"], int(r["col_mask"] or 0), extra, dictionary, memo)
     return {
         "tableName": r["table_name"], "userId": r["user_id"], "userEmail": r["user_email"],
         "userRole": roles.get(r["user_id"]) if r["user_id"] is not None else None,
@@ -135,7 +143,8 @@ async def generate(db: Database, request: ReportRequest, *, limit: int, offset: 
                        else repo.user_activity_summary_sql(request.filters))
         head = await _read(db, summary_sql, params, one=True)
     if request.report == "data-access":
-        rows = [data_access_row(r, roles, pii, dictionary) for r in raw_rows]
+        memo: dict = {}
+        rows = [data_access_row(r, roles, pii, dictionary, memo) for r in raw_rows]
         summary = {"totalQueries": int(head["total_queries"]), "uniqueUsers": int(head["unique_users"]),
                    "uniqueTables": int(head["unique_tables"]), "piiTablesAccessed": int(head["pii_tables"])}
     else:
@@ -161,9 +170,12 @@ async def iter_rows(db: Database, request: ReportRequest) -> AsyncIterator[list[
         sql = repo.user_activity_sql(request.filters, paged=False)
     async with db.connection() as conn, conn.transaction():
         await repo.set_report_memory(conn)
+        memo: dict = {}
         async for chunk in repo.stream(conn, sql, params):
+            if len(memo) > 50_000:
+                memo.clear()
             if request.report == "data-access":
-                yield [data_access_row(r, roles, pii, dictionary) for r in chunk]
+                yield [data_access_row(r, roles, pii, dictionary, memo) for r in chunk]
             else:
                 yield [user_activity_row(r, roles, logins) for r in chunk]
 

@@ -61,6 +61,9 @@ def iso_utc(value: datetime | None) -> str | None:
     """ISO 8601 in UTC with a ``Z`` (microseconds shown only when present)."""
     if value is None:
         return None
+    text = value.isoformat()
+    if text.endswith("+00:00"):  # already UTC (the service's sessions run in UTC): the cheap path
+        return text[:-6] + "Z"
     return value.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
