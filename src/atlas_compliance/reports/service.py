@@ -91,16 +91,21 @@ def decode_columns(table: str, mask: int, extra: str | None, dictionary: dict[st
     found = memo.get(key)
     if found is not None:
         return found
-    by_name = memo.get(table)
-    if by_name is None:  # the table's (bit, name) pairs in name order: decoding then needs no sort
-        by_name = memo[table] = sorted(((bit, name) for bit, name in dictionary.get(table, {}).items()),
-                                       key=lambda item: item[1])
-    unsigned = mask & 0xFFFFFFFFFFFFFFFF
-    decoded = [name for bit, name in by_name if unsigned >> bit & 1]
+    bits = dictionary.get(table, {})
+    names = []
+    remaining = mask & 0xFFFFFFFFFFFFFFFF  # bit 63 comes back as the sign bit of a bigint
+    while remaining:  # only the set bits: a pair reads a few of its table's columns
+        low = remaining & -remaining
+        name = bits.get(low.bit_length() - 1)
+        if name is not None:
+            names.append(name)
+        remaining ^= low
     if extra:
-        decoded = sorted(set(decoded).union(extra.split(chr(31))))
-    memo[key] = decoded
-    return decoded
+        names.extend(extra.split(chr(31)))
+        names = list(set(names))
+    names.sort()
+    memo[key] = names
+    return names
 
 
 def data_access_row(r: dict[str, Any], roles: dict[str, str], pii: dict[str, set[str]],
