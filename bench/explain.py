@@ -9,7 +9,9 @@ The SQL and parameters come from ``atlas_compliance.reports.repository`` (``data
 from __future__ import annotations
 
 import argparse
+import asyncio
 
+from atlas_compliance.db.pool import Database
 from atlas_compliance.reports import repository as repo
 from atlas_compliance.reports.window import ReportFilters, parse_window
 
@@ -29,10 +31,25 @@ def explain(url: str, case_index: int, *, analyze: bool = True) -> str:
     sql = (repo.data_access_sql(filters, paged=True) if case.report == "data-access"
            else repo.user_activity_sql(filters, paged=True))
     opts = "ANALYZE, BUFFERS, VERBOSE false" if analyze else "VERBOSE false"
-    with connect(url) as conn:
-        conn.execute(sql, params).fetchall()  # warm the cache like the measured runs
-        rows = conn.execute(f"EXPLAIN ({opts}) {sql}", params).fetchall()  # noqa: S608 - our own SQL text
-    return f"-- {case.name}\n-- params: {params}\n" + "\n".join(r[0] for r in rows)
+
+    async def run() -> list[str]:
+        # On the app's own pool (its connection options, e.g. jit=off) with the report session settings.
+        db = Database(url, max_size=1)
+        await db.open()
+        try:
+            async with db.transaction() as conn:
+                if hasattr(repo, "set_report_memory"):
+                    await repo.set_report_memory(conn)
+                await repo.fetch_all(conn, sql, params)  # warm the cache like the measured runs
+                rows = await repo.fetch_all(conn, f"EXPLAIN ({opts}) {sql}", params)  # noqa: S608 - our SQL
+                settings = await repo.fetch_all(conn, "SELECT current_setting('jit') AS jit, "
+                                                "current_setting('work_mem') AS work_mem", {})
+        finally:
+            await db.close()
+        return [f"-- session: jit={settings[0]['jit']}, work_mem={settings[0]['work_mem']}",
+                *(r["QUERY PLAN"] for r in rows)]
+
+    return f"-- {case.name}\n-- params: {params}\n" + "\n".join(asyncio.run(run()))
 
 
 def main(argv: list[str] | None = None) -> None:

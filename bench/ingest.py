@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -43,10 +44,21 @@ def _other_sql(q, rng: random.Random, literal: int) -> str:
     return f"SELECT * FROM {q.tables[-1].name} WHERE id IN ({inner})"  # noqa: S608
 
 
-class EventFactory:
-    """Realistic query events; ``repeat`` is the share of events whose SQL text repeats an earlier one."""
+_LITERALS = re.compile(r"'[^']*'|\b\d+\b")
 
-    def __init__(self, repeat: float, seed: int, pool_size: int = 400) -> None:
+
+def sql_shape(sql: str) -> str:
+    """The text with its literals blanked: texts that differ only in values share a shape."""
+    return _LITERALS.sub("?", sql)
+
+
+class EventFactory:
+    """Realistic query events; ``repeat`` is the share of events whose SQL text repeats an earlier one.
+    With ``unique_shapes`` every fresh text also differs in structure (a unique column alias), not only
+    in its literals: the worst case for a parse cache keyed by shape."""
+
+    def __init__(self, repeat: float, seed: int, pool_size: int = 400, unique_shapes: bool = False) -> None:
+        self.unique_shapes = unique_shapes
         self.rng = random.Random(seed)
         self.tables: list[Table] = build_tables(300, random.Random(seed + 1))
         self.cw = zipf_cum_weights(len(self.tables), 1.1)
@@ -61,8 +73,12 @@ class EventFactory:
         self.literal += 1  # a new literal: a SQL text never seen before
         q = pick_query(self.tables, self.cw, self.rng)
         if self.rng.random() < 0.2:
-            return _other_sql(q, self.rng, self.literal)
-        return select_sql(q.tables, q.columns, self.rng, literal=self.literal)
+            sql = _other_sql(q, self.rng, self.literal)
+        else:
+            sql = select_sql(q.tables, q.columns, self.rng, literal=self.literal)
+        if self.unique_shapes and sql.startswith("SELECT "):
+            sql = f"SELECT {self.literal} AS q{self.literal}, " + sql[len("SELECT "):]
+        return sql
 
     def event(self, i: int, run: str) -> dict[str, Any]:
         rng = self.rng
@@ -86,14 +102,16 @@ def _counts(url: str, org_id: str) -> tuple[int, int]:
 
 
 def http_ingest(url: str, base_url: str, *, events: int, repeat: float, batch: int = 1_000,
-                concurrency: int = 2, label: str, log=print) -> dict[str, Any]:
+                concurrency: int = 2, label: str, unique_shapes: bool = False, log=print) -> dict[str, Any]:
     """POST ``events`` events in batches to a fresh org; bodies are serialized before the clock starts."""
-    run = f"{'repeat' if repeat else 'distinct'}-{int(time.time())}"
+    run = f"{'repeat' if repeat else 'shapes' if unique_shapes else 'distinct'}-{int(time.time())}"
     org_id, key = new_org_with_ingest_key(url, f"bench-ingest-{run}")
-    factory = EventFactory(repeat, seed=int(time.time()) % 100_000)
+    factory = EventFactory(repeat, seed=int(time.time()) % 100_000, unique_shapes=unique_shapes)
     bodies = [orjson.dumps([factory.event(i, run) for i in range(k, min(events, k + batch))])
               for k in range(0, events, batch)]
-    distinct = len({e["sql"] for b in bodies for e in orjson.loads(b)})
+    texts = [e["sql"] for b in bodies for e in orjson.loads(b)]
+    distinct = len(set(texts))
+    shapes = len({sql_shape(t) for t in texts})
     results: list[dict] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -130,10 +148,12 @@ def http_ingest(url: str, base_url: str, *, events: int, repeat: float, batch: i
     rate = inserted / seconds
     if errors or stored != events or inserted != events:
         errors.append(f"expected {events} stored, API said inserted {inserted}, table has {stored}")
-    log(f"  HTTP ingest ({label}, {distinct:,} distinct SQL texts of {events:,}): {rate:,.0f} events/s "
+    log(f"  HTTP ingest ({label}, {distinct:,} distinct SQL texts, {shapes:,} shapes, of {events:,}): "
+        f"{rate:,.0f} events/s "
         f"({seconds:.1f}s, {concurrency} concurrent clients, batch p50 "
         f"{sorted(latencies)[len(latencies) // 2] * 1000:.0f} ms)")
-    return {"label": label, "events": events, "distinct_sql": distinct, "repeat_share_target": repeat,
+    return {"label": label, "events": events, "distinct_sql": distinct, "distinct_shapes": shapes,
+            "unique_shapes": unique_shapes, "repeat_share_target": repeat,
             "batch": batch, "concurrency": concurrency, "seconds": round(seconds, 2), "events_per_s": round(rate),
             "inserted": inserted, "rejected": rejected, "stored": stored, "parse_errors": parse_errors,
             "batch_latency_ms": {"median": round(sorted(latencies)[len(latencies) // 2] * 1000, 1),

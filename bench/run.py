@@ -11,6 +11,7 @@ with the server's memory sampled. Exits non-zero when a result is not exact or a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import date
@@ -79,7 +80,9 @@ def run_ingest(url: str, server: Server, args, out: dict, errors: list[str]) -> 
     runs = [http_ingest(url, server.base_url, events=events, repeat=0.7, label="70% repeated SQL",
                         concurrency=args.ingest_concurrency),
             http_ingest(url, server.base_url, events=events, repeat=0.0, label="all distinct SQL",
-                        concurrency=args.ingest_concurrency)]
+                        concurrency=args.ingest_concurrency),
+            http_ingest(url, server.base_url, events=events, repeat=0.0, unique_shapes=True,
+                        label="all distinct shapes (worst case, no target)", concurrency=args.ingest_concurrency)]
     for r in runs:
         errors.extend(r["errors"])
     out["ingest"] = runs
@@ -115,16 +118,21 @@ def main(argv: list[str] | None = None) -> int:
                 "machine": results_io.machine_facts(url)})
     if generation.get("generated") or "generation" not in out:
         out["generation"] = generation
+    code = results_io.code_facts()
     by_part: dict[str, list[str]] = out.get("errors_by_part", {})
+    load = out.setdefault("load", {})
     with Server(url) as server:
         for part in parts:
             by_part[part] = []
+            started = round(os.getloadavg()[0], 2)
             if part == "reports":
                 run_reports(url, server, args, out, by_part[part])
             elif part == "export" and export is not None:
                 run_export(url, server, args, out, by_part[part], export)
             elif part == "ingest":
                 run_ingest(url, server, args, out, by_part[part])
+            load[part] = (started, round(os.getloadavg()[0], 2))
+            out.setdefault("code", {})[part] = code
     errors = [e for part in parts for e in by_part[part]]
     out["errors_by_part"] = by_part
     out["errors"] = [e for errs in by_part.values() for e in errs]
