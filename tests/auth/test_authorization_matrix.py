@@ -1,0 +1,90 @@
+"""Every API route in the OpenAPI document, for every kind of credential: the expected status.
+
+A new route without a row here fails `test_every_route_has_a_row`."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import assert_error
+
+ADMIN_ONLY = {"none": 401, "malformed": 401, "expired": 401, "revoked": 401, "member": 403, "admin": 200,
+              "owner": 200, "personal": 200, "ingest": 403}
+ANYONE_SIGNED_IN = {**ADMIN_ONLY, "member": 200, "ingest": 200}
+WRITERS = {**ADMIN_ONLY, "ingest": 200}
+PUBLIC = dict.fromkeys(ADMIN_ONLY, 200)
+
+# (method, path template, body, expectations). {cid} is filled with a classification of the caller's org
+# (an unknown id for other orgs, so that admins of another org get 404 and see nothing).
+MATRIX = [
+    ("get", "/healthz", None, PUBLIC),
+    ("get", "/readyz", None, PUBLIC),
+    ("get", "/api/v1/auth/me", None, ANYONE_SIGNED_IN),
+    ("post", "/api/v1/auth/logout", None, {**ANYONE_SIGNED_IN, "personal": 400, "ingest": 400}),
+    ("get", "/api/v1/admin/members", None, ADMIN_ONLY),
+    ("post", "/api/v1/audit/events", [{"sql": "SELECT 1"}], WRITERS),
+    ("get", "/api/v1/admin/audit/verify", None, ADMIN_ONLY),
+    ("get", "/api/v1/admin/audit/retention", None, ADMIN_ONLY),
+    ("put", "/api/v1/admin/audit/retention", {"retentionDays": 400}, ADMIN_ONLY),
+    ("post", "/api/v1/admin/audit/retention/purge", None, ADMIN_ONLY),
+    ("get", "/api/v1/admin/compliance/reports/data-access?startDate=2026-01-01&endDate=2026-01-31", None,
+     ADMIN_ONLY),
+    ("get", "/api/v1/admin/compliance/reports/user-activity?startDate=2026-01-01&endDate=2026-01-31", None,
+     ADMIN_ONLY),
+    ("get", "/api/v1/admin/compliance/classifications", None, ADMIN_ONLY),
+    ("post", "/api/v1/admin/compliance/classifications",
+     {"detections": [{"tableName": "t", "columnName": "email", "category": "email"}]}, ADMIN_ONLY),
+    ("put", "/api/v1/admin/compliance/classifications/{cid}", {"reviewed": True}, ADMIN_ONLY),
+    ("delete", "/api/v1/admin/compliance/classifications/{cid}", None, ADMIN_ONLY),
+    ("post", "/api/v1/admin/compliance/classifications/review", None, ADMIN_ONLY),
+]
+LOGIN = "/api/v1/auth/login"  # tested on its own in test_auth.py (it takes no credential)
+
+
+def test_every_route_has_a_row(client):
+    documented = {(method, path) for path, ops in client.app.openapi()["paths"].items() for method in ops}
+    covered = {(m, p.split("?")[0]) for m, p, _, _ in MATRIX} | {("post", LOGIN)}
+    assert documented == covered
+
+
+@pytest.fixture()
+def credentials(client, org, sql):
+    """One header set per kind of credential, all for `org`."""
+    admin = org.add_user("admin")
+    expired = org.add_user("admin")
+    sql.execute("""UPDATE session SET "expiresAt" = now() - interval '1 minute' WHERE "userId" = %s""", (expired.id,))
+    revoked = org.add_user("admin")
+    client.post("/api/v1/auth/logout", headers=revoked.headers)
+    bearer = lambda token: {"Authorization": f"Bearer {token}"}  # noqa: E731
+    return {
+        "none": {}, "malformed": {"Authorization": "Token abc"}, "expired": expired.headers,
+        "revoked": revoked.headers, "member": org.add_user("member").headers, "admin": admin.headers,
+        "owner": org.add_user("owner").headers, "personal": bearer(org.personal_token(admin)),
+        "ingest": bearer(org.ingest_key()),
+    }
+
+
+@pytest.mark.parametrize(("method", "path", "body", "expected"), MATRIX, ids=[f"{m} {p}" for m, p, _, _ in MATRIX])
+def test_route_by_credential(client, org, make_org, credentials, method, path, body, expected):
+    for kind, headers in credentials.items():
+        target = path
+        if "{cid}" in path:
+            upload = client.post("/api/v1/admin/compliance/classifications", headers=credentials["admin"],
+                                 json={"detections": [{"tableName": f"t_{kind}", "columnName": "ssn",
+                                                       "category": "ssn"}]})
+            assert upload.status_code == 200
+            listing = client.get("/api/v1/admin/compliance/classifications", params={"table": f"t_{kind}"},
+                                 headers=credentials["admin"]).json()
+            target = path.replace("{cid}", listing["classifications"][0]["id"])
+        resp = client.request(method, target, headers=headers, json=body)
+        if expected[kind] >= 400:
+            assert_error(resp, expected[kind])
+        else:
+            assert resp.status_code == expected[kind], (kind, resp.text)
+    # An admin of another organization: admin routes answer, but never about this org's data.
+    other = make_org().add_user("admin")
+    if "{cid}" in path:
+        assert_error(client.request(method, path.replace("{cid}", "not-theirs"), headers=other.headers,
+                                    json=body), 404)
+    elif expected["admin"] == 200:
+        assert client.request(method, path, headers=other.headers, json=body).status_code == 200
