@@ -1,4 +1,23 @@
-"""Scope walking for SQL access extraction: resolve every column to the table(s) that own it."""
+"""Attribute every column of a parsed SQL statement to the table(s) that own it.
+
+The walk follows sqlglot's scopes (:func:`sqlglot.optimizer.scope.traverse_scope`): each SELECT is
+resolved against the sources it can name — real tables, CTEs and derived tables, table functions —
+and, for correlated references, against the sources of the scopes around it. The parts of a
+statement that no SELECT covers (the target of an INSERT, UPDATE, DELETE or MERGE, its FROM/USING
+relations, SET, RETURNING and conflict clauses, a DDL statement's own table) are resolved against a
+pseudo-scope built from the statement's relations.
+
+Two rules keep the result an over-report rather than a miss:
+
+* a CTE or derived table credits the columns its own SELECT list reads, so a reference to one of
+  its output columns needs no further tracing — except through ``SELECT *``, which is traced to
+  the tables behind it;
+* an unqualified column that SQL text alone cannot pin to one table is credited to every table of
+  its scope that could own it; a :class:`~atlas_compliance.audit.extraction.Catalog` narrows that
+  to the tables known to have the column.
+
+All names are compared lowercased (identifiers, aliases, CTE names), quoted or not.
+"""
 
 from __future__ import annotations
 
@@ -6,238 +25,517 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlglot import exp
-from sqlglot.optimizer.scope import Scope, traverse_scope
+from sqlglot.errors import OptimizeError
+from sqlglot.optimizer.scope import Scope, traverse_scope, walk_in_scope
 
 STAR = "*"
+_MAX_TRACE_DEPTH = 16  # nested `SELECT *` layers followed when tracing a column to its table
+
+# Unquoted names these dialects read as keywords, functions or row pseudo-columns, not table columns.
+_POSTGRES_WORDS = frozenset({"default", "user", "current_user", "current_role", "session_user"})
+_PSEUDO_COLUMNS: dict[str | None, frozenset[str]] = {
+    "postgres": _POSTGRES_WORDS, "redshift": _POSTGRES_WORDS, "materialize": _POSTGRES_WORDS,
+    "risingwave": _POSTGRES_WORDS, "oracle": frozenset({"default", "rownum", "level", "user", "uid", "sysdate"}),
+}
+# Pseudo-tables naming a DML statement's target row: PostgreSQL/SQLite ON CONFLICT, T-SQL OUTPUT.
+_TARGET_ROW_ALIASES = ("excluded", "inserted", "deleted")
+_ALIAS_CLAUSES = (exp.Order, exp.Group, exp.Having, exp.Qualify)
+_RELATIONS = (exp.Table, exp.Subquery, exp.Lateral, exp.Unnest, exp.Values)
 
 
-class Collector:
-    """Accumulates tables and per-table columns over the statements of one SQL text."""
+class Sources:
+    """What one scope can name: real tables, derived sources (CTE / subquery scopes), opaque sources."""
 
-    def __init__(self, catalog: Any, normalize: Callable[[str], str]) -> None:
+    __slots__ = ("tables", "derived", "opaque")
+
+    def __init__(self) -> None:
+        self.tables: dict[str, list[str]] = {}  # alias (or bare name) -> normalized real table names
+        self.derived: dict[str, Scope] = {}  # alias -> scope of a CTE, derived table or LATERAL subquery
+        self.opaque: set[str] = set()  # aliases and column names of table functions, UNNEST, VALUES
+
+    def add_table(self, alias: str, table: str) -> None:
+        names = self.tables.setdefault(alias, [])
+        if table not in names:
+            names.append(table)
+
+    def add_opaque(self, alias: str, node: exp.Expr) -> None:
+        self.opaque.add(alias)
+        table_alias = node.args.get("alias")
+        if isinstance(table_alias, exp.TableAlias):
+            self.opaque.update(c.name.lower() for c in table_alias.columns)
+
+    def real_tables(self) -> list[str]:
+        return list(dict.fromkeys(t for names in self.tables.values() for t in names))
+
+
+_EMPTY = Sources()
+
+
+class AccessCollector:
+    """Accumulates tables and per-table columns over the statements of one SQL text.
+
+    Args:
+        catalog: a Catalog (``columns_of(table)``) or None.
+        normalize: the table-name normalizer, applied to dotted names built from the AST.
+        dialect: the sqlglot dialect name the text was parsed with (for dialect pseudo-columns).
+    """
+
+    def __init__(self, catalog: Any, normalize: Callable[[str], str], dialect: str | None) -> None:
         self.catalog = catalog
         self.normalize = normalize
+        self.pseudo_columns = _PSEUDO_COLUMNS.get(dialect, frozenset({"default"}))
         self.tables: set[str] = set()
         self.columns: dict[str, set[str]] = {}
+        self._statement: exp.Expr | None = None
+        self._statement_sources = _EMPTY  # what the subqueries of a DML statement see of it
+        self._scopes: dict[int, Scope] = {}  # id(scope expression) -> scope
+        self._sources: dict[int, Sources] = {}  # id(scope) -> its sources
+        self._table_refs: dict[int, str | exp.CTE | bool] = {}  # id(Table) -> real name, its CTE, or False
 
-    # --- results -----------------------------------------------------------------------------
     def result(self) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
         tables = tuple(sorted(self.tables))
-        by_table = {t: tuple(sorted(self.columns.get(t, set()))) for t in tables}
-        return tables, by_table
+        return tables, {t: tuple(sorted(self.columns.get(t, ()))) for t in tables}
 
-    def _credit(self, table: str, column: str) -> None:
+    def credit(self, table: str, column: str) -> None:
         self.tables.add(table)
-        cols = self.columns.setdefault(table, set())
-        if column == STAR and self.catalog is not None:
-            known = self.catalog.columns_of(table)
-            if known:
-                cols.update(known)
-                return
-        cols.add(column)
+        self.columns.setdefault(table, set()).add(column)
 
-    # --- names -------------------------------------------------------------------------------
-    def table_name(self, table: exp.Table) -> str | None:
-        if not isinstance(table.this, exp.Identifier):
-            return None  # a table function, e.g. UNNEST(...) or generate_series(...)
-        parts = [p for p in (table.catalog, table.db, table.name) if p]
-        return self.normalize(".".join(parts)) or None
+    def credit_star(self, table: str, excluded: frozenset[str] = frozenset()) -> None:
+        known = self._known(table)
+        if known:
+            self.tables.add(table)
+            self.columns.setdefault(table, set()).update(c for c in known if c not in excluded)
+        else:
+            self.credit(table, STAR)
 
-    # --- statements --------------------------------------------------------------------------
-    def add_statement(self, statement: exp.Expression) -> None:
-        cte_names = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
+    def _known(self, table: str) -> tuple[str, ...] | None:
+        return self.catalog.columns_of(table) if self.catalog is not None else None
+
+    # --- statements -------------------------------------------------------------------------------
+    def add_statement(self, statement: exp.Expr) -> None:
+        if isinstance(statement, exp.Describe) and isinstance(statement.this, exp.Query | exp.DML):
+            statement = statement.this  # MySQL's EXPLAIN <statement>
+        with_ = statement.args.get("with_")
+        for cte in with_.expressions if isinstance(with_, exp.With) else ():
+            if isinstance(cte.this, exp.DML):
+                self.add_statement(cte.this)  # PostgreSQL's WITH moved AS (DELETE ... RETURNING *)
+        self._statement, self._statement_sources = statement, _EMPTY
+        self._sources, self._table_refs = {}, {}
+        try:
+            scopes = traverse_scope(statement) if isinstance(statement, exp.Query | exp.DDL | exp.DML) else []
+        except OptimizeError:
+            self._flat_statement(statement)  # a tree sqlglot cannot scope: over-report, never fail
+            return
+        self._scopes = {id(scope.expression): scope for scope in scopes}
+        if not isinstance(statement, exp.Query):
+            # Queries sqlglot leaves unscoped (e.g. in INSERT ... VALUES) become roots of their own.
+            for query in self._statement_scope(statement):
+                if id(query) not in self._scopes:
+                    extra = traverse_scope(query)
+                    self._scopes.update((id(scope.expression), scope) for scope in extra)
+                    scopes.extend(extra)
+        for scope in scopes:
+            # Set operations, UDTFs and the Table/Subquery-rooted scopes of DML relations hold no
+            # columns that their SELECTs or the statement pseudo-scope do not cover.
+            if isinstance(scope.expression, exp.Select):
+                self._select_scope(scope)
+
+    def _flat_statement(self, statement: exp.Expr) -> None:
+        """Scope-free fallback: every real table; qualified columns by alias, the rest to all tables."""
+        sources = Sources()
         for table in statement.find_all(exp.Table):
-            if not table.db and table.name.lower() in cte_names:
-                continue
             name = self.table_name(table)
             if name:
                 self.tables.add(name)
-        for scope in traverse_scope(statement):
-            if isinstance(scope.expression, exp.Select):
-                self._select_scope(scope)
-        if isinstance(statement, exp.Insert | exp.Update | exp.Delete | exp.Merge):
-            self._dml(statement)
+                sources.add_table(table.alias_or_name.lower(), name)
+        for column in statement.find_all(exp.Column):
+            if not isinstance(column.this, exp.Star):
+                self._resolve(column, [sources])
 
-    # --- SELECT scopes -----------------------------------------------------------------------
-    def _sources(self, scope: Scope) -> tuple[dict[str, str], dict[str, Scope]]:
-        """Table sources (alias → table) and derived sources (alias → scope). Other sources, such as
-        UNNEST or table functions, map to an empty derived entry: their columns are not table columns."""
-        tables: dict[str, str] = {}
-        derived: dict[str, Scope] = {}
-        for alias, (node, source) in scope.selected_sources.items():
-            if isinstance(source, exp.Table) and self.table_name(source):
-                tables[alias.lower()] = self.table_name(source) or ""
-            elif isinstance(source, Scope) and isinstance(source.expression, exp.Select | exp.SetOperation):
-                derived[alias.lower()] = source
-            else:
-                derived[alias.lower()] = _OPAQUE
-                for column_alias in _column_aliases(node):
-                    derived[column_alias] = _OPAQUE
-        return tables, derived
+    # --- tables and sources -----------------------------------------------------------------------
+    def table_name(self, table: exp.Table) -> str | None:
+        """Normalized name of a real table; None for a table function or a CTE reference."""
+        found = self._table_ref(table)
+        return found if isinstance(found, str) else None
 
-    def _select_scope(self, scope: Scope) -> None:
-        tables, derived = self._sources(scope)
-        select = scope.expression
-        aliases = {p.alias.lower() for p in select.expressions if isinstance(p, exp.Alias)}
-        for projection in select.expressions:
-            if isinstance(projection, exp.Star):
-                for table in tables.values():
-                    self._credit(table, STAR)
-            elif isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star):
-                target = tables.get(projection.table.lower())
-                if target:
-                    self._credit(target, STAR)
-        for column in scope.columns:
-            if isinstance(column.this, exp.Star) or column.find_ancestor(exp.Select) is not select:
-                continue
-            name = column.name.lower()
-            qualifier = column.table.lower()
-            if qualifier:
-                self._qualified(scope, qualifier, name)
-            elif not (name in aliases and _outside_projection(column, select)):
-                self._unqualified(name, tables, derived)
-        for join in select.args.get("joins") or []:
-            for ident in join.args.get("using") or []:
-                for table in self._candidates(ident.name.lower(), list(tables.values())):
-                    self._credit(table, ident.name.lower())
+    def _table_ref(self, table: exp.Table) -> str | exp.CTE | bool:
+        found = self._table_refs.get(id(table))
+        if found is None:
+            this = table.this
+            found = False  # a table function, e.g. generate_series(...) or TABLE(FLATTEN(...))
+            if isinstance(this, exp.Identifier | exp.Dot):
+                cte = None if table.args.get("db") else _cte_of(table)
+                found = cte or self.normalize(".".join(p.name for p in table.parts)) or False
+            elif isinstance(this, exp.DynamicIdentifier) and isinstance(this.this, exp.Literal):
+                found = self.normalize(this.this.name) or False  # Snowflake IDENTIFIER('schema.table')
+            self._table_refs[id(table)] = found
+        return found
 
-    def _qualified(self, scope: Scope | None, qualifier: str, name: str) -> None:
+    def _note_table(self, table: exp.Table) -> None:
+        name = None if isinstance(table.parent, exp.JoinHint) else self.table_name(table)
+        if name:
+            self.tables.add(name)
+
+    def sources_of(self, scope: Scope) -> Sources:
+        expression = scope.expression
+        if expression is self._statement and not isinstance(expression, exp.Query):
+            return self._statement_sources
+        sources = self._sources.get(id(scope))
+        if sources is None:
+            sources = self._sources[id(scope)] = Sources()
+            if isinstance(expression, exp.Select):
+                for name, node in scope.references:
+                    self._add_source(sources, name.lower(), node)
+                for join in expression.args.get("joins") or []:
+                    if isinstance(join.this, exp.Alias):  # ClickHouse ARRAY JOIN tags AS tag
+                        sources.opaque.add(join.this.alias.lower())
+        return sources
+
+    def _add_source(self, sources: Sources, alias: str, node: exp.Expr) -> None:
+        child: Scope | None = None
+        if isinstance(node, exp.Table):
+            if isinstance(node.parent, exp.Into | exp.JoinHint):
+                return  # SELECT ... INTO target: written, not a source
+            found = self._table_ref(node)
+            if isinstance(found, str):
+                sources.add_table(alias, found)
+                return
+            child = self._scopes.get(id(found.this)) if isinstance(found, exp.CTE) else None
+        elif isinstance(node, exp.Lateral | exp.Subquery | exp.Query):
+            inner = node.this if isinstance(node, exp.Lateral | exp.Subquery) else node
+            child = self._scopes.get(id(inner.unnest())) if isinstance(inner, exp.Query) else None
+        if child is not None:
+            sources.derived[alias] = child
+        else:
+            sources.add_opaque(alias, node)
+
+    def _chain(self, scope: Scope | None) -> list[Sources]:
+        frames = []
         while scope is not None:
-            tables, derived = self._sources(scope)
-            if qualifier in tables:
-                self._credit(tables[qualifier], name)
-                return
-            if qualifier in derived:
-                return  # the derived table's own scope credits what it projects
+            frames.append(self.sources_of(scope))
             scope = scope.parent
-        # An unknown qualifier (e.g. schema.table.column or a dialect's struct access): match by table name.
-        for table in list(self.tables):
-            if table == qualifier or table.endswith("." + qualifier):
-                self._credit(table, name)
+        return frames
+
+    # --- SELECT scopes ----------------------------------------------------------------------------
+    def _select_scope(self, scope: Scope) -> None:
+        select = scope.expression
+        sources = self.sources_of(scope)
+        reads_rows = not _is_exists_probe(select)
+        aliases = {p.alias.lower() for p in select.expressions if isinstance(p, exp.Alias)}
+        frames: list[Sources] | None = None
+        for node in walk_in_scope(select):
+            if isinstance(node, exp.Column):
+                if node.arg_key == "except_" and isinstance(node.parent, exp.Star):
+                    continue  # SELECT * EXCEPT (ssn) does not read ssn
+                if isinstance(node.this, exp.Star) and (_inside_count(node) or (node.parent is select and not reads_rows)):
+                    continue  # COUNT(t.*) counts rows; EXISTS (SELECT t.* ...) reads nothing
+                if not node.table and self._not_a_column(node, select, sources, aliases):
+                    continue
+                frames = frames or self._chain(scope)
+                self._resolve(node, frames)
+            elif isinstance(node, exp.Star) and node.parent is select and reads_rows:
+                excluded = frozenset(c.name.lower() for c in node.args.get("except_") or [])
+                for table in sources.real_tables():
+                    self.credit_star(table, excluded)
+            elif isinstance(node, exp.Table):
+                self._note_table(node)
+        for join in select.args.get("joins") or []:
+            self._join_columns(join, select, sources)
+
+    def _not_a_column(self, column: exp.Column, select: exp.Expr, sources: Sources, aliases: set[str]) -> bool:
+        """A SELECT-list alias referenced in ORDER BY / GROUP BY / HAVING / QUALIFY (in GROUP BY and
+        HAVING an input column the catalog knows wins), or a dialect's pseudo-column."""
+        name = column.name.lower()
+        if name in aliases:
+            clause = _alias_clause(column, select)
+            if clause is not None and not (isinstance(clause, exp.Group | exp.Having) and self._catalog_has(sources, name)):
+                return True
+        return self._pseudo_column(column)
+
+    def _pseudo_column(self, column: exp.Column) -> bool:
+        return column.name.lower() in self.pseudo_columns and not column.this.args.get("quoted")
+
+    def _catalog_has(self, sources: Sources, column: str) -> bool:
+        return any(column in (self._known(t) or ()) for t in sources.real_tables())
+
+    def _join_columns(self, join: exp.Join, select: exp.Expr, sources: Sources) -> None:
+        """JOIN ... USING (k) reads k of the joined relation and of the relations before it; NATURAL
+        JOIN the columns both sides share, when the catalog knows them (else nothing extra)."""
+        using = join.args.get("using") or []
+        natural = str(join.args.get("method") or "").upper() == "NATURAL"
+        if not using and not natural:
+            return
+        from_ = select.args.get("from_")
+        left = [from_.this.alias_or_name.lower()] if from_ is not None else []
+        for other in select.args.get("joins") or []:
+            if other is join:
+                break
+            left.append(other.this.alias_or_name.lower())
+        right_tables = sources.tables.get(join.this.alias_or_name.lower(), [])
+        left_tables = list(dict.fromkeys(t for alias in left for t in sources.tables.get(alias, [])))
+        if natural:
+            left_known = {c for t in left_tables for c in self._known(t) or ()}
+            names = sorted(left_known & {c for t in right_tables for c in self._known(t) or ()})
+        else:
+            names = [ident.name.lower() for ident in using]
+        for name in names:
+            for table in right_tables:
+                self.credit(table, name)
+            if not any(name in _projected_names(sources.derived[a]) for a in left if a in sources.derived):
+                for table in self._candidates(name, left_tables) or left_tables:
+                    self.credit(table, name)
+
+    # --- resolution -------------------------------------------------------------------------------
+    def _resolve(self, column: exp.Column, frames: list[Sources]) -> None:
+        qualifier = [p.lower() for p in (column.text("catalog"), column.text("db"), column.text("table")) if p]
+        if qualifier:
+            self._qualified(qualifier, column.name.lower(), frames, star=isinstance(column.this, exp.Star))
+        else:
+            self._unqualified(column.name.lower(), frames)
+
+    def _qualified(self, qualifier: list[str], name: str, frames: list[Sources], star: bool = False) -> None:
+        last = qualifier[-1]
+        for sources in frames:
+            if last in sources.tables:
+                self._credit_all(sources.tables[last], name, star)
                 return
+            if last in sources.derived:
+                if not star:  # a derived table's own SELECT list credits what its `t.*` reads
+                    self._through_derived(sources.derived[last], name, 0)
+                return
+            if last in sources.opaque:
+                return
+        if len(qualifier) >= 2 and not star:
+            # alias.struct_column.field (BigQuery, Snowflake, DuckDB): the struct column is read.
+            for sources in frames:
+                if qualifier[0] in sources.tables or qualifier[0] in sources.derived:
+                    self._qualified(qualifier[:1], qualifier[1], [sources])
+                    return
+        dotted = self.normalize(".".join(qualifier))  # a table named, not aliased: `orders.id`, `s.t.col`
+        self._credit_all([t for t in self.tables if t == dotted or t.endswith("." + dotted)], name, star)
 
-    def _unqualified(self, name: str, tables: dict[str, str], derived: dict[str, Scope]) -> None:
-        if derived.get(name) is _OPAQUE:
-            return  # the alias of an UNNEST / table function value
-        for source in derived.values():
-            if source is not _OPAQUE and name in _projected_names(source):
-                return  # SQL resolves it to the derived table, whose scope credits the real columns
-        for table in self._candidates(name, list(dict.fromkeys(tables.values()))):
-            self._credit(table, name)
-
-    def _candidates(self, column: str, tables: list[str]) -> list[str]:
-        if len(tables) <= 1 or self.catalog is None:
-            return tables
-        having = [t for t in tables if column in (self.catalog.columns_of(t) or ())]
-        if having:
-            return having
-        unknown = [t for t in tables if self.catalog.columns_of(t) is None]
-        return unknown or tables
-
-    # --- INSERT / UPDATE / DELETE / MERGE ------------------------------------------------------
-    def _dml(self, statement: exp.Expression) -> None:
-        sources: dict[str, str] = {}
-        target: str | None = None
-        target_node = statement.this
-        if isinstance(target_node, exp.Schema):  # INSERT INTO t (a, b)
-            table_node = target_node.this
-            if isinstance(table_node, exp.Table):
-                target = self.table_name(table_node)
-                for ident in target_node.expressions:
-                    if target and isinstance(ident, exp.Identifier | exp.Column):
-                        self._credit(target, ident.name.lower())
-        elif isinstance(target_node, exp.Table):
-            target = self.table_name(target_node)
-            if target:
-                sources[target_node.alias_or_name.lower()] = target
-                sources[target_node.name.lower()] = target
-        if isinstance(statement, exp.Insert):
-            return  # the SELECT part has its own scopes
-        for key in ("from", "using", "from_"):
-            node = statement.args.get(key)
-            if not isinstance(node, exp.Expression | list):
-                continue
-            for table in _direct_tables(node):
-                name = self.table_name(table)
-                if name:
-                    sources[table.alias_or_name.lower()] = name
-        for join in statement.args.get("joins") or []:
-            for table in _direct_tables(join):
-                name = self.table_name(table)
-                if name:
-                    sources[table.alias_or_name.lower()] = name
-        for column in _own_columns(statement):
-            name = column.name.lower()
-            qualifier = column.table.lower()
-            if qualifier and qualifier in sources:
-                self._credit(sources[qualifier], name)
-            elif qualifier:
-                self._qualified(None, qualifier, name)
-            elif target and _is_set_target(column):
-                self._credit(target, name)
+    def _credit_all(self, tables: list[str], name: str, star: bool) -> None:
+        for table in tables:
+            if star:
+                self.credit_star(table)
             else:
-                for table in self._candidates(name, list(dict.fromkeys(sources.values()))):
-                    self._credit(table, name)
+                self.credit(table, name)
+
+    def _unqualified(self, name: str, frames: list[Sources]) -> None:
+        for sources in frames:
+            if self._attribute(name, sources):
+                return
+        # No scope claims it (a stale catalog, or invalid SQL): credit the column's own scope.
+        for table in frames[0].real_tables() if frames else ():
+            self.credit(table, name)
+
+    def _attribute(self, name: str, sources: Sources) -> bool:
+        """Credit ``name`` within one scope; False when this scope cannot own it (look further out)."""
+        if name in sources.opaque:
+            return True
+        derived = list(sources.derived.values())
+        if any(name in _projected_names(d) for d in derived):
+            return True  # the derived table's own SELECT list credits the real column
+        if name in sources.tables and not self._catalog_has(sources, name):
+            for table in sources.tables[name]:
+                self.credit_star(table)  # a whole-row reference, e.g. row_to_json(p)
+            return True
+        candidates = self._candidates(name, sources.real_tables())
+        for table in candidates:
+            self.credit(table, name)
+        starred = [d for d in derived if _has_star(d)]
+        for scope in starred:
+            self._trace_star(scope, name, 0)
+        return bool(candidates or starred)
+
+    def _candidates(self, name: str, tables: list[str]) -> list[str]:
+        """The tables that could own an unqualified column: those the catalog knows to have it, else
+        those the catalog does not know; all of them without a catalog."""
+        if self.catalog is None:
+            return tables
+        having = [t for t in tables if name in (self._known(t) or ())]
+        return having or [t for t in tables if self._known(t) is None]
+
+    def _through_derived(self, scope: Scope, name: str, depth: int) -> None:
+        if name not in _projected_names(scope):
+            self._trace_star(scope, name, depth)
+
+    def _trace_star(self, scope: Scope, name: str, depth: int) -> None:
+        """Follow an output column of a derived source through its ``SELECT *`` to the tables behind."""
+        expression = scope.expression
+        if depth > _MAX_TRACE_DEPTH:
+            return
+        if isinstance(expression, exp.SetOperation):
+            for branch in scope.set_operation_scopes:
+                self._trace_star(branch, name, depth + 1)
+        elif isinstance(expression, exp.Select):
+            sources = self.sources_of(scope)
+            for projection in expression.expressions:
+                if isinstance(projection, exp.Star):
+                    if name not in {c.name.lower() for c in projection.args.get("except_") or []}:
+                        self._attribute(name, sources)
+                elif isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star):
+                    qualifier = projection.text("table").lower()
+                    for table in sources.tables.get(qualifier, []):
+                        self.credit(table, name)
+                    if qualifier in sources.derived:
+                        self._through_derived(sources.derived[qualifier], name, depth + 1)
+
+    # --- INSERT / UPDATE / DELETE / MERGE / COPY / DDL ---------------------------------------------
+    def _statement_scope(self, statement: exp.Expr) -> list[exp.Expr]:
+        """Credit the statement's own relations and columns, outside any SELECT; return the queries
+        the walk stopped at (the caller scopes those sqlglot did not)."""
+        sources = Sources()
+        target = statement.this if isinstance(statement, exp.DML) else None
+        schema_columns: list[str] = []
+        if isinstance(target, exp.Schema):  # INSERT INTO t (a, b) / COPY t (a, b)
+            schema_columns = [c.name.lower() for c in target.expressions if isinstance(c, exp.Identifier | exp.Column)]
+            target = target.this
+        from_, using = statement.args.get("from_"), statement.args.get("using")
+        relations = [from_.this] if isinstance(from_, exp.From) else []
+        relations.extend(using if isinstance(using, list) else [using] if isinstance(using, exp.Expr) else [])
+        target_tables: list[exp.Table] = []
+        if isinstance(statement, exp.Delete) and statement.args.get("tables"):
+            relations.insert(0, target)  # MySQL DELETE t1 FROM t1 JOIN t2: `tables` are the targets
+            target_tables = [t for t in statement.args["tables"] if isinstance(t, exp.Table)]
+        elif isinstance(target, exp.Table):
+            target_tables = [target]
+            relations.extend(j.this for j in target.args.get("joins") or [])  # MySQL UPDATE a JOIN b
+        for relation in (r for r in relations if isinstance(r, exp.Expr)):
+            for node in [relation, *(j.this for j in relation.args.get("joins") or [])]:
+                if isinstance(node, _RELATIONS):
+                    self._add_source(sources, node.alias_or_name.lower(), node)
+
+        targets: list[str] = []
+        alias_targets: set[int] = set()
+        for table in target_tables:
+            bare = table.name.lower()
+            if (isinstance(statement, exp.Update | exp.Delete) and not table.args.get("db") and not table.alias
+                    and bare in sources.tables and table not in relations):
+                targets.extend(sources.tables[bare])  # T-SQL UPDATE p SET ... FROM patients p
+                alias_targets.add(id(table))
+            elif name := self.table_name(table):
+                targets.append(name)
+                sources.add_table(table.alias_or_name.lower(), name)
+                sources.add_table(bare, name)
+        targets = list(dict.fromkeys(targets))
+        for name in targets:
+            self.tables.add(name)
+            for column_name in schema_columns:
+                self.credit(name, column_name)
+        # An INSERT's own SELECT cannot see its target; UPDATE/DELETE/MERGE subqueries can correlate.
+        self._statement_sources = _EMPTY if isinstance(statement, exp.Insert) else sources
+
+        columns: list[exp.Column] = []
+        queries: list[exp.Expr] = []
+        for node in walk_in_scope(statement):
+            if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
+                columns.append(node)
+            elif isinstance(node, exp.Table) and id(node) not in alias_targets:
+                self._note_table(node)
+                if not isinstance(statement, exp.DML) and (own := self.table_name(node)):
+                    sources.add_table(node.alias_or_name.lower(), own)  # DDL: the table(s) it names
+            elif isinstance(node, exp.Select | exp.SetOperation) and node is not statement:
+                queries.append(node)
+            elif isinstance(node, exp.Star) and isinstance(node.parent, exp.Returning):
+                for name in targets:
+                    self.credit_star(name)  # RETURNING *
+        for column in columns:
+            qualifier = column.text("table").lower()
+            target_row = (qualifier in _TARGET_ROW_ALIASES and qualifier not in sources.tables
+                          and not column.text("db"))
+            if targets and (target_row or (not qualifier and _is_write_target(column))):
+                for name in targets:  # SET b = ..., SET b = EXCLUDED.b, OUTPUT inserted.id
+                    self.credit(name, column.name.lower())
+            elif column.table or not self._pseudo_column(column):
+                self._resolve(column, [sources])
+        return queries
 
 
-_OPAQUE: Any = object()
-
-
-def _column_aliases(node: Any) -> list[str]:
-    alias = node.args.get("alias") if isinstance(node, exp.Expression) else None
-    if isinstance(alias, exp.TableAlias):
-        return [c.name.lower() for c in alias.columns]
-    return []
+# --- AST helpers -------------------------------------------------------------------------------------
+def _cte_of(table: exp.Table) -> exp.CTE | None:
+    """The CTE an unqualified table name refers to, if any, following SQL's visibility rules: a CTE
+    body sees the CTEs defined before it (all of them, itself included, under WITH RECURSIVE)."""
+    name = table.name.lower()
+    child: exp.Expr | None = table
+    node = table.parent
+    while node is not None:
+        if isinstance(node, exp.With):
+            recursive = bool(node.args.get("recursive"))
+            for cte in node.expressions:
+                if cte is child and not recursive:
+                    break
+                if cte.alias.lower() == name:
+                    return cte
+            child = node.parent  # the query owning this WITH: its other CTEs are not visible here
+            node = child.parent if child is not None else None
+            continue
+        with_ = node.args.get("with_")
+        if isinstance(with_, exp.With) and with_ is not child:
+            for cte in with_.expressions:
+                if cte.alias.lower() == name:
+                    return cte
+        child, node = node, node.parent
+    return None
 
 
 def _projected_names(scope: Scope) -> set[str]:
+    """Output column names of a derived source (its column list, else its SELECT list), without '*'."""
+    if scope.outer_columns:
+        return {c.lower() for c in scope.outer_columns}
     expression = scope.expression
-    if isinstance(expression, exp.Select):
-        return {p.alias_or_name.lower() for p in expression.expressions}
-    if isinstance(expression, exp.SetOperation):
-        left = expression.left
-        while isinstance(left, exp.SetOperation):
-            left = left.left
-        if isinstance(left, exp.Select):
-            return {p.alias_or_name.lower() for p in left.expressions}
+    if isinstance(expression, exp.Query):
+        return {n.lower() for n in expression.named_selects if n != STAR}
     return set()
 
 
-def _outside_projection(column: exp.Column, select: exp.Select) -> bool:
-    """A bare name in ORDER BY / GROUP BY / HAVING / QUALIFY may be a select-list alias."""
+def _has_star(scope: Scope) -> bool:
+    expression = scope.expression
+    while isinstance(expression, exp.SetOperation):
+        expression = expression.this
+    if isinstance(expression, exp.Subquery):
+        expression = expression.unnest()
+    return isinstance(expression, exp.Select) and any(
+        isinstance(p, exp.Star) or (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))
+        for p in expression.expressions)
+
+
+def _alias_clause(column: exp.Column, select: exp.Expr) -> exp.Expr | None:
+    """The ORDER BY / GROUP BY / HAVING / QUALIFY clause of ``select`` that holds ``column``, where a
+    bare name may be a SELECT-list alias; None elsewhere (SELECT list, WHERE, JOIN, window specs)."""
     node = column.parent
     while node is not None and node is not select:
-        if isinstance(node, exp.Order | exp.Group | exp.Having | exp.Qualify):
-            return True
+        if isinstance(node, _ALIAS_CLAUSES) and not (isinstance(node, exp.Order) and node.parent is not select):
+            return node
         node = node.parent
+    return None
+
+
+def _is_exists_probe(select: exp.Expr) -> bool:
+    """``EXISTS (SELECT * ...)`` reads no columns through its star."""
+    parent = select.parent
+    while isinstance(parent, exp.Subquery):
+        parent = parent.parent
+    return isinstance(parent, exp.Exists)
+
+
+def _inside_count(node: exp.Expr) -> bool:
+    parent = node.parent
+    while parent is not None and not isinstance(parent, exp.Query):
+        if isinstance(parent, exp.Count):
+            return True
+        parent = parent.parent
     return False
 
 
-def _direct_tables(node: exp.Expression | list | None) -> list[exp.Table]:
-    """Tables named directly in a FROM/USING/JOIN clause of a DML statement (not in its subqueries)."""
-    if node is None:
-        return []
-    nodes = node if isinstance(node, list) else [node]
-    found = []
-    for item in nodes:
-        for table in item.find_all(exp.Table):
-            if table.find_ancestor(exp.Select) is None:
-                found.append(table)
-    return found
-
-
-def _own_columns(statement: exp.Expression) -> list[exp.Column]:
-    """Columns of a DML statement outside its nested SELECTs (those have their own scopes)."""
-    return [c for c in statement.find_all(exp.Column)
-            if not isinstance(c.this, exp.Star) and c.find_ancestor(exp.Select, exp.Subquery) is None]
-
-
-def _is_set_target(column: exp.Column) -> bool:
+def _is_write_target(column: exp.Column) -> bool:
+    """SET col = ... (UPDATE, MERGE, ON CONFLICT / DUPLICATE KEY), a MERGE INSERT column list, or an
+    ON CONFLICT key: the column belongs to the statement's target table."""
     parent = column.parent
-    return isinstance(parent, exp.EQ) and parent.this is column and isinstance(
-        parent.parent, exp.Update | exp.Merge | exp.When | exp.Tuple) or _in_merge_insert_columns(column)
-
-
-def _in_merge_insert_columns(column: exp.Column) -> bool:
-    insert = column.find_ancestor(exp.Insert)
-    return insert is not None and isinstance(insert.this, exp.Tuple) and column.parent is insert.this
+    if isinstance(parent, exp.EQ) and column.arg_key == "this":
+        return isinstance(parent.parent, exp.Update | exp.OnConflict)
+    if isinstance(parent, exp.Tuple) and isinstance(parent.parent, exp.Insert):
+        return parent.arg_key == "this"
+    if isinstance(parent, exp.Ordered):
+        parent = parent.parent
+    return isinstance(parent, exp.OnConflict)
