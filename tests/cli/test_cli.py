@@ -74,6 +74,34 @@ def test_errors_are_one_line_without_traceback(cli, args, message):
     assert len([line for line in result.output.splitlines() if line.strip()]) <= 3
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_bulk_import_in_worker_processes_stores_every_event_once_in_file_order(cli, tmp_path, make_org, sql, workers):
+    """Three batches (5,000 events each) parsed by worker processes: every event stored once with the
+    tables and columns its SQL names, rejections numbered by file line, the chain in file order."""
+    org = make_org()
+    lines = []
+    for i in range(11_000):
+        if i == 10_500:
+            lines.append(json.dumps({"sql": None}))
+        else:
+            table = ("patients", "invoices", "staff")[i % 3]
+            lines.append(json.dumps({"eventId": f"e{i}", "sql": f"SELECT p.email FROM {table} p WHERE p.id = {i}",
+                                     "timestamp": f"2026-02-{i % 28 + 1:02d}T08:00:00Z", "userId": f"u{i % 7}"}))
+    path = tmp_path / "big.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    out = cli("ingest", str(path), "--org", org.slug, "--workers", workers).output
+    assert "big.ndjson: 10999 inserted, 0 already stored, 1 rejected" in out
+    assert "record 10501" in out
+    rows = sql.execute("SELECT event_id, tables_accessed, columns_by_table FROM audit_log WHERE org_id = %s "
+                       "ORDER BY chain_seq", (org.id,)).fetchall()
+    expected_ids = [f"e{i}" for i in range(11_000) if i != 10_500]
+    assert [r["event_id"] for r in rows] == expected_ids
+    assert rows[4]["tables_accessed"] == ["invoices"] and rows[4]["columns_by_table"] == {"invoices": ["email", "id"]}
+    assert "10999 rows checked" in cli("audit", "verify", "--org", org.slug).output.replace(",", "")
+    again = cli("ingest", str(path), "--org", org.slug, "--workers", workers).output
+    assert "0 inserted, 10999 already stored, 1 rejected" in again
+
+
 def test_ingest_report_verify_retention(cli, tmp_path, make_org, sql):
     org = make_org()
     admin = org.add_user("admin")

@@ -122,6 +122,10 @@ class Catalog:
         object.__setattr__(self, "_fingerprint", tuple(frozen.items()))
         object.__setattr__(self, "_hash", hash(self._fingerprint))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable (for the bulk import's worker processes) although `tables` is a read-only proxy.
+        return (Catalog, ({table: list(columns) for table, columns in self.tables.items()},))
+
     def columns_of(self, table: str) -> tuple[str, ...] | None:
         """The known columns of ``table`` (a normalized name), or None when the table is unknown."""
         found = self.tables.get(table)

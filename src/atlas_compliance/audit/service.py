@@ -125,29 +125,31 @@ def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-async def ingest_events(conn: AsyncConnection, org_id: str, events: Sequence[Any]) -> IngestResult:
-    """Store a batch of raw events for ``org_id``.
-
-    Invalid events are rejected one by one with a reason; valid ones are stored. Events whose
-    ``eventId`` is already stored (or repeated within the batch) count as duplicates, so re-sending a
-    batch stores nothing twice. The caller commits.
-    """
-    now = datetime.now(UTC)
-    catalog = await org_catalog(conn, org_id)
+def prepare_batch(events: Sequence[Any], now: datetime,
+                  catalog: Catalog | None) -> tuple[list[tuple[Any, ...]], list[RejectedEvent]]:
+    """Validate and extract a batch (pure CPU, no database): the COPY rows of the valid events, in
+    order, and the rejected ones with their reasons. Runs in worker processes for bulk imports."""
     rejected: list[RejectedEvent] = []
-    prepared: list[tuple[int, tuple[Any, ...]]] = []
+    prepared: list[tuple[Any, ...]] = []
     for index, raw in enumerate(events):
         try:
-            prepared.append((index, prepare_event(raw, now, catalog)))
+            prepared.append(prepare_event(raw, now, catalog))
         except ValueError as exc:
             rejected.append(RejectedEvent(index=index, error=str(exc)))
+    return prepared, rejected
+
+
+async def store_prepared(conn: AsyncConnection, org_id: str, prepared: Sequence[tuple[Any, ...]],
+                         rejected: list[RejectedEvent]) -> IngestResult:
+    """Store rows made by :func:`prepare_batch`, skipping event ids already stored (or repeated in the
+    batch). The caller commits."""
     await repo.lock_org_chain(conn, org_id)
-    ids = [row[0] for _, row in prepared if row[0] is not None]
+    ids = [row[0] for row in prepared if row[0] is not None]
     existing = await repo.existing_event_ids(conn, org_id, ids)
     seen: set[str] = set()
     rows: list[tuple[Any, ...]] = []
     duplicates = 0
-    for _, row in prepared:
+    for row in prepared:
         event_id = row[0]
         if event_id is not None:
             if event_id in existing or event_id in seen:
@@ -157,3 +159,15 @@ async def ingest_events(conn: AsyncConnection, org_id: str, events: Sequence[Any
         rows.append((*row, org_id))
     inserted = await repo.copy_events(conn, rows)
     return IngestResult(inserted=inserted, duplicates=duplicates, rejected=rejected)
+
+
+async def ingest_events(conn: AsyncConnection, org_id: str, events: Sequence[Any]) -> IngestResult:
+    """Store a batch of raw events for ``org_id``.
+
+    Invalid events are rejected one by one with a reason; valid ones are stored. Events whose
+    ``eventId`` is already stored (or repeated within the batch) count as duplicates, so re-sending a
+    batch stores nothing twice. The caller commits.
+    """
+    catalog = await org_catalog(conn, org_id)
+    prepared, rejected = prepare_batch(events, datetime.now(UTC), catalog)
+    return await store_prepared(conn, org_id, prepared, rejected)
