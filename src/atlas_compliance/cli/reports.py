@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..auth import service as auth
 from ..reports import service
-from ..reports.window import parse_filters, parse_window
+from ..reports.window import iso_utc, parse_filters, parse_window
 from ..reports.writers import CSV_FORMATS, json_bytes
 from .common import console, fail, out, run_db
 
@@ -89,14 +89,15 @@ def _print_table(report: str, document: dict) -> None:
         for r in document["rows"]:
             pii = ", ".join(r["piiColumns"]) if r["piiColumns"] else ("yes" if r["hasPII"] else "")
             table.add_row(r["tableName"], r["userEmail"] or r["userId"] or "(no user)", r["userRole"] or "—",
-                          f"{r['queryCount']:,}", ", ".join(r["uniqueColumns"]), pii, r["firstAccess"],
-                          r["lastAccess"])
+                          f"{r['queryCount']:,}", ", ".join(r["uniqueColumns"]), pii, iso_utc(r["firstAccess"]),
+                          iso_utc(r["lastAccess"]))
     else:
         for c in ["user", "role", "queries", "tables", "last active", "last login"]:
             table.add_column(c, overflow="fold", justify="right" if c == "queries" else "left")
         for r in document["rows"]:
             table.add_row(r["userEmail"] or r["userId"] or "(no user)", r["role"] or "—", f"{r['totalQueries']:,}",
-                          ", ".join(r["tablesAccessed"]), r["lastActiveAt"] or "—", r["lastLoginAt"] or "—")
+                          ", ".join(r["tablesAccessed"]), iso_utc(r["lastActiveAt"]) or "—",
+                          iso_utc(r["lastLoginAt"]) or "—")
     out.print(table)
     del header
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg.rows import tuple_row
 
 from .window import ReportFilters, ReportWindow, week_split
 
@@ -258,22 +259,32 @@ async def fetch_all(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> 
     return await cur.fetchall()
 
 
+async def fetch_tuples(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> tuple[list[str], list[tuple]]:
+    """Column names and plain tuple rows: a report page is 10,000 rows, and dicts cost more than the SQL."""
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(sql, params)  # type: ignore[arg-type]
+    rows = await cur.fetchall()
+    return [d.name for d in cur.description or ()], rows
+
+
 async def fetch_one(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> Row:
     cur = await conn.execute(sql, params)  # type: ignore[arg-type]
     return await cur.fetchone()
 
 
 async def stream(conn: AsyncConnection, sql: str, params: dict[str, Any], chunk: int = 2000
-                 ) -> AsyncIterator[list[Row]]:
-    """Rows in chunks through a server-side cursor: constant memory for any result size."""
-    async with conn.cursor(name="atlas_report_stream") as cur:
+                 ) -> AsyncIterator[tuple[list[str], list[tuple]]]:
+    """Column names and tuple rows in chunks through a server-side cursor: constant memory for any size."""
+    async with conn.cursor(name="atlas_report_stream", row_factory=tuple_row) as cur:
         cur.itersize = chunk
         await cur.execute(sql, params)  # type: ignore[arg-type]
+        columns: list[str] = []
         while True:
-            rows: list[Row] = await cur.fetchmany(chunk)  # type: ignore[assignment]
+            rows = await cur.fetchmany(chunk)
             if not rows:
                 break
-            yield rows
+            columns = columns or [d.name for d in cur.description or ()]
+            yield columns, rows
 
 
 async def column_dictionary(conn: AsyncConnection, org_id: str) -> dict[str, dict[int, str]]:

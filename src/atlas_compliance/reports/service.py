@@ -7,7 +7,7 @@ Services receive the :class:`Database` because a report runs independent queries
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -49,7 +49,7 @@ async def _read(db: Database, sql: str, params: dict[str, Any], one: bool = Fals
         await repo.set_report_memory(conn)
         if one:
             return await repo.fetch_one(conn, sql, params)
-        return await repo.fetch_all(conn, sql, params)
+        return await repo.fetch_tuples(conn, sql, params)
 
 
 async def _maps(db: Database, org_id: str, before: datetime | None) -> tuple[dict, dict, dict, dict]:
@@ -108,26 +108,52 @@ def decode_columns(table: str, mask: int, extra: str | None, dictionary: dict[st
     return names
 
 
-def data_access_row(r: dict[str, Any], roles: dict[str, str], pii: dict[str, set[str]],
-                    dictionary: dict[str, dict[int, str]], memo: dict | None = None) -> dict[str, Any]:
-    extra = chr(31).join(x for x in (r["extra_columns"], r.get("edge_extra")) if x) or None
-    columns = decode_columns(r["table_name"], int(r["col_mask"] or 0), extra, dictionary, memo)
-    return {
-        "tableName": r["table_name"], "userId": r["user_id"], "userEmail": r["user_email"],
-        "userRole": roles.get(r["user_id"]) if r["user_id"] is not None else None,
-        "queryCount": int(r["query_count"]), "uniqueColumns": columns,
-        "hasPII": r["table_name"] in pii, "piiColumns": _pii_for(r["table_name"], columns, pii),
-        "firstAccess": iso_utc(r["first_access"]), "lastAccess": iso_utc(r["last_access"]),
-    }
+RowBuilder = Callable[[tuple], dict[str, Any]]
 
 
-def user_activity_row(r: dict[str, Any], roles: dict[str, str], logins: dict[str, datetime]) -> dict[str, Any]:
-    uid = r["user_id"]
-    return {
-        "userId": uid, "userEmail": r["user_email"], "role": roles.get(uid) if uid is not None else None,
-        "totalQueries": int(r["total_queries"]), "tablesAccessed": list(r["tables"] or []),
-        "lastActiveAt": iso_utc(r["last_active_at"]), "lastLoginAt": iso_utc(logins.get(uid)) if uid else None,
-    }
+def data_access_rows(columns: list[str], roles: dict[str, str], pii: dict[str, set[str]],
+                     dictionary: dict[str, dict[int, str]], memo: dict) -> RowBuilder:
+    """A function turning one tuple of the data access query into its API row.
+
+    Timestamps stay ``datetime`` objects (UTC): the JSON writer renders them as ISO 8601 with ``Z``
+    and the CSV writer through :func:`iso_utc`, identically."""
+    at = {name: i for i, name in enumerate(columns)}
+    i_table, i_user, i_email, i_count = at["table_name"], at["user_id"], at["user_email"], at["query_count"]
+    i_mask, i_extra, i_first, i_last = at["col_mask"], at["extra_columns"], at["first_access"], at["last_access"]
+    i_edge = at.get("edge_extra")
+
+    def build(r: tuple) -> dict[str, Any]:
+        table, user = r[i_table], r[i_user]
+        extra = r[i_extra]
+        if i_edge is not None and r[i_edge]:
+            extra = f"{extra}{chr(31)}{r[i_edge]}" if extra else r[i_edge]
+        names = decode_columns(table, int(r[i_mask] or 0), extra, dictionary, memo)
+        return {
+            "tableName": table, "userId": user, "userEmail": r[i_email],
+            "userRole": roles.get(user) if user is not None else None,
+            "queryCount": int(r[i_count]), "uniqueColumns": names,
+            "hasPII": table in pii, "piiColumns": _pii_for(table, names, pii) if table in pii else [],
+            "firstAccess": r[i_first], "lastAccess": r[i_last],
+        }
+
+    return build
+
+
+def user_activity_rows(columns: list[str], roles: dict[str, str], logins: dict[str, datetime]) -> RowBuilder:
+    """A function turning one tuple of the user activity query into its API row (timestamps as above)."""
+    at = {name: i for i, name in enumerate(columns)}
+    i_user, i_email, i_total, i_tables, i_last = (at["user_id"], at["user_email"], at["total_queries"], at["tables"],
+                                                  at["last_active_at"])
+
+    def build(r: tuple) -> dict[str, Any]:
+        uid = r[i_user]
+        return {
+            "userId": uid, "userEmail": r[i_email], "role": roles.get(uid) if uid is not None else None,
+            "totalQueries": int(r[i_total]), "tablesAccessed": list(r[i_tables] or []),
+            "lastActiveAt": r[i_last], "lastLoginAt": logins.get(uid) if uid else None,
+        }
+
+    return build
 
 
 async def generate(db: Database, request: ReportRequest, *, limit: int, offset: int) -> dict[str, Any]:
@@ -140,20 +166,21 @@ async def generate(db: Database, request: ReportRequest, *, limit: int, offset: 
         sql = repo.user_activity_sql(request.filters, paged=True)
     rows_task = _read(db, sql, params)
     maps_task = _maps(db, request.org_id, request.window.end if request.report == "user-activity" else None)
-    raw_rows, (roles, pii, logins, dictionary) = await asyncio.gather(rows_task, maps_task)
+    (columns, raw_rows), (roles, pii, logins, dictionary) = await asyncio.gather(rows_task, maps_task)
     if raw_rows:
-        head = raw_rows[0]
+        head = dict(zip(columns, raw_rows[0], strict=True))
     else:
         summary_sql = (repo.data_access_summary_sql(request.filters) if request.report == "data-access"
                        else repo.user_activity_summary_sql(request.filters))
         head = await _read(db, summary_sql, params, one=True)
     if request.report == "data-access":
-        memo: dict = {}
-        rows = [data_access_row(r, roles, pii, dictionary, memo) for r in raw_rows]
+        build = data_access_rows(columns, roles, pii, dictionary, {})
+        rows = [build(r) for r in raw_rows]
         summary = {"totalQueries": int(head["total_queries"]), "uniqueUsers": int(head["unique_users"]),
                    "uniqueTables": int(head["unique_tables"]), "piiTablesAccessed": int(head["pii_tables"])}
     else:
-        rows = [user_activity_row(r, roles, logins) for r in raw_rows]
+        build = user_activity_rows(columns, roles, logins)
+        rows = [build(r) for r in raw_rows]
         summary = {"totalUsers": int(head["total_users"]), "activeUsers": int(head["active_users"]),
                    "totalQueries": int(head["summary_total_queries"])}
     total_rows = int(head["total_rows"])
@@ -176,13 +203,14 @@ async def iter_rows(db: Database, request: ReportRequest) -> AsyncIterator[list[
     async with db.connection() as conn, conn.transaction():
         await repo.set_report_memory(conn)
         memo: dict = {}
-        async for chunk in repo.stream(conn, sql, params):
+        build: RowBuilder | None = None
+        async for columns, chunk in repo.stream(conn, sql, params):
             if len(memo) > 50_000:
                 memo.clear()
-            if request.report == "data-access":
-                yield [data_access_row(r, roles, pii, dictionary, memo) for r in chunk]
-            else:
-                yield [user_activity_row(r, roles, logins) for r in chunk]
+            if build is None:
+                build = (data_access_rows(columns, roles, pii, dictionary, memo) if request.report == "data-access"
+                         else user_activity_rows(columns, roles, logins))
+            yield [build(r) for r in chunk]
 
 
 def filename(request: ReportRequest, org_slug: str, ext: str) -> str:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import orjson
+
+from .window import iso_utc
 
 DATA_ACCESS_CSV_HEADER = ("table_name", "user_id", "user_email", "user_role", "query_count", "unique_columns",
                           "has_pii", "first_access", "last_access", "pii_columns")
@@ -31,6 +34,8 @@ def guard_formula(value: str) -> str:
 def _text(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, datetime):
+        return iso_utc(value)
     if isinstance(value, list):
         return guard_formula(LIST_JOINER.join(value))
     return guard_formula(str(value))
@@ -62,7 +67,9 @@ def csv_chunk(rows: Iterable[Iterable[str]]) -> str:
 
 
 def json_bytes(document: Any) -> bytes:
-    return orjson.dumps(document)
+    """UTF-8 JSON; datetimes (always UTC here) as ISO 8601 with ``Z``, microseconds only when present,
+    exactly as :func:`iso_utc` writes them."""
+    return orjson.dumps(document, option=orjson.OPT_UTC_Z)
 
 
 def report_filename(report: str, org_slug: str, start_label: str, end_label: str, ext: str) -> str:
