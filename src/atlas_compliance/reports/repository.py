@@ -8,7 +8,7 @@ results are exact for any time zone and any bound.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -19,14 +19,56 @@ from .window import ReportFilters, ReportWindow, week_split
 Row = dict[str, Any]
 
 
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), UTC)
+
+
 def window_params(org_id: str, window: ReportWindow, filters: ReportFilters) -> dict[str, Any]:
+    """Query parameters: whole weeks [w0, w1), whole days [d0, w0) and [w1, d1), raw edges h and t.
+
+    ``wh``/``wt`` are the whole weeks that hold the partial weeks at either end (equal to w0/w1 when
+    there is none). When the audit log has no row at all in the part of such a week outside the
+    window, that week's rollup equals the window's days of it and is read instead of up to six daily
+    rollups: see :data:`_HEAD_WEEK_WHOLE`."""
     first_day, end_day, head, tail = window.utc_day_split()
     w0, w1 = week_split(first_day, end_day)
+    wh = w0 - timedelta(days=7) if w0 < w1 and first_day < w0 else w0
+    wt = w1 + timedelta(days=7) if w0 < w1 and w1 < end_day else w1
     return {
-        "org": org_id, "d0": first_day, "d1": end_day, "w0": w0, "w1": w1,
+        "org": org_id, "d0": first_day, "d1": end_day, "w0": w0, "w1": w1, "wh": wh, "wt": wt,
         "h0": head[0], "h1": head[1], "t0": tail[0], "t1": tail[1],
+        # The parts of the end weeks outside the window's whole days (empty ranges when not needed).
+        "xh0": _midnight(wh), "xh1": _midnight(first_day) if wh < w0 else _midnight(wh),
+        "xt0": _midnight(end_day) if wt > w1 else _midnight(wt), "xt1": _midnight(wt),
         "user": filters.user_id, "table": filters.table, "role": filters.role,
     }
+
+
+# True when the org has no audit row (of any kind: failed, deleted or not) in the part of the head
+# (tail) week outside the window's whole days. Then that week's weekly rollup holds exactly the
+# window's days of it, and the raw edge there is empty. Evaluated once per statement, in the
+# statement's snapshot, so it agrees with the rollups it chooses.
+_HEAD_WEEK_WHOLE = """(%(wh)s < %(w0)s AND NOT EXISTS (SELECT 1 FROM audit_log z WHERE z.org_id = %(org)s
+        AND z."timestamp" >= %(xh0)s AND z."timestamp" < %(xh1)s))"""
+_TAIL_WEEK_WHOLE = """(%(wt)s > %(w1)s AND NOT EXISTS (SELECT 1 FROM audit_log z WHERE z.org_id = %(org)s
+        AND z."timestamp" >= %(xt0)s AND z."timestamp" < %(xt1)s))"""
+# Weeks to read from the weekly rollups, and the whole days left to the daily ones.
+_WEEKS = (f"week >= CASE WHEN {_HEAD_WEEK_WHOLE} THEN %(wh)s ELSE %(w0)s END "
+          f"AND {{a}}.week < CASE WHEN {_TAIL_WEEK_WHOLE} THEN %(wt)s ELSE %(w1)s END")
+_HEAD_DAYS = f"day >= %(d0)s AND {{a}}.day < CASE WHEN {_HEAD_WEEK_WHOLE} THEN %(d0)s ELSE %(w0)s END"
+_TAIL_DAYS = f"day >= CASE WHEN {_TAIL_WEEK_WHOLE} THEN %(d1)s ELSE %(w1)s END AND {{a}}.day < %(d1)s"
+
+
+def _weeks(alias: str) -> str:
+    return f"{alias}." + _WEEKS.format(a=alias)
+
+
+def _head_days(alias: str) -> str:
+    return f"{alias}." + _HEAD_DAYS.format(a=alias)
+
+
+def _tail_days(alias: str) -> str:
+    return f"{alias}." + _TAIL_DAYS.format(a=alias)
 
 
 # Emails are resolved only for members of the organization: an audit row naming some other user id
@@ -62,17 +104,17 @@ acc AS (
     SELECT w.table_name, w.user_id, w.query_count AS n, w.first_ts, w.last_ts, w.col_mask, w.extra_columns,
            NULL::text[] AS edge_extra
     FROM audit_access_weekly w{_role_join("w", filters)}
-    WHERE w.org_id = %(org)s AND w.week >= %(w0)s AND w.week < %(w1)s{_opt(filters, "w")}
+    WHERE w.org_id = %(org)s AND {_weeks("w")}{_opt(filters, "w")}
     UNION ALL
     SELECT d.table_name, d.user_id, d.query_count AS n, d.first_ts, d.last_ts, d.col_mask, d.extra_columns,
            NULL::text[] AS edge_extra
     FROM audit_access_daily d{_role_join("d", filters)}
-    WHERE d.org_id = %(org)s AND d.day >= %(d0)s AND d.day < %(w0)s{_opt(filters, "d")}
+    WHERE d.org_id = %(org)s AND {_head_days("d")}{_opt(filters, "d")}
     UNION ALL
     SELECT d.table_name, d.user_id, d.query_count AS n, d.first_ts, d.last_ts, d.col_mask, d.extra_columns,
            NULL::text[] AS edge_extra
     FROM audit_access_daily d{_role_join("d", filters)}
-    WHERE d.org_id = %(org)s AND d.day >= %(w1)s AND d.day < %(d1)s{_opt(filters, "d")}
+    WHERE d.org_id = %(org)s AND {_tail_days("d")}{_opt(filters, "d")}
     UNION ALL
     SELECT x.table_name, x.user_id, count(DISTINCT x.audit_id), min(x."timestamp"), max(x."timestamp"),
            coalesce(bit_or(1::bigint << dc.bit), 0), NULL::text[],
@@ -131,13 +173,14 @@ def _data_access_summary_exprs(filters: ReportFilters) -> str:
               AND ((x."timestamp" >= %(h0)s AND x."timestamp" < %(h1)s)
                 OR (x."timestamp" >= %(t0)s AND x."timestamp" < %(t1)s)){_opt(filters, "x", table=False)}
         ) s)"""
+    # Distinct counts by GROUP BY, which PostgreSQL can hash, rather than count(DISTINCT), which sorts.
     return f"""(SELECT count(*) FROM pairs) AS total_rows,
        {total}::bigint AS total_queries,
-       (SELECT count(DISTINCT user_id) FROM pairs) AS unique_users,
-       (SELECT count(DISTINCT table_name) FROM pairs) AS unique_tables,
-       (SELECT count(DISTINCT p.table_name) FROM pairs p WHERE EXISTS (
+       (SELECT count(user_id) FROM (SELECT user_id FROM pairs GROUP BY user_id) s) AS unique_users,
+       (SELECT count(*) FROM (SELECT table_name FROM pairs GROUP BY table_name) s) AS unique_tables,
+       (SELECT count(*) FROM (SELECT p.table_name FROM pairs p GROUP BY p.table_name) s WHERE EXISTS (
             SELECT 1 FROM pii_column_classifications c
-            WHERE c.org_id = %(org)s AND c.table_name = p.table_name AND NOT c.dismissed)) AS pii_tables"""
+            WHERE c.org_id = %(org)s AND c.table_name = s.table_name AND NOT c.dismissed)) AS pii_tables"""
 
 
 def data_access_summary_sql(filters: ReportFilters) -> str:
@@ -153,13 +196,13 @@ def _user_tables_cte(filters: ReportFilters) -> str:
     return f"""
 ut AS (
     SELECT w.user_id, w.table_name FROM audit_access_weekly w{_role_join("w", filters)}
-    WHERE w.org_id = %(org)s AND w.week >= %(w0)s AND w.week < %(w1)s{_opt(filters, "w")}
+    WHERE w.org_id = %(org)s AND {_weeks("w")}{_opt(filters, "w")}
     UNION
     SELECT d.user_id, d.table_name FROM audit_access_daily d{_role_join("d", filters)}
-    WHERE d.org_id = %(org)s AND d.day >= %(d0)s AND d.day < %(w0)s{_opt(filters, "d")}
+    WHERE d.org_id = %(org)s AND {_head_days("d")}{_opt(filters, "d")}
     UNION
     SELECT d.user_id, d.table_name FROM audit_access_daily d{_role_join("d", filters)}
-    WHERE d.org_id = %(org)s AND d.day >= %(w1)s AND d.day < %(d1)s{_opt(filters, "d")}
+    WHERE d.org_id = %(org)s AND {_tail_days("d")}{_opt(filters, "d")}
     UNION
     SELECT x.user_id, x.table_name FROM audit_access x{_role_join("x", filters)}
     WHERE x.org_id = %(org)s
@@ -289,12 +332,16 @@ async def stream(conn: AsyncConnection, sql: str, params: dict[str, Any], chunk:
 
 async def column_dictionary(conn: AsyncConnection, org_id: str) -> dict[str, dict[int, str]]:
     """table → {bit: column name} for the org's column masks."""
-    cur = await conn.execute(
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(
         "SELECT table_name, column_name, bit FROM audit_column_dict WHERE org_id = %s AND bit IS NOT NULL",
         (org_id,))
     found: dict[str, dict[int, str]] = {}
-    for r in await cur.fetchall():
-        found.setdefault(r["table_name"], {})[r["bit"]] = r["column_name"]
+    for table, column, bit in await cur.fetchall():
+        bits = found.get(table)
+        if bits is None:
+            bits = found[table] = {}
+        bits[bit] = column
     return found
 
 

@@ -7,7 +7,9 @@ Services receive the :class:`Database` because a report runs independent queries
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import gc
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -111,6 +113,19 @@ def decode_columns(table: str, mask: int, extra: str | None, dictionary: dict[st
 RowBuilder = Callable[[tuple], dict[str, Any]]
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a page of rows is built (no await inside, no cycles made):
+    10,000 fresh dicts otherwise trigger collections that double the building time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def data_access_rows(columns: list[str], roles: dict[str, str], pii: dict[str, set[str]],
                      dictionary: dict[str, dict[int, str]], memo: dict) -> RowBuilder:
     """A function turning one tuple of the data access query into its API row.
@@ -175,12 +190,14 @@ async def generate(db: Database, request: ReportRequest, *, limit: int, offset: 
         head = await _read(db, summary_sql, params, one=True)
     if request.report == "data-access":
         build = data_access_rows(columns, roles, pii, dictionary, {})
-        rows = [build(r) for r in raw_rows]
+        with _gc_paused():
+            rows = [build(r) for r in raw_rows]
         summary = {"totalQueries": int(head["total_queries"]), "uniqueUsers": int(head["unique_users"]),
                    "uniqueTables": int(head["unique_tables"]), "piiTablesAccessed": int(head["pii_tables"])}
     else:
         build = user_activity_rows(columns, roles, logins)
-        rows = [build(r) for r in raw_rows]
+        with _gc_paused():
+            rows = [build(r) for r in raw_rows]
         summary = {"totalUsers": int(head["total_users"]), "activeUsers": int(head["active_users"]),
                    "totalQueries": int(head["summary_total_queries"])}
     total_rows = int(head["total_rows"])
@@ -210,7 +227,9 @@ async def iter_rows(db: Database, request: ReportRequest) -> AsyncIterator[list[
             if build is None:
                 build = (data_access_rows(columns, roles, pii, dictionary, memo) if request.report == "data-access"
                          else user_activity_rows(columns, roles, logins))
-            yield [build(r) for r in chunk]
+            with _gc_paused():
+                built = [build(r) for r in chunk]
+            yield built
 
 
 def filename(request: ReportRequest, org_slug: str, ext: str) -> str:
