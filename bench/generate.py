@@ -219,7 +219,8 @@ def generate(url: str, params: DatasetParams, *, log=print) -> dict:
 
 def vacuum(url: str, log=print) -> None:
     with connect(url, autocommit=True) as conn:
-        for table in ("audit_log", "audit_access_daily", "audit_user_daily", "member", '"user"', "session",
+        for table in ("audit_log", "audit_access_daily", "audit_access_weekly", "audit_user_daily", "audit_column_dict",
+                      "member", '"user"', "session",
                       "pii_column_classifications", "organization", "audit_chain_head"):
             conn.execute(f"VACUUM (ANALYZE) {table}")  # noqa: S608 - fixed names
     log("VACUUM ANALYZE done")
