@@ -74,3 +74,38 @@ def test_tables_with_more_than_64_columns_keep_every_column(client, org):
     body = client.get(DA, params={**WINDOW, "endDate": "2026-04-30T23:00:00Z"}, headers=admin.headers).json()
     assert body["rows"][0]["uniqueColumns"] == sorted([*wide, "zeta"])
     assert body["rows"][0]["queryCount"] == 3
+
+
+def test_partial_end_weeks_are_exact_whether_the_rest_of_the_week_is_empty_or_not(client, org):
+    """Windows cutting a week at either end: the whole week's rollup is used only while the rest of
+    that week holds no row at all (failed and deleted ones included); counts never change."""
+    admin = org.add_user("admin")
+    # 2026-04-06 is a Monday. The window is Wed 2026-04-08 .. Wed 2026-04-22: partial weeks at both ends.
+    window = {"startDate": "2026-04-08", "endDate": "2026-04-22"}
+    inside = [{"sql": "q", "userId": admin.id, "timestamp": ts, "columnsByTable": {"patients": [col]}}
+              for ts, col in (("2026-04-08T01:00:00Z", "ssn"), ("2026-04-15T12:00:00Z", "dob"),
+                              ("2026-04-22T23:59:59Z", "email"))]
+    ingest(client, org, inside)
+
+    def report():
+        da = client.get(DA, params=window, headers=admin.headers).json()
+        ua = client.get(UA, params=window, headers=admin.headers).json()
+        row = da["rows"][0]
+        return (da["totalRows"], row["queryCount"], row["uniqueColumns"], row["firstAccess"], row["lastAccess"],
+                da["summary"]["totalQueries"], [(r["userId"], r["totalQueries"], r["tablesAccessed"])
+                                                for r in ua["rows"] if r["totalQueries"]])
+
+    expected = (1, 3, ["dob", "email", "ssn"], "2026-04-08T01:00:00Z", "2026-04-22T23:59:59Z", 3,
+                [(admin.id, 3, ["patients"])])
+    assert report() == expected  # both end weeks hold nothing outside the window: weekly rollups read
+    # Rows in the same weeks but outside the window: Monday before the start, Thursday after the end,
+    # one of them failed. The whole-week rollups would now count them; the daily ones must be read.
+    ingest(client, org, [
+        {"sql": "q", "userId": admin.id, "timestamp": "2026-04-06T09:00:00Z", "columnsByTable": {"patients": ["zip"]}},
+        {"sql": "q", "userId": admin.id, "timestamp": "2026-04-23T00:00:00Z", "columnsByTable": {"audit": ["x"]}},
+        {"sql": "q", "userId": admin.id, "timestamp": "2026-04-24T09:00:00Z", "success": False,
+         "columnsByTable": {"patients": ["zip"]}},
+    ])
+    assert report() == expected
+    wide = client.get(DA, params={"startDate": "2026-04-06", "endDate": "2026-04-26"}, headers=admin.headers).json()
+    assert wide["summary"]["totalQueries"] == 5  # the failed query never counts
