@@ -76,8 +76,9 @@ def test_errors_are_one_line_without_traceback(cli, args, message):
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_bulk_import_in_worker_processes_stores_every_event_once_in_file_order(cli, tmp_path, make_org, sql, workers):
-    """Three batches (5,000 events each) parsed by worker processes: every event stored once with the
-    tables and columns its SQL names, rejections numbered by file line, the chain in file order."""
+    """Three chunks (5,000 events each) parsed by worker processes and written in three transactions
+    (4,000 events each, the last one shorter): every event stored once with the tables and columns its
+    SQL names, rejections numbered by file line, the chain in file order."""
     org = make_org()
     lines = []
     for i in range(11_000):
@@ -89,7 +90,7 @@ def test_bulk_import_in_worker_processes_stores_every_event_once_in_file_order(c
                                      "timestamp": f"2026-02-{i % 28 + 1:02d}T08:00:00Z", "userId": f"u{i % 7}"}))
     path = tmp_path / "big.ndjson"
     path.write_text("\n".join(lines) + "\n")
-    out = cli("ingest", str(path), "--org", org.slug, "--workers", workers).output
+    out = cli("ingest", str(path), "--org", org.slug, "--workers", workers, "--commit-every", "4000").output
     assert "big.ndjson: 10999 inserted, 0 already stored, 1 rejected" in out
     assert "record 10501" in out
     rows = sql.execute("SELECT event_id, tables_accessed, columns_by_table FROM audit_log WHERE org_id = %s "

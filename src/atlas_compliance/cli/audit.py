@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 from collections import deque
@@ -23,7 +24,8 @@ from .common import console, fail, run_db
 audit_app = typer.Typer(help="Audit trail integrity.", no_args_is_help=True)
 retention_app = typer.Typer(help="Audit retention policy and purge.", no_args_is_help=True)
 
-BATCH = 5_000
+BATCH = 5_000  # events per chunk handed to a worker process
+COMMIT_EVERY = 50_000  # events per transaction (one COPY)
 
 
 def register(app: typer.Typer) -> None:
@@ -43,12 +45,15 @@ def ingest(file: Path = typer.Argument(..., exists=True, dir_okay=False, readabl
            workers: int = typer.Option(0, "--workers", min=0, max=64,
                                        help="Processes that validate events and parse their SQL "
                                             "(default: one per CPU; 1 does it in this process)."),
+           commit_every: int = typer.Option(COMMIT_EVERY, "--commit-every", min=1, max=200_000,
+                                            help="Events written per transaction."),
            show_rejected: int = typer.Option(10, help="How many rejected records to list.")) -> None:
     """Import audit events from a file. Re-running the same file stores nothing twice.
 
-    Batches of 5,000 events are validated and their SQL parsed by worker processes while the previous
-    batch is written, each batch in its own transaction: an interrupted import keeps the batches it
-    committed, and running it again stores only the rest.
+    Worker processes validate events and parse their SQL in chunks of 5,000 while earlier events are
+    written. Events are written with one COPY per transaction of --commit-every events (larger
+    transactions let the rollup triggers merge more rows): an interrupted import keeps the
+    transactions it committed, and running it again stores only the rest.
     """
     total = files.count_records(file)
     processes = workers or os.cpu_count() or 1
@@ -61,36 +66,62 @@ def ingest(file: Path = typer.Argument(..., exists=True, dir_okay=False, readabl
             catalog = await audit_service.org_catalog(conn, org_row["id"])
         loop = asyncio.get_running_loop()
         now = datetime.now(UTC)
-        inserted = duplicates = 0
+        totals = {"inserted": 0, "duplicates": 0}
         rejected: list[tuple[int, str]] = []
         pending: deque[tuple[list[int], Any]] = deque()
+        buffer: list[tuple[Any, ...]] = []
+        buffered_events = 0
+        writing: asyncio.Task | None = None
+
+        async def write(rows: list[tuple[Any, ...]], events: int) -> None:
+            async with db.transaction() as conn:
+                result = await audit_service.store_prepared(conn, org_row["id"], rows, [])
+            totals["inserted"] += result.inserted
+            totals["duplicates"] += result.duplicates
+            progress.advance(task, events)
+
+        async def flush() -> None:
+            # One write in flight at a time (the next one sees its event ids); preparing goes on meanwhile.
+            nonlocal writing, buffer, buffered_events
+            if writing is not None:
+                await writing
+                writing = None
+            if buffered_events:
+                writing = asyncio.ensure_future(write(buffer, buffered_events))
+                buffer, buffered_events = [], 0
 
         def submit(batch: list[tuple[int, Any]]) -> None:
             events = [e for _, e in batch]
-            job = (loop.run_in_executor(pool, audit_service.prepare_batch, events, now, catalog) if pool
-                   else loop.run_in_executor(None, audit_service.prepare_batch, events, now, catalog))
+            job = loop.run_in_executor(pool, audit_service.prepare_batch, events, now, catalog)
             pending.append(([n for n, _ in batch], job))
 
-        async def store_next() -> None:
-            nonlocal inserted, duplicates
+        async def take_next() -> None:
+            nonlocal buffered_events
             numbers, job = pending.popleft()
-            prepared, batch_rejected = await job
-            async with db.transaction() as conn:
-                result = await audit_service.store_prepared(conn, org_row["id"], prepared, batch_rejected)
-            inserted += result.inserted
-            duplicates += result.duplicates
-            rejected.extend((numbers[r.index], r.error) for r in result.rejected)
-            progress.advance(task, len(numbers))
+            prepared, chunk_rejected = await job
+            rejected.extend((numbers[r.index], r.error) for r in chunk_rejected)
+            buffer.extend(prepared)
+            buffered_events += len(numbers)
+            if buffered_events >= commit_every:
+                await flush()
 
         with _progress() as progress:
             task = progress.add_task(f"ingesting {file.name}", total=total)
-            for batch in files.batched(files.iter_events(file), BATCH):
-                submit(batch)
-                if len(pending) > processes:  # bounded: at most one batch per worker waits to be written
-                    await store_next()
-            while pending:
-                await store_next()
-        return inserted, duplicates, rejected
+            try:
+                for batch in files.batched(files.iter_events(file), BATCH):
+                    submit(batch)
+                    if len(pending) > processes:  # bounded: at most one chunk per worker waits
+                        await take_next()
+                while pending:
+                    await take_next()
+                await flush()
+                await flush()
+            finally:
+                if writing is not None and not writing.done():  # failing: roll the last write back
+                    writing.cancel()
+                    with contextlib.suppress(BaseException):
+                        await writing
+        return totals["inserted"], totals["duplicates"], rejected
 
     try:
         inserted, duplicates, rejected = run_db(work)
