@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..db.pool import database_error
 from ..errors import AtlasError
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,10 @@ _DESCRIPTIONS = {
     413: "Request too large",
     422: "Malformed request (missing or mistyped field); `details` lists the problems",
     429: "Too many attempts; see Retry-After",
-    503: "Database unavailable; retry later",
+    503: "The database cannot serve the request right now; retry later. `error` says why: "
+         "`database_unavailable` (unreachable or restarting), `database_read_only` (refuses writes), "
+         "`database_disk_full`, `database_out_of_resources`, `database_timeout` or `database_conflict`. "
+         "The request's transaction was rolled back: nothing was half-written",
 }
 
 
@@ -85,10 +89,16 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
 
-    @app.exception_handler(psycopg.OperationalError)
-    async def db_down(request: Request, exc: psycopg.OperationalError):
-        log.warning("database error: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        return error_response(request, 503, "database_unavailable", "the database is unavailable; retry later")
+    @app.exception_handler(psycopg.Error)
+    async def db_error(request: Request, exc: psycopg.Error):
+        """Database failures that escaped ``Database.connection()`` (which maps the same way)."""
+        mapped = database_error(exc)
+        if mapped is None:
+            log.error("unhandled database error", exc_info=exc)
+            return error_response(request, 500, "internal_error", "internal error; quote the request id to support")
+        log.warning("database error %s: %s", exc.sqlstate or type(exc).__name__,
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return error_response(request, mapped.status, mapped.code, mapped.message)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):

@@ -121,7 +121,8 @@ WHERE s.token = %s
 _PRINCIPAL_TOKEN = """
 SELECT t.id AS credential_id, t.kind, t.scopes, t.expires_at IS NOT NULL AND t.expires_at < now() AS expired,
        t.revoked_at IS NOT NULL AS revoked, u.id AS user_id, u.email,
-       o.id AS org_id, o.slug AS org_slug, o.name AS org_name, m.role
+       o.id AS org_id, o.slug AS org_slug, o.name AS org_name, m.role,
+       t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' AS use_stale
 FROM api_token t
 JOIN organization o ON o.id = t.org_id
 LEFT JOIN "user" u ON u.id = t.user_id

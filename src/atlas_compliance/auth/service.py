@@ -5,6 +5,7 @@ Services take a connection inside a transaction owned by the caller (request, CL
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from .tokens import PREFIXES, hash_token, new_token
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
 INVALID_CREDENTIALS = "invalid email or password"
+log = logging.getLogger(__name__)
 
 
 def validate_slug(slug: str) -> str:
@@ -180,13 +182,26 @@ async def authenticate(conn: AsyncConnection, token: str) -> Principal:
                          org_slug=row["org_slug"], org_name=row["org_name"], scopes=scopes)
     if row["role"] is None:
         raise Unauthorized("this user is no longer a member of the organization", code="not_a_member")
-    if kind == "personal":
-        await repo.touch_api_token(conn, row["credential_id"])
+    if kind == "personal" and row["use_stale"]:
+        await _note_use(conn, row["credential_id"])
     scopes = frozenset({"audit:write", "reports:read", "classifications:write"}) if row["role"] in (
         "owner", "admin") else frozenset()
     return Principal(kind=kind, credential_id=row["credential_id"], org_id=row["org_id"],
                      org_slug=row["org_slug"], org_name=row["org_name"], user_id=row["user_id"],
                      email=row["email"], role=row["role"], scopes=scopes)
+
+
+async def _note_use(conn: AsyncConnection, token_id: str) -> None:
+    """Record when a personal token was last used (at most once a minute).
+
+    Bookkeeping only: a database that refuses writes (read-only mode, hot standby) must not turn every
+    read made with the token into an error, so the UPDATE runs in a savepoint and a refusal is ignored.
+    """
+    try:
+        async with conn.transaction():
+            await repo.touch_api_token(conn, token_id)
+    except psycopg.errors.ReadOnlySqlTransaction:
+        log.info("personal token %s: last use not recorded, the database is read-only", token_id)
 
 
 async def logout(conn: AsyncConnection, principal: Principal) -> bool:
