@@ -23,6 +23,10 @@ CSP = (b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'
        b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'")
 SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"),
                     (b"x-frame-options", b"DENY")]
+# Over HTTPS (or when the installation says it is behind TLS): browsers stay on HTTPS for a year.
+HSTS = (b"strict-transport-security", b"max-age=31536000")
+# API answers carry tokens (login), audit data and reports: no browser or proxy may keep a copy.
+NO_STORE = (b"cache-control", b"no-store")
 
 
 def _error_body(code: str, message: str, request_id: str) -> bytes:
@@ -47,6 +51,8 @@ class RequestContextMiddleware:
         status_holder = {"status": 500}
 
         path_for_headers = scope.get("path", "")
+        settings = getattr(getattr(scope.get("app"), "state", None), "settings", None)
+        over_tls = scope.get("scheme") == "https" or bool(getattr(settings, "secure_cookies", False))
 
         async def send_wrapper(message):
             if message["type"] == "http.response.start":
@@ -56,6 +62,10 @@ class RequestContextMiddleware:
                 headers.extend(SECURITY_HEADERS)
                 if not path_for_headers.startswith(("/docs", "/redoc")):  # Swagger UI loads its own assets
                     headers.append((b"content-security-policy", CSP))
+                if path_for_headers.startswith("/api/") and not any(k.lower() == b"cache-control" for k, _ in headers):
+                    headers.append(NO_STORE)
+                if over_tls:
+                    headers.append(HSTS)
                 message["headers"] = headers
             await send(message)
 
