@@ -30,6 +30,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from atlas_compliance.api.deps import SESSION_COOKIE
+from atlas_compliance.app import create_app
 from atlas_compliance.auth.passwords import verify_password
 from atlas_compliance.auth.tokens import PREFIXES, new_token
 from tests.client.conftest import _serve_command, free_port, wait_ready
@@ -159,7 +160,7 @@ CSP = ["default-src 'self'", "script-src 'self'", "frame-ancestors 'none'", "bas
        "object-src 'none'", "form-action 'self'"]
 
 
-def test_security_headers_on_every_kind_of_response(client, org):
+def test_security_headers_on_every_kind_of_response(client, org, settings):
     admin = org.add_user("admin")
     login = client.post("/api/v1/auth/login", json={"email": admin.email, "password": admin.password})
     responses = {
@@ -189,9 +190,11 @@ def test_security_headers_on_every_kind_of_response(client, org):
     # Swagger UI is the one page without the CSP (it loads its own assets); it still may not be framed.
     docs = client.get("/docs")
     assert docs.headers["x-frame-options"] == "DENY" and docs.headers["x-content-type-options"] == "nosniff"
-    # Over HTTPS, browsers are told to stay on HTTPS.
+    # Over HTTPS, or behind a TLS proxy (ATLAS_SECURE_COOKIES), browsers are told to stay on HTTPS.
     https = TestClient(client.app, base_url="https://testserver")
     assert "max-age=" in https.get("/healthz").headers["strict-transport-security"]
+    behind_proxy = create_app(client.app.state.db, settings.model_copy(update={"secure_cookies": True}))
+    assert "max-age=" in TestClient(behind_proxy).get("/login").headers["strict-transport-security"]
 
 
 # ---------------------------------------------------------------- CSRF on the API
