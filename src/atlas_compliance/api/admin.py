@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from pydantic import BaseModel
 
 from ..auth import repository as auth_repo
 from .deps import DB, AdminPrincipal
 from .errors import responses
+from .routing import api_router
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = api_router(prefix="/api/v1/admin", tags=["admin"])
 
 
 class MemberOut(BaseModel):

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from ..auth import service
 from ..auth.schemas import LoginRequest, LoginResponse, LogoutResponse, MeResponse
 from ..errors import Unauthorized
 from .deps import DB, CurrentPrincipal, client_ip, get_settings
 from .errors import responses
+from .routing import api_router
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = api_router(prefix="/api/v1/auth", tags=["auth"])
 
 
 @router.post("/login", response_model=LoginResponse, responses=responses(400, 401, 403, 422, 429),

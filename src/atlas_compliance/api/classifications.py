@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 
 from ..audit import repository as audit_repo
 from ..auth.schemas import Principal
@@ -22,8 +22,9 @@ from ..pii.schemas import (
 )
 from .deps import DB, AdminPrincipal, client_ip
 from .errors import responses
+from .routing import api_router
 
-router = APIRouter(prefix="/api/v1/admin/compliance/classifications", tags=["pii"])
+router = api_router(prefix="/api/v1/admin/compliance/classifications", tags=["pii"])
 
 
 async def _record(conn, request: Request, principal: Principal, action: str, target: str, metadata: dict) -> None:
@@ -33,7 +34,7 @@ async def _record(conn, request: Request, principal: Principal, action: str, tar
         ip_address=client_ip(request))
 
 
-@router.get("", response_model=ClassificationList, responses=responses(401, 403, 422),
+@router.get("", response_model=ClassificationList, responses=responses(400, 401, 403, 422),
             summary="List PII classifications")
 async def list_classifications(
     principal: AdminPrincipal, db: DB,
@@ -49,7 +50,7 @@ async def list_classifications(
     return ClassificationList(classifications=[service.to_out(r) for r in rows], summary=service.summarize(rows))
 
 
-@router.put("/{cid}", response_model=Classification, responses=responses(401, 403, 404, 422),
+@router.put("/{cid}", response_model=Classification, responses=responses(400, 401, 403, 404, 422),
             summary="Edit a classification")
 async def update_classification(cid: str, body: ClassificationUpdate, request: Request, principal: AdminPrincipal,
                                 db: DB) -> Classification:
@@ -62,7 +63,7 @@ async def update_classification(cid: str, body: ClassificationUpdate, request: R
     return service.to_out(row)
 
 
-@router.delete("/{cid}", response_model=DeleteResult, responses=responses(401, 403, 404),
+@router.delete("/{cid}", response_model=DeleteResult, responses=responses(400, 401, 403, 404),
                summary="Delete a classification")
 async def delete_classification(cid: str, request: Request, principal: AdminPrincipal, db: DB) -> DeleteResult:
     """Remove a classification (a later scan may detect the column again, unreviewed)."""
@@ -72,7 +73,7 @@ async def delete_classification(cid: str, request: Request, principal: AdminPrin
     return DeleteResult(deleted=True)
 
 
-@router.post("/review", response_model=ReviewResult, responses=responses(401, 403, 422),
+@router.post("/review", response_model=ReviewResult, responses=responses(400, 401, 403, 422),
              summary="Mark classifications reviewed")
 async def review(request: Request, principal: AdminPrincipal, db: DB, body: ReviewRequest | None = None
                  ) -> ReviewResult:
@@ -85,7 +86,7 @@ async def review(request: Request, principal: AdminPrincipal, db: DB, body: Revi
     return ReviewResult(reviewed=len(done))
 
 
-@router.post("", response_model=UpsertResult, responses=responses(401, 403, 422),
+@router.post("", response_model=UpsertResult, responses=responses(400, 401, 403, 422),
              summary="Upload detections from an external profiler")
 async def upsert(body: UpsertRequest, request: Request, principal: AdminPrincipal, db: DB) -> UpsertResult:
     """Add or refresh detections with the scanner's stickiness: reviewed or dismissed classifications are

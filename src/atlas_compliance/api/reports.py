@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from ..auth.schemas import Principal
@@ -14,8 +14,9 @@ from ..reports.window import parse_filters, parse_paging, parse_window
 from ..reports.writers import json_bytes
 from .deps import DB, AdminPrincipal, client_ip
 from .errors import responses
+from .routing import api_router
 
-router = APIRouter(prefix="/api/v1/admin/compliance/reports", tags=["reports"])
+router = api_router(prefix="/api/v1/admin/compliance/reports", tags=["reports"])
 
 StartDate = Annotated[str, Query(description="Start of the period: YYYY-MM-DD (start of that day in `tz`) or "
                                  "an ISO 8601 timestamp.", examples=["2026-01-01"], max_length=64)]

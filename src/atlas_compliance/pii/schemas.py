@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+
+from ..audit.extraction import normalize_table_name
 
 Category = Literal["email", "phone", "ssn", "credit_card", "name", "ip_address", "date_of_birth", "address",
                    "passport", "driver_license", "other"]
@@ -78,6 +80,44 @@ class DetectionIn(BaseModel):
     evidence: dict[str, Any] | None = None
     sourceId: str | None = Field(default=None, max_length=500)
     connectionGroupId: str | None = Field(default=None, max_length=500)
+
+    @field_validator("tableName")
+    @classmethod
+    def _names_a_table(cls, value: str) -> str:
+        """Blank or punctuation-only names (`"  "`, `"."`) would be stored as a table called ''."""
+        if not normalize_table_name(value):
+            raise ValueError("tableName names no table, e.g. 'patients' or 'billing.invoices'")
+        return value
+
+    @field_validator("columnName")
+    @classmethod
+    def _names_a_column(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("columnName is blank")
+        return value
+
+    @field_validator("evidence")
+    @classmethod
+    def _shallow_evidence(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Evidence nested deeper than the JSON encoder can recurse failed at storage with a 500."""
+        if value is not None and _depth(value) > MAX_EVIDENCE_DEPTH:
+            raise ValueError(f"evidence is nested deeper than {MAX_EVIDENCE_DEPTH} levels")
+        return value
+
+
+MAX_EVIDENCE_DEPTH = 32
+
+
+def _depth(value: Any) -> int:
+    """How deeply objects and arrays nest (a scalar is 0); stops counting past the limit."""
+    level, current = 0, [value]
+    while level <= MAX_EVIDENCE_DEPTH:
+        containers = [item for item in current if isinstance(item, (dict, list))]
+        if not containers:
+            break
+        level += 1
+        current = [v for c in containers for v in (c.values() if isinstance(c, dict) else c)]
+    return level
 
 
 class UpsertRequest(BaseModel):

@@ -20,6 +20,10 @@ TIMESTAMP_RE = re.compile(
 ROLES = ("owner", "admin", "member")
 MICROSECOND = timedelta(microseconds=1)
 
+# Reports read whole weeks around the window (a week past its end): a window ending in year 9999 would
+# step past the last date Python can hold. No audit trail needs it.
+LATEST_END = datetime(9999, 1, 1, tzinfo=UTC)
+
 DATE_HELP = "use YYYY-MM-DD (e.g. 2026-01-01) or an ISO 8601 timestamp (e.g. 2026-01-01T09:00:00Z)"
 
 
@@ -107,6 +111,8 @@ def parse_window(start: str, end: str, tz: str | None = "UTC") -> ReportWindow:
     zone = parse_tz(tz)
     lo = _parse_point("startDate", start, zone, is_end=False)
     hi = _parse_point("endDate", end, zone, is_end=True)
+    if hi > LATEST_END:
+        raise BadRequest(f"invalid endDate {end!r}: reports cover dates up to 9998-12-31", code="invalid_date")
     if lo >= hi:
         raise BadRequest(f"startDate {start!r} is after endDate {end!r}: the start must not be later than the "
                          "end, e.g. startDate=2026-01-01&endDate=2026-03-01", code="invalid_range")
