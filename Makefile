@@ -1,7 +1,7 @@
 PY ?= .venv/bin/python
 VENV_BIN = $(dir $(PY))
 
-.PHONY: install test lint typecheck pytest bench demo
+.PHONY: install test lint typecheck pytest bench load demo
 
 # A fresh checkout installs itself on first use (Python 3.11+).
 .venv/bin/atlas-compliance: pyproject.toml
@@ -27,6 +27,10 @@ test: install lint typecheck pytest
 
 bench: install
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+## The load test: 20 report users with CSV exports and continuous ingest for 60 s (docs/RELIABILITY.md).
+load: install
+	$(PY) -m bench.load $(LOAD_ARGS)
 
 ## The product: the Acme Health demo on the embedded PostgreSQL, serving the console and API.
 demo: install
