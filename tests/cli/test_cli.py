@@ -149,3 +149,7 @@ def test_ingest_report_verify_retention(cli, tmp_path, make_org, sql):
     assert f"{org.slug}: 41 soft-deleted, 41 hard-deleted" in cli("retention", "purge", "--org", org.slug).output
     assert "OK, 41 rows checked (41 purged" in cli("audit", "verify", "--org", org.slug).output
     assert "unlimited" in cli("retention", "set", "--org", org.slug, "--days", "unlimited").output
+    # Past 100 years the purge's cutoff leaves PostgreSQL's date range: refused, the policy unchanged.
+    refused = cli("retention", "set", "--org", org.slug, "--days", "40000", ok=False)
+    assert refused.exit_code == 1 and "at most 36,500 days" in refused.output
+    assert "unlimited" in cli("retention", "show", "--org", org.slug).output

@@ -11,9 +11,10 @@ from pydantic import BaseModel, Field, StrictInt
 from ..audit import chain, retention
 from ..audit import repository as audit_repo
 from ..audit import service as audit_service
+from ..audit.retention import MAX_RETENTION_DAYS
 from ..audit.schemas import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, AuditEventIn, IngestResult
 from ..auth.schemas import Principal
-from ..errors import BadRequest, Forbidden, PayloadTooLarge, Unprocessable
+from ..errors import Forbidden, PayloadTooLarge, Unprocessable
 from .deps import DB, AdminPrincipal, CurrentPrincipal, client_ip
 from .errors import responses
 from .routing import api_router
@@ -136,14 +137,10 @@ class RetentionPolicy(BaseModel):
     lastPurgeCount: int | None = None
 
 
-# Beyond this the purge's `now() - N days` leaves PostgreSQL's timestamp range and every purge would fail.
-MAX_RETENTION_DAYS = 36_500
-
-
 class RetentionUpdate(BaseModel):
     model_config = {"extra": "forbid"}
     # Strict: `true` or "30" is a mistake to report (422), not a number of days to store. The bounds are
-    # documented here and checked by `put_retention` / `retention.set_policy`, which answer 400.
+    # documented here and checked by `retention.set_policy` (for the CLI too), which answers 400.
     retentionDays: StrictInt | None = Field(
         description=f"At least 7 and at most {MAX_RETENTION_DAYS:,}, or null for unlimited.", examples=[365],
         json_schema_extra={"minimum": 7, "maximum": MAX_RETENTION_DAYS})
@@ -172,11 +169,6 @@ async def put_retention(request: Request, principal: AdminPrincipal, db: DB,
                         body: RetentionUpdate = Body(...)) -> RetentionPolicy:
     """Set `retentionDays` (7 to 36,500, or null for unlimited) and optionally `hardDeleteDelayDays`
     (0 to 36,500). Recorded in the admin action log with the previous and new values."""
-    for name in ("retentionDays", "hardDeleteDelayDays"):
-        value = getattr(body, name)
-        if value is not None and value > MAX_RETENTION_DAYS:
-            raise BadRequest(f"{name} must be at most {MAX_RETENTION_DAYS:,} days (100 years); got {value}",
-                             code="invalid_retention")
     async with db.transaction() as conn:
         previous, new = await retention.set_policy(conn, principal.org_id, body.retentionDays,
                                                    body.hardDeleteDelayDays, principal.email)

@@ -10,6 +10,8 @@ from ..errors import BadRequest
 from . import repository as repo
 
 MIN_RETENTION_DAYS = 7
+# Beyond this the purge's `now() - N days` leaves PostgreSQL's timestamp range and every purge would fail.
+MAX_RETENTION_DAYS = 36_500
 DEFAULT_RETENTION_DAYS = 365
 DEFAULT_HARD_DELETE_DELAY_DAYS = 30
 
@@ -37,6 +39,10 @@ async def set_policy(conn: AsyncConnection, org_id: str, retention_days: int | N
                          f"got {retention_days}", code="invalid_retention")
     if hard_delete_delay_days is not None and hard_delete_delay_days < 0:
         raise BadRequest("hardDeleteDelayDays must be 0 or more, e.g. 30", code="invalid_retention")
+    for name, value in (("retentionDays", retention_days), ("hardDeleteDelayDays", hard_delete_delay_days)):
+        if value is not None and value > MAX_RETENTION_DAYS:
+            raise BadRequest(f"{name} must be at most {MAX_RETENTION_DAYS:,} days (100 years); got {value}",
+                             code="invalid_retention")
     previous = await get_policy(conn, org_id)
     delay = hard_delete_delay_days if hard_delete_delay_days is not None else previous["hardDeleteDelayDays"]
     row = await repo.upsert_retention(conn, org_id, retention_days, delay, updated_by)

@@ -201,14 +201,14 @@ def show(org: str = typer.Option(..., "--org", help="Organization slug.")) -> No
 
 @retention_app.command("set")
 def set_policy(org: str = typer.Option(..., "--org", help="Organization slug."),
-               days: str = typer.Option(..., "--days", help="Days to keep (≥ 7), or 'unlimited'."),
+               days: str = typer.Option(..., "--days", help="Days to keep (7 to 36,500), or 'unlimited'."),
                hard_delete_delay: int = typer.Option(None, "--hard-delete-delay", help="Days before hard delete.")
                ) -> None:
     """Set an organization's retention policy."""
     retention_days = None if days.lower() == "unlimited" else None
     if days.lower() != "unlimited":
         if not days.isdigit():
-            fail(f"--days must be a number of days (≥ 7) or 'unlimited', got {days!r}")
+            fail(f"--days must be a number of days (7 to 36,500) or 'unlimited', got {days!r}")
         retention_days = int(days)
 
     async def work(db):
