@@ -127,7 +127,7 @@ def expected_reports(k, spec, events, people, q, start, end, purged):
     logins: dict[str, datetime] = {}
     for key, minute in spec["logins"]:
         at = JAN + timedelta(minutes=minute)
-        if uid[key] in members and at < end:
+        if at < end:  # a login into this org, even by someone no longer a member
             logins[uid[key]] = max(at, logins.get(uid[key], at))
     activity: dict = {}
     for u, e in touching if table else counted:
