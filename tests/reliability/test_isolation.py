@@ -8,7 +8,7 @@ random window and random filters, every read endpoint is asked by every org's ad
 be exactly what that org's own data gives (computed here from DESIGN §5), never a row, count, email, role,
 login or classification of another org:
 
-- both reports as JSON, and as CSV parsed back;
+- both reports as JSON, as a JSON download and as CSV parsed back;
 - the console's daily volume chart;
 - classifications (listing, and editing or deleting another org's classification by id: 404, unchanged);
 - hash-chain verification, retention policy and purge, member listing.
@@ -215,6 +215,9 @@ def test_every_endpoint_answers_with_the_callers_org_only(client, sql, people, o
         assert (da["rows"], da["summary"], da["totalRows"]) == (da_rows, da_summary, len(da_rows)), k
         ua = client.get(REPORTS + "user-activity", params=params, headers=admin).json()
         assert (ua["rows"], ua["summary"]) == (ua_rows, ua_summary), k
+        download = client.get(REPORTS + "data-access", params=params | {"download": "1"}, headers=admin)
+        assert "attachment" in download.headers["content-disposition"], k
+        assert (download.json()["rows"], download.json()["summary"]) == (da_rows, da_summary), k
 
         exported = csv_rows(client.get(REPORTS + "data-access", params=params | {"format": "csv"},
                                        headers=admin).text)
