@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 ActorKind = Literal["human", "agent", "mcp", "scheduler", "api_key"]
 AuthMode = Literal["none", "simple-key", "managed", "byot"]
@@ -44,20 +43,6 @@ class AuditEventIn(BaseModel):
     tablesAccessed: list[StrictStr] | None = Field(default=None, max_length=10_000)
     columnsAccessed: list[StrictStr] | None = Field(default=None, max_length=100_000)
     columnsByTable: dict[StrictStr, list[StrictStr]] | None = None
-
-    @field_validator("timestamp")
-    @classmethod
-    def _fits_in_utc(cls, value: str | None) -> str | None:
-        """Refuse a timestamp whose UTC time leaves years 1..9999 (e.g. `0001-01-01T00:00:00+14:00`):
-        converting it to UTC overflows. Only the first and last years can; other years skip the check."""
-        if value is not None and value.lstrip()[:4] in ("0001", "9999"):
-            try:
-                datetime.fromisoformat(value.strip()).astimezone(UTC)
-            except OverflowError:
-                raise ValueError(f"timestamp {value[:60]!r} is outside the years 1 to 9999 in UTC") from None
-            except ValueError:
-                pass  # not ISO 8601: the ingest service reports that with an example
-        return value
 
 
 class RejectedEvent(BaseModel):

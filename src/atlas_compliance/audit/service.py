@@ -60,7 +60,10 @@ def _parse_timestamp(text: str | None, now: datetime) -> datetime:
         raise ValueError(f"timestamp {text[:60]!r} is not ISO 8601, e.g. '2026-03-01T09:15:00Z'") from None
     if value.tzinfo is None:
         raise ValueError(f"timestamp {text[:60]!r} has no UTC offset; add 'Z' or '+hh:mm'")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise ValueError(f"timestamp {text[:60]!r} is outside the years 1 to 9999 in UTC") from None
 
 
 def _describe(exc: ValidationError) -> str:
