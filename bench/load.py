@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -38,7 +38,13 @@ from typing import Any
 
 import httpx
 
-from atlas_compliance.demo import hospital
+from atlas_compliance.auth import service as auth
+from atlas_compliance.db import migrate
+from atlas_compliance.db.pool import Database
+from atlas_compliance.demo import hospital, seed
+
+from .common import DEFAULT_SERVER_URL, connect, ensure_database
+from .server import RssSampler, Server
 
 DA = "/api/v1/admin/compliance/reports/data-access"
 UA = "/api/v1/admin/compliance/reports/user-activity"
@@ -126,7 +132,7 @@ def _report_params(rng: random.Random, today: date, fmt: str) -> dict[str, str]:
     return params
 
 
-def _sql_pool(rng: random.Random, size: int) -> list[tuple[str, str]]:
+def sql_pool(rng: random.Random, size: int) -> list[tuple[str, str]]:
     """Realistic (dialect, SQL) pairs from the demo's templates; the writer repeats them like real tools."""
     pool = []
     for _ in range(size):
@@ -184,7 +190,7 @@ async def run_load(base_url: str, admin_token: str, ingest_token: str, *, durati
         async def writer() -> None:
             nonlocal sent, inserted
             rng = random.Random(seed)
-            pool = _sql_pool(rng, 400)
+            pool = sql_pool(rng, 400)
             batch = max(1, min(500, round(ingest_rate / 4)))  # about four batches a second
             interval = batch / ingest_rate
             next_at = time.monotonic()
@@ -215,38 +221,25 @@ async def run_load(base_url: str, admin_token: str, ingest_token: str, *, durati
                 next_at += interval
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
-        peak = [rss()] if rss else None
-        before = peak[0] if peak else None
-        stop = threading.Event()
-
-        def sample() -> None:
-            while peak is not None and rss is not None and not stop.wait(0.1):
-                peak[0] = max(peak[0], rss())
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
+        memory = RssSampler(rss, interval=0.1) if rss else None
         began = time.monotonic()
         log(f"load: {users} report users and an ingest writer at {ingest_rate:g} events/s for {duration:g} s")
-        await asyncio.gather(writer(), *(report_user(i) for i in range(users)))
+        with memory or contextlib.nullcontext():
+            await asyncio.gather(writer(), *(report_user(i) for i in range(users)))
         elapsed = time.monotonic() - began
-        stop.set()
-        sampler.join()
 
         verify = await client.get(VERIFY, headers=admin)
         chain_ok = verify.status_code == 200 and verify.json()["ok"]
 
-    mb = (lambda b: round(b / 2**20, 1)) if rss else None
     return LoadResult(duration_s=elapsed, users=users, tallies=tallies, error_samples=error_samples,
                       ingest_sent=sent, ingest_inserted=inserted, run=run, chain_ok=chain_ok,
-                      peak_rss_mb=mb(peak[0]) if mb and peak else None,
-                      rss_before_mb=mb(before) if mb and before else None)
+                      peak_rss_mb=round(memory.peak / 2**20, 1) if memory else None,
+                      rss_before_mb=round(memory.before / 2**20, 1) if memory else None)
 
 
 def stored_events(database_url: str, org_slug: str, run: str) -> tuple[int, int]:
     """(rows, distinct event ids) of this run's ingest in the organization's audit log."""
-    import psycopg
-
-    with psycopg.connect(database_url) as conn:
+    with connect(database_url) as conn:
         row = conn.execute(
             "SELECT count(*), count(DISTINCT a.event_id) FROM audit_log a JOIN organization o ON o.id = a.org_id "
             "WHERE o.slug = %s AND a.event_id LIKE %s", (org_slug, f"load-{run}-%")).fetchone()
@@ -266,10 +259,6 @@ def table(result: dict[str, Any]) -> str:
 
 async def _prepare(url: str, events: int) -> tuple[str, str, str, list[str | None]]:
     """Demo data (created once) plus fresh credentials: (org slug, admin token, ingest key, user ids)."""
-    from atlas_compliance.auth import service as auth
-    from atlas_compliance.db.pool import Database
-    from atlas_compliance.demo import seed
-
     db = Database(url, max_size=4)
     await db.open()
     try:
@@ -288,11 +277,6 @@ async def _prepare(url: str, events: int) -> tuple[str, str, str, list[str | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    from atlas_compliance.db import migrate
-
-    from .common import DEFAULT_SERVER_URL, ensure_database
-    from .server import Server
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=60, help="seconds of load (default 60)")

@@ -9,7 +9,9 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -81,6 +83,34 @@ class Server:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class RssSampler:
+    """Samples a process's resident memory in a thread while the ``with`` block runs: the value before,
+    the peak, and (seconds since start, bytes) pairs."""
+
+    def __init__(self, rss: Callable[[], int], interval: float = 0.05) -> None:
+        self.rss, self.interval = rss, interval
+        self.before = self.peak = rss()
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        began = time.perf_counter()
+        while not self._stop.is_set():
+            value = self.rss()
+            self.peak = max(self.peak, value)
+            self.samples.append((round(time.perf_counter() - began, 2), value))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 async def _admin_token(url: str, org_slug: str) -> str:

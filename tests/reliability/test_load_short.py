@@ -10,11 +10,10 @@ import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 
-from bench.load import REPORT_MIX, run_load, stored_events
+from bench.load import REPORT_MIX, run_load, sql_pool, stored_events
 from bench.server import Server
 
 from atlas_compliance.auth import service as auth
-from atlas_compliance.demo import hospital
 from tests.conftest import run_service
 
 
@@ -26,12 +25,10 @@ def test_mixed_load_answers_every_request_and_stores_every_event_once(client, se
     # A month of history for the reports to read.
     rng = random.Random(5)
     now = datetime.now(UTC)
-    history = []
-    for i in range(2_000):
-        _team, _weight, dialect, build = rng.choice(hospital.TEMPLATES)
-        history.append({"eventId": f"hist-{i}", "sql": build(rng), "sourceType": dialect,
-                        "timestamp": (now - timedelta(minutes=rng.randint(1, 30 * 24 * 60))).isoformat(),
-                        "userId": rng.choice([m.id for m in members] + [None])})
+    history = [{"eventId": f"hist-{i}", "sql": sql, "sourceType": dialect,
+                "timestamp": (now - timedelta(minutes=rng.randint(1, 30 * 24 * 60))).isoformat(),
+                "userId": rng.choice([m.id for m in members] + [None])}
+               for i, (dialect, sql) in enumerate(sql_pool(rng, 2_000))]
     headers = {"Authorization": f"Bearer {key}"}
     assert client.post("/api/v1/audit/events", json=history, headers=headers).json()["inserted"] == 2_000
 
