@@ -205,7 +205,7 @@ def set_policy(org: str = typer.Option(..., "--org", help="Organization slug."),
                hard_delete_delay: int = typer.Option(None, "--hard-delete-delay", help="Days before hard delete.")
                ) -> None:
     """Set an organization's retention policy."""
-    retention_days = None if days.lower() == "unlimited" else None
+    retention_days = None
     if days.lower() != "unlimited":
         if not days.isdigit():
             fail(f"--days must be a number of days (7 to 36,500) or 'unlimited', got {days!r}")
