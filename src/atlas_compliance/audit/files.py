@@ -61,33 +61,46 @@ def _csv_value(field: str, value: str) -> Any:
     return value
 
 
-def iter_events(path: Path) -> Iterator[tuple[int, Any]]:
-    """Yield (line/record number, raw event) pairs; events without an eventId get a stable one."""
+def path_key(path: Path) -> str:
+    """The file-name part of the stable event ids given to events without an eventId."""
+    return hashlib.sha256(path.name.encode()).hexdigest()[:8]
+
+
+def iter_records(path: Path) -> Iterator[tuple[int, Any]]:
+    """Yield (line/record number, record) pairs: NDJSON lines still encoded (bytes, decoded by
+    :func:`decode_record`, possibly in a worker process), JSON and CSV records decoded."""
     fmt = detect_format(path)
-    path_key = hashlib.sha256(path.name.encode()).hexdigest()[:8]
     if fmt == "json":
         data = orjson.loads(path.read_bytes())
         if not isinstance(data, list):
             raise BadRequest(f"{path.name} must hold a JSON array of events")
-        records: Iterator[tuple[int, Any]] = iter(enumerate(data, start=1))
+        yield from enumerate(data, start=1)
     elif fmt == "ndjson":
-        records = _ndjson_records(path)
+        with open(path, "rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    yield number, line
     else:
-        records = _csv_records(path)
-    for number, raw in records:
-        if isinstance(raw, dict) and not raw.get("eventId"):
-            raw = {**raw, "eventId": _stable_event_id(path_key, number, raw)}
-        yield number, raw
+        yield from _csv_records(path)
 
 
-def _ndjson_records(path: Path) -> Iterator[tuple[int, Any]]:
-    with open(path, "rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    yield number, orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    raise BadRequest(f"{path.name}, line {number}: not valid JSON ({exc})") from None
+def decode_record(file_name: str, key: str, number: int, record: Any) -> Any:
+    """The raw event of a record from :func:`iter_records`; one without an eventId gets a stable one."""
+    if isinstance(record, bytes):
+        try:
+            record = orjson.loads(record)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"{file_name}, line {number}: not valid JSON ({exc})") from None
+    if isinstance(record, dict) and not record.get("eventId"):
+        record = {**record, "eventId": _stable_event_id(key, number, record)}
+    return record
+
+
+def iter_events(path: Path) -> Iterator[tuple[int, Any]]:
+    """Yield (line/record number, raw event) pairs; events without an eventId get a stable one."""
+    key = path_key(path)
+    for number, record in iter_records(path):
+        yield number, decode_record(path.name, key, number, record)
 
 
 def _csv_records(path: Path) -> Iterator[tuple[int, Any]]:

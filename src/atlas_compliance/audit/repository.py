@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -36,15 +37,45 @@ async def existing_event_ids(conn: AsyncConnection, org_id: str, event_ids: Sequ
     return {row["event_id"] for row in await cur.fetchall()}
 
 
+COPY_SQL = "COPY audit_log ({}) FROM STDIN".format(", ".join(f'"{c}"' for c in COPY_COLUMNS))
+
+# COPY's text format: a backslash, newline, carriage return or tab inside a value is escaped.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def _copy_field(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        if "\\" in value or "\n" in value or "\r" in value or "\t" in value:
+            return value.translate(_COPY_ESCAPES)
+        return value
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)  # int
+
+
+def copy_line(values: Sequence[Any]) -> bytes:
+    """One row of values (str, int, bool, aware datetime or None) in COPY's text format, UTF-8.
+
+    >>> copy_line(["a\\tb", None, 7, True])
+    b'a\\\\tb\\t\\\\N\\t7\\tt\\n'
+    """
+    return ("\t".join(map(_copy_field, values)) + "\n").encode()
+
+
 async def copy_events(conn: AsyncConnection, rows: Sequence[Sequence[Any]]) -> int:
     """COPY rows (in COPY_COLUMNS order) into audit_log; triggers chain and roll them up."""
     if not rows:
         return 0
-    columns = ", ".join(f'"{c}"' for c in COPY_COLUMNS)
     async with conn.cursor() as cur:
-        async with cur.copy(f"COPY audit_log ({columns}) FROM STDIN") as copy:  # noqa: S608 - fixed names
-            for row in rows:
-                await copy.write_row(row)
+        await cur.execute("SET LOCAL client_encoding = 'UTF8'")
+        async with cur.copy(COPY_SQL) as copy:
+            await copy.write(b"".join(map(copy_line, rows)))
     return len(rows)
 
 

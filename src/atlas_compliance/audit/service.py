@@ -78,11 +78,13 @@ def _dedupe(values: Sequence[str]) -> list[str]:
     return sorted({v for v in values if v})
 
 
-def prepare_event(raw: Any, now: datetime, catalog: Catalog | None) -> tuple[Any, ...]:
-    """Validate one raw event and return its COPY row (without org_id). Raises ValueError with a reason."""
+def prepare_event(raw: Any, now: datetime, catalog: Catalog | None, *, may_hold_nul: bool = True) -> tuple[Any, ...]:
+    """Validate one raw event and return its COPY row (without org_id). Raises ValueError with a reason.
+    ``may_hold_nul=False`` skips the NUL search when the caller knows there is none (JSON text
+    without a ``\\u0000`` escape)."""
     if not isinstance(raw, dict):
         raise ValueError("an event must be a JSON object")
-    if _has_nul(raw):
+    if may_hold_nul and _has_nul(raw):
         raise ValueError("NUL characters are not allowed in event fields")
     sql = raw.get("sql")
     if isinstance(sql, str) and len(sql) > MAX_SQL_BYTES // 4 and len(sql.encode()) > MAX_SQL_BYTES:

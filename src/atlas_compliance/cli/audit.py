@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import multiprocessing
 import os
-from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..audit import chain, files, retention
+from ..audit import bulk, chain, files, retention
 from ..audit import repository as audit_repo
 from ..audit import service as audit_service
 from ..auth import service as auth
@@ -26,6 +23,7 @@ retention_app = typer.Typer(help="Audit retention policy and purge.", no_args_is
 
 BATCH = 5_000  # events per chunk handed to a worker process
 COMMIT_EVERY = 50_000  # events per transaction (one COPY)
+AHEAD = 8  # prepared chunks kept ready while PostgreSQL finishes a COPY
 
 
 def register(app: typer.Typer) -> None:
@@ -50,10 +48,10 @@ def ingest(file: Path = typer.Argument(..., exists=True, dir_okay=False, readabl
            show_rejected: int = typer.Option(10, help="How many rejected records to list.")) -> None:
     """Import audit events from a file. Re-running the same file stores nothing twice.
 
-    Worker processes validate events and parse their SQL in chunks of 5,000 while earlier events are
-    written. Events are written with one COPY per transaction of --commit-every events (larger
-    transactions let the rollup triggers merge more rows): an interrupted import keeps the
-    transactions it committed, and running it again stores only the rest.
+    Worker processes decode and validate events and parse their SQL in chunks of 5,000, and the
+    chunks are streamed into PostgreSQL as they are ready: one COPY per transaction of
+    --commit-every events (larger transactions let the rollup triggers merge more rows). An
+    interrupted import keeps the transactions it committed, and running it again stores only the rest.
     """
     total = files.count_records(file)
     processes = workers or os.cpu_count() or 1
@@ -64,74 +62,26 @@ def ingest(file: Path = typer.Argument(..., exists=True, dir_okay=False, readabl
         async with db.transaction() as conn:
             org_row = await auth.get_organization(conn, org)
             catalog = await audit_service.org_catalog(conn, org_row["id"])
-        loop = asyncio.get_running_loop()
-        now = datetime.now(UTC)
-        totals = {"inserted": 0, "duplicates": 0}
-        rejected: list[tuple[int, str]] = []
-        pending: deque[tuple[list[int], Any]] = deque()
-        buffer: list[tuple[Any, ...]] = []
-        buffered_events = 0
-        writing: asyncio.Task | None = None
-
-        async def write(rows: list[tuple[Any, ...]], events: int) -> None:
-            async with db.transaction() as conn:
-                result = await audit_service.store_prepared(conn, org_row["id"], rows, [])
-            totals["inserted"] += result.inserted
-            totals["duplicates"] += result.duplicates
-            progress.advance(task, events)
-
-        async def flush() -> None:
-            # One write in flight at a time (the next one sees its event ids); preparing goes on meanwhile.
-            nonlocal writing, buffer, buffered_events
-            if writing is not None:
-                await writing
-                writing = None
-            if buffered_events:
-                writing = asyncio.ensure_future(write(buffer, buffered_events))
-                buffer, buffered_events = [], 0
-
-        def submit(batch: list[tuple[int, Any]]) -> None:
-            events = [e for _, e in batch]
-            job = loop.run_in_executor(pool, audit_service.prepare_batch, events, now, catalog)
-            pending.append(([n for n, _ in batch], job))
-
-        async def take_next() -> None:
-            nonlocal buffered_events
-            numbers, job = pending.popleft()
-            prepared, chunk_rejected = await job
-            rejected.extend((numbers[r.index], r.error) for r in chunk_rejected)
-            buffer.extend(prepared)
-            buffered_events += len(numbers)
-            if buffered_events >= commit_every:
-                await flush()
-
+        job = bulk.ChunkJob(file_name=file.name, path_key=files.path_key(file), org_id=org_row["id"],
+                            now=datetime.now(UTC), catalog=catalog)
+        batches = bulk.batched_records(files.iter_records(file), BATCH)
         with _progress() as progress:
             task = progress.add_task(f"ingesting {file.name}", total=total)
-            try:
-                for batch in files.batched(files.iter_events(file), BATCH):
-                    submit(batch)
-                    if len(pending) > processes:  # bounded: at most one chunk per worker waits
-                        await take_next()
-                while pending:
-                    await take_next()
-                await flush()
-                await flush()
-            finally:
-                if writing is not None and not writing.done():  # failing: roll the last write back
-                    writing.cancel()
-                    with contextlib.suppress(BaseException):
-                        await writing
-        return totals["inserted"], totals["duplicates"], rejected
+            chunks = bulk.prepared_in_order(pool, job, batches, inflight=processes + 1, ahead=AHEAD)
+            async with contextlib.aclosing(chunks):
+                return await bulk.write_chunks(db, org_row["id"], chunks, commit_every=commit_every,
+                                               on_written=lambda n: progress.advance(task, n))
 
     try:
-        inserted, duplicates, rejected = run_db(work)
+        totals = run_db(work)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    for number, error in rejected[:show_rejected]:
+    for number, error in totals.rejected[:show_rejected]:
         console.print(f"  record {number}: {error}", highlight=False)
-    typer.echo(f"{file.name}: {inserted} inserted, {duplicates} already stored, {len(rejected)} rejected")
-    if rejected and not inserted and not duplicates:
+    typer.echo(f"{file.name}: {totals.inserted} inserted, {totals.duplicates} already stored, "
+               f"{len(totals.rejected)} rejected")
+    if totals.rejected and not totals.inserted and not totals.duplicates:
         raise typer.Exit(1)
 
 

@@ -1,0 +1,168 @@
+"""Bulk import of audit events (the `ingest` command): worker processes turn records into COPY
+lines, and one writer streams them into audit_log while the workers go on.
+
+Each transaction holds the organization's chain lock and one COPY of up to ``commit_every``
+events, written chunk by chunk as the workers finish them, so PostgreSQL inserts and chains rows
+while later chunks are parsed; the rollup triggers run once per COPY. Event ids already stored are
+looked up on a second connection (the writer's is busy with the COPY); the chain lock, taken
+before the first lookup of a transaction, keeps other writers of the organization out until it
+commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..db.pool import Database
+from ..errors import BadRequest
+from . import files
+from . import repository as repo
+from .extraction import Catalog
+from .service import prepare_event
+
+_NUL_ESCAPE = b"\\u0000"
+
+
+@dataclass(frozen=True)
+class ChunkJob:
+    """What a worker needs besides the records: where they come from and for which org."""
+
+    file_name: str
+    path_key: str
+    org_id: str
+    now: datetime
+    catalog: Catalog | None
+
+
+@dataclass
+class PreparedChunk:
+    """A worker's answer for one chunk of records: the valid events' ids and COPY lines (same
+    order), the rejected records, or the fatal error that stops the import."""
+
+    records: int
+    event_ids: list[str | None] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    fatal: str | None = None
+
+
+def prepare_chunk(job: ChunkJob, numbers: Sequence[int], records: Sequence[Any]) -> PreparedChunk:
+    """Decode, validate and extract one chunk of records (pure CPU; runs in worker processes)."""
+    out = PreparedChunk(records=len(records))
+    for number, record in zip(numbers, records, strict=True):
+        try:
+            raw = files.decode_record(job.file_name, job.path_key, number, record)
+        except BadRequest as exc:
+            out.fatal = exc.message
+            return out
+        try:
+            row = prepare_event(raw, job.now, job.catalog,
+                                may_hold_nul=not isinstance(record, bytes) or _NUL_ESCAPE in record)
+            line = repo.copy_line((*row, job.org_id))
+        except ValueError as exc:  # UnicodeEncodeError (a lone surrogate) is a ValueError too
+            out.rejected.append((number, str(exc) if not isinstance(exc, UnicodeError) else
+                                 "text is not valid Unicode (lone surrogate)"))
+            continue
+        out.event_ids.append(row[0])
+        out.lines.append(line)
+    return out
+
+
+@dataclass
+class ImportTotals:
+    inserted: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+
+async def write_chunks(db: Database, org_id: str, chunks: AsyncIterator[PreparedChunk], *, commit_every: int,
+                       on_written: Callable[[int], None] = lambda n: None) -> ImportTotals:
+    """Store the chunks in order, skipping event ids already stored or repeated; returns the totals.
+
+    A chunk with ``fatal`` set raises :class:`BadRequest` after what came before it is committed.
+    """
+    totals = ImportTotals()
+    chunk = await anext(chunks, None)
+    async with db.connection() as writer, db.connection() as checker:
+        while chunk is not None:
+            async with writer.transaction():
+                await writer.execute("SET LOCAL statement_timeout = 0")  # the COPY waits for the workers
+                await writer.execute("SET LOCAL client_encoding = 'UTF8'")
+                await repo.lock_org_chain(writer, org_id)
+                seen: set[str] = set()
+                events = 0
+                async with writer.cursor() as cur, cur.copy(repo.COPY_SQL) as copy:
+                    while chunk is not None and events < commit_every:
+                        if chunk.fatal is not None:
+                            break
+                        ids = [i for i in chunk.event_ids if i is not None]
+                        async with checker.transaction():
+                            existing = await repo.existing_event_ids(checker, org_id, ids)
+                        kept = []
+                        for event_id, line in zip(chunk.event_ids, chunk.lines, strict=True):
+                            if event_id is not None:
+                                if event_id in existing or event_id in seen:
+                                    totals.duplicates += 1
+                                    continue
+                                seen.add(event_id)
+                            kept.append(line)
+                        if kept:
+                            await copy.write(b"".join(kept))
+                        totals.inserted += len(kept)
+                        totals.rejected.extend(chunk.rejected)
+                        events += chunk.records
+                        on_written(chunk.records)
+                        chunk = await anext(chunks, None)
+            if chunk is not None and chunk.fatal is not None:
+                raise BadRequest(chunk.fatal)
+    return totals
+
+
+async def prepared_in_order(executor: Any, job: ChunkJob, batches: Iterable[tuple[list[int], list[Any]]], *,
+                            inflight: int, ahead: int) -> AsyncIterator[PreparedChunk]:
+    """Hand each (numbers, records) batch to ``executor`` (None: a thread of this process) and yield
+    the answers in order. A producer task keeps ``inflight`` batches with the workers and up to
+    ``ahead`` answers ready, so the workers go on while the writer waits for PostgreSQL (a COPY's
+    rollup, a commit); memory stays bounded by the two."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Queue[PreparedChunk | BaseException | None] = asyncio.Queue(maxsize=ahead)
+
+    async def produce() -> None:
+        pending: deque[asyncio.Future[PreparedChunk]] = deque()
+        try:
+            for numbers, records in batches:
+                pending.append(loop.run_in_executor(executor, prepare_chunk, job, numbers, records))
+                while len(pending) >= inflight or (pending and pending[0].done()):
+                    await ready.put(await pending.popleft())
+            while pending:
+                await ready.put(await pending.popleft())
+            await ready.put(None)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # handed to the consumer, which raises it
+            await ready.put(exc)
+
+    task = asyncio.ensure_future(produce())
+    try:
+        while True:
+            item = await ready.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def batched_records(records: Iterable[tuple[int, Any]], size: int) -> Iterator[tuple[list[int], list[Any]]]:
+    """(numbers, records) lists of up to ``size`` records each."""
+    for batch in files.batched(iter(records), size):
+        yield [n for n, _ in batch], [r for _, r in batch]
