@@ -29,8 +29,10 @@ def empty_database(server_url):
 
 
 def test_migrations_up_from_empty_and_idempotent(empty_database):
+    assert not migrate.up_to_date(empty_database)
     applied = migrate.upgrade(empty_database)
-    assert applied and applied[0] == "0001"
+    assert applied and applied[0] == "0001" and applied[-1] == migrate.newest_revision()
+    assert migrate.up_to_date(empty_database)
     assert migrate.upgrade(empty_database) == []
     with psycopg.connect(empty_database) as conn:
         tables = {r[0] for r in conn.execute(
@@ -67,3 +69,21 @@ def test_demo_builds_then_reuses(client, settings):
     data = client.get("/api/v1/admin/compliance/reports/data-access",
                       params={"startDate": "2020-01-01", "endDate": "2030-01-01"}, headers=headers).json()
     assert {"patients", "invoices", "encounters"} <= {r["tableName"] for r in data["rows"]}
+
+
+def test_newest_revision_from_file_names_is_alembics_head():
+    """The quick up-to-date check reads the newest revision off the file names; Alembic must agree."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(migrate._config("postgresql://unused@localhost/none"))
+    assert script.get_heads() == [migrate.newest_revision()]
+
+
+def test_a_database_one_revision_behind_is_upgraded(empty_database):
+    migrate.upgrade(empty_database)
+    newest = migrate.newest_revision()
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        previous = conn.execute("SELECT %s::text", (f"{int(newest) - 1:04d}",)).fetchone()[0]
+        conn.execute("UPDATE alembic_version SET version_num = %s", (previous,))
+    assert not migrate.up_to_date(empty_database)
+    assert migrate.upgrade(empty_database) == [newest]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -15,8 +16,14 @@ _hasher = PasswordHasher(
     hash_len=32,
     salt_len=16,
 )
-# Verified against when the user does not exist, so unknown emails cost the same time.
-_DUMMY_HASH = _hasher.hash("atlas-compliance-dummy-password")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so unknown emails cost the same time (made on
+    first use: hashing costs about 0.1 s, which every CLI command would otherwise pay at start)."""
+    return _hasher.hash("atlas-compliance-dummy-password")
+
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -27,6 +34,6 @@ def hash_password(password: str) -> str:
 
 def verify_password(stored_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+        return _hasher.verify(stored_hash or _dummy_hash(), password) and stored_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
