@@ -103,6 +103,70 @@ def test_bulk_import_in_worker_processes_stores_every_event_once_in_file_order(c
     assert "0 inserted, 10999 already stored, 1 rejected" in again
 
 
+# Text that COPY's text format must escape, or that looks like its markers, stored exactly as sent.
+AWKWARD_TEXTS = ["tab\there", "line\nbreak", "carriage\rreturn", "back\\slash", "\\N", "\\.", "\\\\N",
+                 "ends with a backslash \\", "ünïcödé 名前 🙂", "quote ' and \" both", "\\t is not a tab"]
+
+
+def test_bulk_import_and_api_store_awkward_text_exactly(cli, tmp_path, make_org, sql):
+    """Both writers build COPY's text format themselves: every string comes back byte for byte."""
+    org = make_org()
+    events = [{"eventId": f"awk-{i}", "sql": f"SELECT 1 -- {text}", "userLabel": text, "error": text,
+               "success": False, "timestamp": "2026-03-01T10:00:00+02:00"} for i, text in enumerate(AWKWARD_TEXTS)]
+    path = tmp_path / "awkward.ndjson"
+    path.write_bytes(b"\n".join(json.dumps(e).encode() for e in events) + b"\n")
+    assert f"{len(events)} inserted" in cli("ingest", str(path), "--org", org.slug).output
+    api_events = [{**e, "eventId": "api-" + e["eventId"]} for e in events]
+    resp = org.client.post("/api/v1/audit/events", json=api_events,
+                           headers={"Authorization": f"Bearer {org.ingest_key()}"})
+    assert resp.status_code == 200 and resp.json()["inserted"] == len(events), resp.text
+    rows = sql.execute("SELECT event_id, sql, user_label, error, timestamp FROM audit_log WHERE org_id = %s",
+                       (org.id,)).fetchall()
+    by_id = {r["event_id"]: r for r in rows}
+    for i, text in enumerate(AWKWARD_TEXTS):
+        for event_id in (f"awk-{i}", f"api-awk-{i}"):
+            row = by_id[event_id]
+            assert (row["sql"], row["user_label"], row["error"]) == (f"SELECT 1 -- {text}", text, text)
+            assert row["timestamp"].isoformat() == "2026-03-01T08:00:00+00:00"
+    assert "OK" in cli("audit", "verify", "--org", org.slug).output
+
+
+def test_bulk_import_nul_escapes_and_repeated_ids(cli, tmp_path, make_org, sql):
+    """A JSON NUL escape rejects its event; an escaped backslash before u0000 is plain text. An id repeated
+    later in the file (another chunk, another transaction) is stored once."""
+    org = make_org()
+    lines = [json.dumps({"eventId": f"n{i}", "sql": f"SELECT {i}"}) for i in range(7_000)]
+    lines[10] = json.dumps({"eventId": "nul", "sql": "SELECT 1", "userLabel": "a\u0000b"})
+    lines[11] = json.dumps({"eventId": "not-nul", "sql": "SELECT 1", "userLabel": "a\\u0000b"})
+    lines[6_500] = json.dumps({"eventId": "n3", "sql": "SELECT 3"})
+    path = tmp_path / "mixed.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    out = cli("ingest", str(path), "--org", org.slug, "--commit-every", "2000").output
+    assert "6998 inserted, 1 already stored, 1 rejected" in out
+    assert "record 11: NUL characters are not allowed" in out
+    label = sql.execute("SELECT user_label FROM audit_log WHERE org_id = %s AND event_id = 'not-nul'",
+                        (org.id,)).fetchone()["user_label"]
+    assert label == "a\\u0000b"
+
+
+def test_bulk_import_stops_at_invalid_json_keeping_what_came_before(cli, tmp_path, make_org, sql):
+    """A line that is not JSON stops the import with one line naming it; the events before it are stored,
+    and once the line is fixed a second run stores only the rest."""
+    org = make_org()
+    lines = [json.dumps({"eventId": f"j{i}", "sql": f"SELECT {i}"}) for i in range(3_000)]
+    broken = [*lines[:2_400], "{not json", *lines[2_400:]]
+    path = tmp_path / "broken.ndjson"
+    path.write_text("\n".join(broken) + "\n")
+    result = cli("ingest", str(path), "--org", org.slug, "--commit-every", "1000", ok=False)
+    assert result.exit_code == 1 and "broken.ndjson, line 2401: not valid JSON" in result.output
+    assert "Traceback" not in result.output
+    stored = sql.execute("SELECT count(*) AS n FROM audit_log WHERE org_id = %s", (org.id,)).fetchone()["n"]
+    assert stored == 2_400
+    path.write_text("\n".join(lines) + "\n")
+    assert "600 inserted, 2400 already stored, 0 rejected" in cli("ingest", str(path), "--org", org.slug).output
+    assert "3000 rows checked" in cli("audit", "verify", "--org", org.slug).output.replace(",", "")
+
+
 def test_ingest_report_verify_retention(cli, tmp_path, make_org, sql):
     org = make_org()
     admin = org.add_user("admin")

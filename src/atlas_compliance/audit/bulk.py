@@ -84,9 +84,11 @@ async def write_chunks(db: Database, org_id: str, chunks: AsyncIterator[Prepared
                        on_written: Callable[[int], None] = lambda n: None) -> ImportTotals:
     """Store the chunks in order, skipping event ids already stored or repeated; returns the totals.
 
-    A chunk with ``fatal`` set raises :class:`BadRequest` after what came before it is committed.
+    A chunk with ``fatal`` set (a record that is not JSON) raises :class:`BadRequest` once the events
+    before that record are committed.
     """
     totals = ImportTotals()
+    fatal: str | None = None
     chunk = await anext(chunks, None)
     async with db.connection() as writer, db.connection() as checker:
         while chunk is not None:
@@ -98,8 +100,6 @@ async def write_chunks(db: Database, org_id: str, chunks: AsyncIterator[Prepared
                 events = 0
                 async with writer.cursor() as cur, cur.copy(repo.COPY_SQL) as copy:
                     while chunk is not None and events < commit_every:
-                        if chunk.fatal is not None:
-                            break
                         ids = [i for i in chunk.event_ids if i is not None]
                         async with checker.transaction():
                             existing = await repo.existing_event_ids(checker, org_id, ids)
@@ -117,9 +117,12 @@ async def write_chunks(db: Database, org_id: str, chunks: AsyncIterator[Prepared
                         totals.rejected.extend(chunk.rejected)
                         events += chunk.records
                         on_written(chunk.records)
-                        chunk = await anext(chunks, None)
-            if chunk is not None and chunk.fatal is not None:
-                raise BadRequest(chunk.fatal)
+                        if chunk.fatal is not None:
+                            fatal, chunk = chunk.fatal, None  # the records before it are written and committed
+                        else:
+                            chunk = await anext(chunks, None)
+            if fatal is not None:
+                raise BadRequest(fatal)
     return totals
 
 
@@ -163,6 +166,17 @@ async def prepared_in_order(executor: Any, job: ChunkJob, batches: Iterable[tupl
 
 
 def batched_records(records: Iterable[tuple[int, Any]], size: int) -> Iterator[tuple[list[int], list[Any]]]:
-    """(numbers, records) lists of up to ``size`` records each."""
-    for batch in files.batched(iter(records), size):
-        yield [n for n, _ in batch], [r for _, r in batch]
+    """(numbers, records) lists of ``size`` records, the first ones smaller (500, 1,000, 2,000 …) so
+    that PostgreSQL starts writing while the workers parse the rest."""
+    numbers: list[int] = []
+    batch: list[Any] = []
+    limit = min(size, 500)
+    for number, record in records:
+        numbers.append(number)
+        batch.append(record)
+        if len(batch) >= limit:
+            yield numbers, batch
+            numbers, batch = [], []
+            limit = min(size, limit * 2)
+    if batch:
+        yield numbers, batch

@@ -119,15 +119,3 @@ def count_records(path: Path) -> int | None:
     with open(path, "rb") as handle:
         lines = sum(buf.count(b"\n") for buf in iter(lambda: handle.read(1 << 20), b""))
     return max(0, lines - (1 if fmt == "csv" else 0))
-
-
-def batched(items: Iterator[tuple[int, Any]], size: int) -> Iterator[list[tuple[int, Any]]]:
-    batch: list[tuple[int, Any]] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
