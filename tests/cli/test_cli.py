@@ -5,7 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -165,6 +171,61 @@ def test_bulk_import_stops_at_invalid_json_keeping_what_came_before(cli, tmp_pat
     path.write_text("\n".join(lines) + "\n")
     assert "600 inserted, 2400 already stored, 0 rejected" in cli("ingest", str(path), "--org", org.slug).output
     assert "3000 rows checked" in cli("audit", "verify", "--org", org.slug).output.replace(",", "")
+
+
+def test_bulk_import_killed_mid_way_then_rerun_stores_every_event_exactly_once(database_url, tmp_path, make_org, sql):
+    """SIGKILL the import once it has committed a transaction: what it committed stays, the open
+    transaction is gone, and a second run stores exactly the rest with the chain intact."""
+    org = make_org()
+    total = 40_000
+    path = tmp_path / "kill.ndjson"
+    path.write_text("".join(json.dumps({"eventId": f"k{i}", "sql": f"SELECT a, b FROM t{i % 50} WHERE id = {i}",
+                                        "timestamp": "2026-03-01T10:00:00Z", "userId": f"u{i % 9}"}) + "\n"
+                            for i in range(total)))
+    command = [str(Path(sys.executable).with_name("atlas-compliance")), "ingest", str(path), "--org", org.slug,
+               "--commit-every", "3000"]
+    env = {**os.environ, "DATABASE_URL": database_url}
+
+    def stored() -> int:
+        return sql.execute("SELECT count(*) AS n FROM audit_log WHERE org_id = %s", (org.id,)).fetchone()["n"]
+
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while stored() == 0 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    killed_at = stored()
+    assert 0 < killed_at < total, "the import must be killed part-way"
+    if sys.platform.startswith("linux"):  # its worker processes die with it
+        deadline = time.monotonic() + 10
+        while _processes_naming(str(path)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _processes_naming(str(path)) == []
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{total - killed_at} inserted, {killed_at} already stored, 0 rejected" in rerun.stdout
+    ids = sql.execute("SELECT count(DISTINCT event_id) AS ids, count(*) AS n FROM audit_log WHERE org_id = %s",
+                      (org.id,)).fetchone()
+    assert ids == {"ids": total, "n": total}
+    verify = subprocess.run([command[0], "audit", "verify", "--org", org.slug], env=env, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert f"OK, {total} rows checked" in verify.stdout
+
+
+def _processes_naming(text: str) -> list[int]:
+    """Pids whose command line contains ``text`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def test_ingest_report_verify_retention(cli, tmp_path, make_org, sql):

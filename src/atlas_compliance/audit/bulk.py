@@ -12,8 +12,14 @@ commits.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +32,30 @@ from .extraction import Catalog
 from .service import prepare_event
 
 _NUL_ESCAPE = b"\\u0000"
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def worker_pool(processes: int) -> ProcessPoolExecutor | None:
+    """``processes`` worker processes (None for one: the work then runs in this process), started
+    now: before any database connection exists, so that none inherits one (a worker left holding
+    the socket of a killed import would keep its transaction, and the org's chain lock, open).
+    On Linux each worker also dies with this process."""
+    if processes <= 1:
+        return None
+    pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_die_with_parent, initargs=(os.getpid(),))
+    for started in [pool.submit(os.getpid) for _ in range(processes)]:
+        started.result()
+    return pool
+
+
+def _die_with_parent(parent: int) -> None:
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -55,8 +53,7 @@ def ingest(file: Path = typer.Argument(..., exists=True, dir_okay=False, readabl
     """
     total = files.count_records(file)
     processes = workers or os.cpu_count() or 1
-    # Forked before the database pool and its threads exist.
-    pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) if processes > 1 else None
+    pool = bulk.worker_pool(processes)  # forked before the database pool, its threads and sockets exist
 
     async def work(db):
         async with db.transaction() as conn:
