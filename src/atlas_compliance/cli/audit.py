@@ -46,10 +46,10 @@ def ingest(file: Path = typer.Argument(..., exists=True, dir_okay=False, readabl
            show_rejected: int = typer.Option(10, help="How many rejected records to list.")) -> None:
     """Import audit events from a file. Re-running the same file stores nothing twice.
 
-    Worker processes decode and validate events and parse their SQL in chunks of 5,000, and the
-    chunks are streamed into PostgreSQL as they are ready: one COPY per transaction of
-    --commit-every events (larger transactions let the rollup triggers merge more rows). An
-    interrupted import keeps the transactions it committed, and running it again stores only the rest.
+    Worker processes decode, validate and parse the events in chunks of up to 5,000.
+    Each chunk is streamed into PostgreSQL as soon as it is ready, one COPY per transaction of --commit-every events.
+    A record that is not JSON stops the import after the events before it are stored.
+    An interrupted import keeps what it committed; running it again stores only the rest.
     """
     total = files.count_records(file)
     processes = workers or os.cpu_count() or 1
