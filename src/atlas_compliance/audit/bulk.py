@@ -29,11 +29,9 @@ from ..errors import BadRequest
 from . import files
 from . import repository as repo
 from .extraction import Catalog
-from .service import prepare_event
+from .service import prepare_event, skip_stored
 
 _NUL_ESCAPE = b"\\u0000"
-
-
 _PR_SET_PDEATHSIG = 1
 
 
@@ -124,7 +122,6 @@ async def write_chunks(db: Database, org_id: str, chunks: AsyncIterator[Prepared
         while chunk is not None:
             async with writer.transaction():
                 await writer.execute("SET LOCAL statement_timeout = 0")  # the COPY waits for the workers
-                await writer.execute("SET LOCAL client_encoding = 'UTF8'")
                 await repo.lock_org_chain(writer, org_id)
                 seen: set[str] = set()
                 events = 0
@@ -133,14 +130,8 @@ async def write_chunks(db: Database, org_id: str, chunks: AsyncIterator[Prepared
                         ids = [i for i in chunk.event_ids if i is not None]
                         async with checker.transaction():
                             existing = await repo.existing_event_ids(checker, org_id, ids)
-                        kept = []
-                        for event_id, line in zip(chunk.event_ids, chunk.lines, strict=True):
-                            if event_id is not None:
-                                if event_id in existing or event_id in seen:
-                                    totals.duplicates += 1
-                                    continue
-                                seen.add(event_id)
-                            kept.append(line)
+                        kept, duplicates = skip_stored(zip(chunk.event_ids, chunk.lines, strict=True), existing, seen)
+                        totals.duplicates += duplicates
                         if kept:
                             await copy.write(b"".join(kept))
                         totals.inserted += len(kept)
@@ -156,7 +147,7 @@ async def write_chunks(db: Database, org_id: str, chunks: AsyncIterator[Prepared
     return totals
 
 
-async def prepared_in_order(executor: Any, job: ChunkJob, batches: Iterable[tuple[list[int], list[Any]]], *,
+async def prepared_in_order(executor: ProcessPoolExecutor | None, job: ChunkJob, batches: Iterable[tuple[list[int], list[Any]]], *,
                             inflight: int, ahead: int) -> AsyncIterator[PreparedChunk]:
     """Hand each (numbers, records) batch to ``executor`` (None: a thread of this process) and yield
     the answers in order. A producer task keeps ``inflight`` batches with the workers and up to

@@ -96,13 +96,6 @@ def decode_record(file_name: str, key: str, number: int, record: Any) -> Any:
     return record
 
 
-def iter_events(path: Path) -> Iterator[tuple[int, Any]]:
-    """Yield (line/record number, raw event) pairs; events without an eventId get a stable one."""
-    key = path_key(path)
-    for number, record in iter_records(path):
-        yield number, decode_record(path.name, key, number, record)
-
-
 def _csv_records(path: Path) -> Iterator[tuple[int, Any]]:
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)

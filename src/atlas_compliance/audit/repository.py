@@ -74,11 +74,11 @@ def copy_line(values: Sequence[Any]) -> bytes:
 
 
 async def copy_events(conn: AsyncConnection, rows: Sequence[Sequence[Any]]) -> int:
-    """COPY rows (in COPY_COLUMNS order) into audit_log; triggers chain and roll them up."""
+    """COPY rows (in COPY_COLUMNS order) into audit_log; triggers chain and roll them up. The
+    connection's client encoding must be UTF-8 (:class:`~atlas_compliance.db.pool.Database` sets it)."""
     if not rows:
         return 0
     async with conn.cursor() as cur:
-        await cur.execute("SET LOCAL client_encoding = 'UTF8'")
         async with cur.copy(COPY_SQL) as copy:
             await copy.write(b"".join(map(copy_line, rows)))
     return len(rows)

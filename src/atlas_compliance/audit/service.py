@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from psycopg import AsyncConnection
@@ -16,6 +16,8 @@ from .extraction import Catalog, extract_access, normalize_dialect, normalize_ta
 from .schemas import MAX_SQL_BYTES, AuditEventIn, IngestResult, RejectedEvent
 
 _event_validator = AuditEventIn.model_validate
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -144,24 +146,29 @@ def prepare_batch(events: Sequence[Any], now: datetime,
     return prepared, rejected
 
 
-async def store_prepared(conn: AsyncConnection, org_id: str, prepared: Sequence[tuple[Any, ...]],
-                         rejected: list[RejectedEvent]) -> IngestResult:
-    """Store rows made by :func:`prepare_batch`, skipping event ids already stored (or repeated in the
-    batch). The caller commits."""
-    await repo.lock_org_chain(conn, org_id)
-    ids = [row[0] for row in prepared if row[0] is not None]
-    existing = await repo.existing_event_ids(conn, org_id, ids)
-    seen: set[str] = set()
-    rows: list[tuple[Any, ...]] = []
+def skip_stored(items: Iterable[tuple[str | None, T]], existing: Collection[str],
+                seen: set[str]) -> tuple[list[T], int]:
+    """The items whose event id is neither stored (``existing``) nor met before (``seen``, which
+    grows), in order, and how many were skipped. Items without an id are always kept."""
+    kept: list[T] = []
     duplicates = 0
-    for row in prepared:
-        event_id = row[0]
+    for event_id, item in items:
         if event_id is not None:
             if event_id in existing or event_id in seen:
                 duplicates += 1
                 continue
             seen.add(event_id)
-        rows.append((*row, org_id))
+        kept.append(item)
+    return kept, duplicates
+
+
+async def store_prepared(conn: AsyncConnection, org_id: str, prepared: Sequence[tuple[Any, ...]],
+                         rejected: list[RejectedEvent]) -> IngestResult:
+    """Store rows made by :func:`prepare_batch`, skipping event ids already stored (or repeated in the
+    batch). The caller commits."""
+    await repo.lock_org_chain(conn, org_id)
+    existing = await repo.existing_event_ids(conn, org_id, [row[0] for row in prepared if row[0] is not None])
+    rows, duplicates = skip_stored(((row[0], (*row, org_id)) for row in prepared), existing, set())
     inserted = await repo.copy_events(conn, rows)
     return IngestResult(inserted=inserted, duplicates=duplicates, rejected=rejected)
 

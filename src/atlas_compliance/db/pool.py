@@ -36,8 +36,9 @@ class Database:
         # Requests then probe it with one connection attempt and answer 503 at once if it fails, instead
         # of each waiting the full ``timeout`` for a pool connection that cannot come (fail fast).
         self._unreachable = False
-        # JIT compilation costs 50–150 ms per report query and never pays off at these sizes.
-        options = f"-c statement_timeout={statement_timeout_ms} -c TimeZone=UTC -c jit=off"
+        # JIT compilation costs 50–150 ms per report query and never pays off at these sizes. COPY
+        # data is built as UTF-8 text (audit.repository.copy_line), whatever the database's encoding.
+        options = f"-c statement_timeout={statement_timeout_ms} -c TimeZone=UTC -c jit=off -c client_encoding=UTF8"
         self.pool = AsyncConnectionPool(
             self.url,
             min_size=min_size,
