@@ -373,6 +373,10 @@ def _collect(collector: AccessCollector, statements: Iterable[exp.Expr | None], 
     for statement in statements:
         if statement is None:
             continue
+        if isinstance(statement, exp.Condition | exp.Alias):
+            # sqlglot reads a lone expression (a misspelt keyword: "SELEC x" is x aliased) where SQL
+            # needs a statement: the text does not parse as SQL.
+            raise ParseError(f"not a SQL statement (it reads as the expression {statement.sql()[:60]!r})")
         if isinstance(statement, exp.Command):
             keyword = str(statement.this).upper()
             body = statement.expression
