@@ -39,7 +39,8 @@ _DESCRIPTIONS = {
     403: "Wrong role or scope for this credential",
     404: "Unknown resource",
     409: "Conflict",
-    413: "Request too large",
+    413: "Request too large (`database_limit_exceeded`: a value beyond one of PostgreSQL's own limits; "
+         "sending it again fails the same way)",
     422: "Malformed request (missing or mistyped field); `details` lists the problems",
     429: "Too many attempts; see Retry-After",
     503: "The database cannot serve the request right now; retry later. `error` says why: "

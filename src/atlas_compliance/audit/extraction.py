@@ -37,8 +37,10 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Token, Tokenizer, TokenType
 
 from .extraction_scope import AccessCollector
+from .names import MAX_NAME_BYTES, normalize_column_name, normalize_table_name
 
-__all__ = ["AccessInfo", "Catalog", "cache_info", "extract_access", "normalize_dialect", "normalize_table_name"]
+__all__ = ["MAX_NAME_BYTES", "AccessInfo", "Catalog", "cache_info", "extract_access", "normalize_column_name",
+           "normalize_dialect", "normalize_table_name"]
 
 CACHE_SIZE = 20_000
 _MAX_CACHED_TEXT = 8_192  # longer texts are cached by shape digest only, bounding the cache's memory
@@ -73,26 +75,6 @@ def normalize_dialect(source_type: str | None) -> str | None:
     return _DIALECTS.get(key)
 
 
-def normalize_table_name(name: str) -> str:
-    """Normalize a table name one way everywhere (audit rows, classifications, report filters).
-
-    Lowercased; quote characters (``"`[]``) removed; the default schema ``public`` dropped, other
-    schemas kept; in a three-part ``catalog.schema.table`` name (a database, BigQuery project or
-    Snowflake database) the catalog part is dropped, so ``db.public.orders`` is ``orders``. Idempotent.
-
-    >>> [normalize_table_name(n) for n in ('"Public"."Orders"', "Analytics.Events", "db.public.orders")]
-    ['orders', 'analytics.events', 'orders']
-    >>> normalize_table_name("`acme-prod.crm.customers`"), normalize_table_name("[dbo].[Patients]")
-    ('crm.customers', 'dbo.patients')
-    """
-    parts = [p.strip() for p in name.translate(_QUOTES).lower().split(".")]
-    parts = [p for p in parts if p][-2:]
-    if len(parts) == 2 and parts[0] == "public":
-        del parts[0]
-    return ".".join(parts)
-
-
-_QUOTES = str.maketrans("", "", '"`[]')
 _normalize_cached = lru_cache(maxsize=4096)(normalize_table_name)
 
 
@@ -116,7 +98,7 @@ class Catalog:
         merged: dict[str, set[str]] = {}
         for table, columns in dict(self.tables).items():
             names = [columns] if isinstance(columns, str) else columns
-            merged.setdefault(normalize_table_name(table), set()).update(c.strip().lower() for c in names)
+            merged.setdefault(normalize_table_name(table), set()).update(normalize_column_name(c.strip()) for c in names)
         frozen = {table: tuple(sorted(cols)) for table, cols in sorted(merged.items())}
         object.__setattr__(self, "tables", MappingProxyType(frozen))
         object.__setattr__(self, "_fingerprint", tuple(frozen.items()))

@@ -28,6 +28,8 @@ from sqlglot import exp
 from sqlglot.errors import OptimizeError
 from sqlglot.optimizer.scope import Scope, traverse_scope, walk_in_scope
 
+from .names import fold_name
+
 STAR = "*"
 _MAX_TRACE_DEPTH = 16  # nested `SELECT *` layers followed when tracing a column to its table
 
@@ -98,7 +100,7 @@ class AccessCollector:
 
     def credit(self, table: str, column: str) -> None:
         self.tables.add(table)
-        self.columns.setdefault(table, set()).add(column)
+        self.columns.setdefault(table, set()).add(fold_name(column))
 
     def credit_star(self, table: str, excluded: frozenset[str] = frozenset()) -> None:
         known = self._known(table)

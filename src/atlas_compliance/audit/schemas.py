@@ -12,6 +12,7 @@ AuthMode = Literal["none", "simple-key", "managed", "byot"]
 MAX_SQL_BYTES = 1024 * 1024
 MAX_EVENTS_PER_REQUEST = 10_000
 MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_USER_ID_BYTES = 1000  # in UTF-8; with a table name (≤ 512 bytes) it fits a rollup index key
 
 Short = Field(default=None, max_length=1000)
 
@@ -25,7 +26,8 @@ class AuditEventIn(BaseModel):
                                       description="Client idempotency key, unique per organization.")
     timestamp: StrictStr | None = Field(default=None, description="ISO 8601 with offset; default: now.",
                                         examples=["2026-03-01T09:15:00Z"])
-    userId: StrictStr | None = Short
+    userId: StrictStr | None = Field(default=None, max_length=1000,
+                                     description="Who ran the query: at most 1,000 characters and 1,000 bytes of UTF-8.")
     userLabel: StrictStr | None = Short
     authMode: AuthMode | None = None
     sql: StrictStr = Field(description="The SQL text as executed (up to 1 MB).")

@@ -12,8 +12,14 @@ from psycopg import AsyncConnection
 from pydantic import ValidationError
 
 from . import repository as repo
-from .extraction import Catalog, extract_access, normalize_dialect, normalize_table_name
-from .schemas import MAX_SQL_BYTES, AuditEventIn, IngestResult, RejectedEvent
+from .extraction import (
+    Catalog,
+    extract_access,
+    normalize_column_name,
+    normalize_dialect,
+    normalize_table_name,
+)
+from .schemas import MAX_SQL_BYTES, MAX_USER_ID_BYTES, AuditEventIn, IngestResult, RejectedEvent
 
 _event_validator = AuditEventIn.model_validate
 
@@ -95,6 +101,10 @@ def prepare_event(raw: Any, now: datetime, catalog: Catalog | None, *, may_hold_
         event = _event_validator(raw)
     except ValidationError as exc:
         raise ValueError(_describe(exc)) from None
+    if event.userId is not None and len(event.userId) * 4 > MAX_USER_ID_BYTES \
+            and len(event.userId.encode("utf-8", "surrogatepass")) > MAX_USER_ID_BYTES:
+        # A user id is part of the rollups' index keys, which PostgreSQL bounds (about 2.7 KB a key).
+        raise ValueError(f"userId is longer than {MAX_USER_ID_BYTES:,} bytes of UTF-8")
     timestamp = _parse_timestamp(event.timestamp, now)
     dialect = normalize_dialect(event.sourceType)
     parse_error = None
@@ -110,11 +120,11 @@ def prepare_event(raw: Any, now: datetime, catalog: Catalog | None, *, may_hold_
             by_table = {}
             for table, cols in event.columnsByTable.items():
                 name = normalize_table_name(table)
-                by_table[name] = _dedupe([*by_table.get(name, []), *(c.lower() for c in cols)])
+                by_table[name] = _dedupe([*by_table.get(name, []), *(normalize_column_name(c) for c in cols)])
         tables_in = event.tablesAccessed if event.tablesAccessed is not None else list(by_table or {})
         tables = _dedupe([normalize_table_name(t) for t in tables_in]) or None
         if event.columnsAccessed is not None:
-            columns = _dedupe([c.lower() for c in event.columnsAccessed]) or None
+            columns = _dedupe([normalize_column_name(c) for c in event.columnsAccessed]) or None
         elif by_table:
             columns = _dedupe([c for cols in by_table.values() for c in cols]) or None
         else:

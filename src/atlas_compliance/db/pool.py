@@ -10,7 +10,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from ..errors import ServiceUnavailable
+from ..errors import AtlasError, PayloadTooLarge, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +99,15 @@ class Database:
 _ROLLED_BACK = "the request was rolled back"
 
 
-def database_error(exc: BaseException) -> ServiceUnavailable | None:
-    """The 503 to answer for a database failure that is not the request's fault, or None (a bug: 500).
+def database_error(exc: BaseException) -> AtlasError | None:
+    """The error to answer for a database failure that is not the request's fault, or None (a bug: 500).
 
     The connection or the server is down (class 08, 57P0x), the database refuses writes (25006:
     read-only mode or a hot standby), it is out of disk, memory or connections (class 53), a statement
     timed out (57014), or the transaction lost a serialization conflict (class 40). The transaction
-    was rolled back in every case, so retrying later is safe.
+    was rolled back in every case, so retrying later is safe. A value beyond one of PostgreSQL's own
+    limits (class 54, e.g. an index row too large) is not an outage: retrying would fail the same way,
+    so it answers 413 and says so.
     """
     if not isinstance(exc, psycopg.Error):
         return None
@@ -122,6 +124,10 @@ def database_error(exc: BaseException) -> ServiceUnavailable | None:
     if state == "57014":
         return ServiceUnavailable(f"the database did not answer in time (statement timeout); {_ROLLED_BACK}"
                                   " — retry later or narrow the request", code="database_timeout")
+    if state.startswith("54"):
+        return PayloadTooLarge(f"a value in the request exceeds a limit of the database ({_first_line(exc)}); "
+                               f"{_ROLLED_BACK}, nothing was stored, and sending it again will fail the same way",
+                               code="database_limit_exceeded")
     if state.startswith("40"):
         return ServiceUnavailable(f"the request conflicted with a concurrent change; {_ROLLED_BACK} — retry it",
                                   code="database_conflict")

@@ -97,27 +97,28 @@ def _opt(filters: ReportFilters, alias: str, *, table: bool = True) -> str:
 def _access_cte(filters: ReportFilters) -> str:
     """(table, user) access aggregates for the window: rollup days + raw edges, filters applied.
 
-    Columns travel as a bitmask over the org's column dictionary (`audit_column_dict`), plus the names
-    of columns past a table's 64th in `extra_columns`."""
+    Columns travel as a bitmask over the org's column dictionary (`audit_column_dict`); a rollup row
+    with columns past its table's 64th says so in `has_extra` (their names, in `extra_columns`, are read
+    only for the pairs that have some: the covering indexes cannot hold unbounded lists)."""
     return f"""
 acc AS (
-    SELECT w.table_name, w.user_id, w.query_count AS n, w.first_ts, w.last_ts, w.col_mask, w.extra_columns,
+    SELECT w.table_name, w.user_id, w.query_count AS n, w.first_ts, w.last_ts, w.col_mask, w.has_extra,
            NULL::text[] AS edge_extra
     FROM audit_access_weekly w{_role_join("w", filters)}
     WHERE w.org_id = %(org)s AND {_weeks("w")}{_opt(filters, "w")}
     UNION ALL
-    SELECT d.table_name, d.user_id, d.query_count AS n, d.first_ts, d.last_ts, d.col_mask, d.extra_columns,
+    SELECT d.table_name, d.user_id, d.query_count AS n, d.first_ts, d.last_ts, d.col_mask, d.has_extra,
            NULL::text[] AS edge_extra
     FROM audit_access_daily d{_role_join("d", filters)}
     WHERE d.org_id = %(org)s AND {_head_days("d")}{_opt(filters, "d")}
     UNION ALL
-    SELECT d.table_name, d.user_id, d.query_count AS n, d.first_ts, d.last_ts, d.col_mask, d.extra_columns,
+    SELECT d.table_name, d.user_id, d.query_count AS n, d.first_ts, d.last_ts, d.col_mask, d.has_extra,
            NULL::text[] AS edge_extra
     FROM audit_access_daily d{_role_join("d", filters)}
     WHERE d.org_id = %(org)s AND {_tail_days("d")}{_opt(filters, "d")}
     UNION ALL
     SELECT x.table_name, x.user_id, count(DISTINCT x.audit_id), min(x."timestamp"), max(x."timestamp"),
-           coalesce(bit_or(1::bigint << dc.bit), 0), NULL::text[],
+           coalesce(bit_or(1::bigint << dc.bit), 0), false,
            array_agg(DISTINCT c.col) FILTER (WHERE c.col IS NOT NULL AND dc.bit IS NULL)
     FROM audit_access x{_role_join("x", filters)}
     LEFT JOIN LATERAL jsonb_array_elements_text(x.columns) AS c(col) ON true
@@ -139,7 +140,7 @@ def data_access_sql(filters: ReportFilters, *, paged: bool) -> str:
 WITH {_access_cte(filters)},
 pairs AS (
     SELECT table_name, user_id, sum(n)::bigint AS query_count, min(first_ts) AS first_access,
-           max(last_ts) AS last_access, bit_or(col_mask) AS col_mask, bool_or(extra_columns IS NOT NULL) AS has_extra,
+           max(last_ts) AS last_access, bit_or(col_mask) AS col_mask, bool_or(has_extra) AS has_extra,
            string_agg(array_to_string(edge_extra, chr(31)), chr(31)) AS edge_extra
     FROM acc GROUP BY table_name, user_id
 )
