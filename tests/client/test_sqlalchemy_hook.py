@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
 import sqlalchemy as sa
 
 from atlas_compliance.client import AuditClient, instrument_engine
-from atlas_compliance.db.pool import to_libpq_url
-
-
-@pytest.fixture()
-def scratch(database_url: str, sql) -> Iterator[tuple[sa.Engine, str]]:
-    """An engine on the test database and a table `<unique schema>.patients` (dropped afterwards)."""
-    schema = f"hook_{uuid.uuid4().hex[:10]}"
-    sql.execute(f"CREATE SCHEMA {schema}")
-    sql.execute(f"CREATE TABLE {schema}.patients (id int PRIMARY KEY, name text, ssn text)")
-    engine = sa.create_engine("postgresql+psycopg://" + to_libpq_url(database_url).split("://", 1)[1])
-    yield engine, schema
-    engine.dispose()
-    sql.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def audit_rows(sql, org) -> list[dict]:

@@ -128,7 +128,7 @@ def instrument_engine(engine: Engine, client: AuditClient, *, user: UserValue = 
     def emit(events: list[dict[str, Any]], outcome: str | None) -> None:
         for fields in events:
             if outcome is not None:
-                fields["transactionOutcome"] = outcome
+                fields.setdefault("transactionOutcome", outcome)  # statements undone by ROLLBACK TO keep theirs
             try:
                 client.record_event(fields)
             except Exception as exc:  # auditing must not fail the application's query

@@ -7,7 +7,8 @@ transaction ends:
 - ``committed`` after the driver's commit returned; on PostgreSQL, a transaction in which a
   statement failed (and no ``ROLLBACK TO SAVEPOINT`` undid the failure) is ``rolled_back`` even so,
   because the server turns that COMMIT into a ROLLBACK;
-- ``rolled_back`` after a rollback, for the statements after a savepoint that was rolled back to,
+- ``rolled_back`` after a rollback, for the statements after a savepoint that was rolled back to
+  (sent with the rest of their transaction, so that events are stored in the order they ran),
   and when the connection closes or is invalidated with the transaction still open (the server
   rolls it back);
 - ``unknown`` when the connection failed while committing, when a transaction holds more than
@@ -143,7 +144,6 @@ class OutcomeTracker:
         elif kind == "rollback":
             self.ended(raw, ROLLED_BACK)
         elif kind in ("savepoint", "release", "rollback_to"):
-            undone: list[dict[str, Any]] = []
             with self._lock:
                 txn = self._open.get(id(raw))
                 if txn is None:
@@ -162,11 +162,11 @@ class OutcomeTracker:
                     del txn.savepoints[found:]
                     return
                 del txn.savepoints[found + 1:]  # ROLLBACK TO keeps the savepoint itself
-                undone, txn.held = txn.held[start:], txn.held[:start]
+                # Marked now, sent with the rest when the transaction ends: stored in the order they ran.
+                for undone in txn.held[start:]:
+                    undone["transactionOutcome"] = ROLLED_BACK
                 if txn.failed_at is not None and txn.failed_at >= start:
                     txn.failed_at = None  # rolling back to a savepoint recovers an aborted transaction
-            if undone:
-                self._emit(undone, ROLLED_BACK)
 
     def ended(self, raw: Any, outcome: str) -> None:
         """The transaction on DBAPI connection ``raw`` ended with ``outcome``."""
