@@ -152,7 +152,7 @@ class AuditClient:
         self._settled = threading.Condition(self._lock)
         self._abort = threading.Event()
         self._backlog: MemoryBacklog | SpoolWriter = (
-            MemoryBacklog() if self._spool_root is None
+            MemoryBacklog() if self._spool_root is None or self._closed  # (closed: a fork of a closed client)
             else SpoolWriter(self._spool_root, fsync=self._spool_fsync))
         self._orphans: list[SpoolReader] = []
         self._last_scan = float("-inf")
@@ -415,19 +415,36 @@ class AuditClient:
                         return self._orphans[0], batch
                     self._orphans.pop(0).remove()
                 pending = self._backlog.pending
-                if pending >= self._batch_size or (pending and (self._flush_waiters or self._closing)):
-                    break
-                if pending:
+                due = pending >= self._batch_size or (pending and (self._flush_waiters or self._closing))
+                if pending and not due:
                     remaining = self._last_send + self._flush_interval - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._not_empty.wait(remaining)
+                    due = remaining <= 0
+                    if not due:
+                        self._not_empty.wait(remaining)
+                        continue
+                if due:
+                    self._last_send = time.monotonic()
+                    batch = self._backlog.peek(self._batch_size, MAX_REQUEST_BYTES)
+                    if batch:
+                        return self._backlog, batch
+                    self._lose_missing()
                 elif self._closing:
                     return None
                 else:
                     self._not_empty.wait(ORPHAN_SCAN_SECONDS if self._spool_root is not None else None)
-            self._last_send = time.monotonic()
-            return self._backlog, self._backlog.peek(self._batch_size, MAX_REQUEST_BYTES)
+
+    def _lose_missing(self) -> None:
+        """Events counted in the spool whose files went away (removed by hand): say so, do not spin."""
+        backlog = self._backlog
+        lost = backlog.pending
+        if not isinstance(backlog, SpoolWriter):  # a memory backlog always has what it counts
+            raise RuntimeError("the in-memory backlog lost track of its events")
+        safe_log(logging.ERROR, "atlas audit: %d event(s) are missing from the spool %s", lost, backlog.directory)
+        backlog.pending = backlog.pending_bytes = 0
+        self._done += lost
+        self._counts["failed"] += lost
+        self._not_full.notify_all()
+        self._settled.notify_all()
 
     def _settle(self, source: MemoryBacklog | SpoolReader, batch: list[bytes], answer: BatchAnswer) -> None:
         failed = [FailedEvent(orjson.loads(batch[i]), reason, status) for i, reason, status, _ in answer.failures]
