@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         serve_sink(args.sink)
         return {}
 
+    load_before = os.getloadavg()[0]
     url = ensure_database(args.server_url, args.db_name)
     migrate.upgrade(url)
     engine_url = "postgresql+psycopg://" + to_libpq_url(url).split("://", 1)[1]
@@ -192,6 +194,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "thread_cpu_us_median": {name: round(statistics.median(v) * 1e6, 1) for name, v in cpu.items()},
         "added_thread_cpu_us_median": {name: round(statistics.median(v), 1) for name, v in added_cpu.items()},
         "events_sent": sent,
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
     RESULTS_JSON.write_text(json.dumps(result, indent=2) + "\n")
     write_section(result)
@@ -222,7 +225,9 @@ def render(r: dict[str, Any]) -> str:
         f"| current `{r['current_rev']}` | {med['current']} µs | {add['current']} µs | "
         f"{quart['current'][0]}–{quart['current'][2]} µs | {cpu['current']} µs | {add_cpu['current']} µs |",
         "",
-        f"Events delivered: baseline {r['events_sent']['baseline']:,}, current {r['events_sent']['current']:,}.",
+        f"Events delivered: baseline {r['events_sent']['baseline']:,}, current {r['events_sent']['current']:,}. "
+        f"Load average (1 min) before / after: {r['load_average_1min'][0]} / {r['load_average_1min'][1]} "
+        "on a 2-core machine.",
     ])
 
 
