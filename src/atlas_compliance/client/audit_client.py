@@ -239,10 +239,14 @@ class AuditClient:
                     raise AuditClientError("the audit client's sender thread stopped; see the log")
                 if self._has_room(len(payload)):
                     break
-                where = "in the spool" if self._spool_root is not None else "in memory"
+                if self._spool_root is not None:
+                    where, ceiling = "in the spool", f"spool_max_bytes={self._spool_max_bytes:,}"
+                else:
+                    where = "in memory"
+                    ceiling = f"max_queue={self._max_queue:,}, max_queue_bytes={self._max_queue_bytes:,}"
                 if self._on_full == "raise":
                     raise AuditQueueFull(f"{self._backlog.pending:,} events are waiting for the server {where} "
-                                         f"(max_queue={self._max_queue:,})")
+                                         f"({ceiling})")
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise AuditQueueFull(f"the backlog stayed full ({self._backlog.pending:,} events {where}) "

@@ -215,7 +215,7 @@ def instrument_engine(engine: Engine, client: AuditClient, *, user: UserValue = 
         (engine, "handle_error", handle_error),
     ]
     if transaction_outcomes:
-        listeners += [(engine.pool, name, connection_gone) for name in ("close", "invalidate", "close_detached")]
+        listeners += [(engine, name, connection_gone) for name in ("close", "invalidate", "close_detached")]
         attach(engine.dialect, tracker)
     for target, name, listener in listeners:
         event.listen(target, name, listener)
