@@ -214,7 +214,7 @@ def render(r: dict[str, Any]) -> str:
         f"{r['delivered_to']} meanwhile. Added cost = the round's time per statement minus the un-instrumented "
         "engine's in the same round; medians over rounds. Wall time includes waiting for PostgreSQL and "
         "for the CPU (other work on the machine makes it noisy); the CPU time of the application's thread "
-        "(`time.thread_time`) is the hook's own work and barely depends on the machine's load.",
+        "(`time.thread_time`) is closer to the hook's own work, though a loaded machine inflates it too (cache and CPU-frequency effects; the figures of both hooks move together).",
         "",
         "| engine | wall per statement | added (wall) | added (wall), quartiles | app-thread CPU per statement "
         "| added (CPU) |",
