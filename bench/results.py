@@ -99,7 +99,12 @@ def load() -> dict[str, Any]:
 def save(results: dict[str, Any]) -> None:
     results["written_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     RESULTS_JSON.write_text(json.dumps(results, indent=1, default=str) + "\n")
-    RESULTS_MD.write_text(render(results))
+    text = render(results)
+    kept = RESULTS_MD.read_text() if RESULTS_MD.exists() else ""
+    start, end = "<!-- bench.hook:start -->", "<!-- bench.hook:end -->"
+    if start in kept and end in kept:  # bench.hook's section is measured separately: keep it
+        text = text.rstrip("\n") + "\n\n" + start + kept.split(start, 1)[1].split(end, 1)[0] + end + "\n"
+    RESULTS_MD.write_text(text)
 
 
 def _verdict(value: bool | None) -> str:

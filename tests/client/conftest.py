@@ -13,17 +13,19 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 import uvicorn
 
 from atlas_compliance.app import create_app
 from atlas_compliance.config import Settings
-from atlas_compliance.db.pool import Database
+from atlas_compliance.db.pool import Database, to_libpq_url
 
 READY_SECONDS = 30.0
 
@@ -131,3 +133,20 @@ def serve_process(database_url: str, tmp_path: Path) -> Iterator[Callable[[int],
         if process.poll() is None:
             process.kill()
         process.wait(timeout=15)
+
+
+def engine_url(database_url: str, driver: str) -> str:
+    """The test database as a SQLAlchemy URL for ``driver`` (psycopg or asyncpg)."""
+    return f"postgresql+{driver}://" + to_libpq_url(database_url).split("://", 1)[1]
+
+
+@pytest.fixture()
+def scratch(database_url: str, sql) -> Iterator[tuple[sa.Engine, str]]:
+    """An engine on the test database and a table `<unique schema>.patients` (dropped afterwards)."""
+    schema = f"hook_{uuid.uuid4().hex[:10]}"
+    sql.execute(f"CREATE SCHEMA {schema}")
+    sql.execute(f"CREATE TABLE {schema}.patients (id int PRIMARY KEY, name text, ssn text)")
+    engine = sa.create_engine(engine_url(database_url, "psycopg"))
+    yield engine, schema
+    engine.dispose()
+    sql.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -184,6 +184,25 @@ def _error(message: str) -> AccessInfo:
 
 
 _EMPTY_SQL = _error("empty SQL text")
+_NO_ACCESS = AccessInfo(tables=(), columns_by_table={}, columns=(), parse_error=None)
+
+# One transaction-control statement: it touches no table. Several of these forms (SAVEPOINT x,
+# RELEASE [SAVEPOINT] x, START TRANSACTION in PostgreSQL, COMMIT PREPARED) do not parse in sqlglot,
+# and SQLAlchemy sends two of them for every begin_nested().
+_NAME = r'(?:[A-Za-z_][\w$]*|"(?:[^"]|"")+"|`(?:[^`]|``)+`|\[[^\]]+\])'
+_MODE = (r"(?:ISOLATION\s+LEVEL\s+(?:SERIALIZABLE|REPEATABLE\s+READ|READ\s+COMMITTED|READ\s+UNCOMMITTED|SNAPSHOT)"
+         r"|READ\s+WRITE|READ\s+ONLY|NOT\s+DEFERRABLE|DEFERRABLE|WITH\s+CONSISTENT\s+SNAPSHOT)")
+_TRANSACTION_CONTROL = re.compile(
+    rf"""\s*(?:
+        SAVEPOINT\s+{_NAME}
+      | RELEASE\s+(?:SAVEPOINT\s+)?{_NAME}
+      | ROLLBACK\s+(?:WORK\s+|TRANSACTION\s+)?TO\s+(?:SAVEPOINT\s+)?{_NAME}
+      | (?:BEGIN|START)(?:\s+(?:WORK|TRANSACTION|TRAN))?(?:\s+{_MODE}(?:\s*,\s*{_MODE})*)?
+      | (?:COMMIT|ROLLBACK|ABORT|END)(?:\s+(?:WORK|TRANSACTION|TRAN))?(?:\s+AND\s+(?:NO\s+)?CHAIN)?
+      | (?:PREPARE\s+TRANSACTION|COMMIT\s+PREPARED|ROLLBACK\s+PREPARED)\s+'(?:[^']|'')*'
+    )\s*;?\s*\Z""",
+    re.IGNORECASE | re.VERBOSE,
+)
 
 
 class _ShapeCache:
@@ -213,6 +232,8 @@ _shapes = _ShapeCache(CACHE_SIZE)
 
 @lru_cache(maxsize=CACHE_SIZE)
 def _extract_text(sql: str, dialect: str | None, catalog: Catalog | None) -> AccessInfo:
+    if len(sql) < 300 and _TRANSACTION_CONTROL.match(sql):
+        return _NO_ACCESS
     try:
         reader = _dialect(dialect)
         tokens = _tokenizer(reader).tokenize(sql)

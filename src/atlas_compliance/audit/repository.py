@@ -13,7 +13,7 @@ Row = dict[str, Any]
 COPY_COLUMNS = (
     "event_id", "timestamp", "user_id", "user_label", "auth_mode", "sql", "duration_ms", "row_count",
     "success", "error", "source_id", "source_type", "target_host", "actor_kind", "client_id", "tool_name",
-    "tables_accessed", "columns_accessed", "columns_by_table", "parse_error", "org_id",
+    "tables_accessed", "columns_accessed", "columns_by_table", "parse_error", "transaction_outcome", "org_id",
 )
 
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 
 ActorKind = Literal["human", "agent", "mcp", "scheduler", "api_key"]
 AuthMode = Literal["none", "simple-key", "managed", "byot"]
+TransactionOutcome = Literal["committed", "rolled_back", "unknown"]
 
 MAX_SQL_BYTES = 1024 * 1024
 MAX_EVENTS_PER_REQUEST = 10_000
@@ -45,6 +46,11 @@ class AuditEventIn(BaseModel):
     tablesAccessed: list[StrictStr] | None = Field(default=None, max_length=10_000)
     columnsAccessed: list[StrictStr] | None = Field(default=None, max_length=100_000)
     columnsByTable: dict[StrictStr, list[StrictStr]] | None = None
+    transactionOutcome: TransactionOutcome | None = Field(
+        default=None,
+        description="How the statement's transaction ended: committed, rolled_back (its changes were undone; "
+                    "what it read was still read), or unknown (the connection was lost while committing). "
+                    "Absent: the writer did not say.")
 
 
 class RejectedEvent(BaseModel):

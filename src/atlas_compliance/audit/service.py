@@ -134,7 +134,7 @@ def prepare_event(raw: Any, now: datetime, catalog: Catalog | None, *, may_hold_
         event.eventId, timestamp, event.userId, event.userLabel, auth_mode, event.sql, event.durationMs,
         event.rowCount, event.success, event.error, event.sourceId, event.sourceType, event.targetHost,
         event.actorKind, event.clientId, event.toolName,
-        _json(tables), _json(columns), _json(by_table), parse_error,
+        _json(tables), _json(columns), _json(by_table), parse_error, event.transactionOutcome,
     )
 
 
