@@ -236,6 +236,33 @@ def test_user_activity_filters_live_in_the_url(browser, world):
     assert not page.js_errors and not other.js_errors
 
 
+def page_overflow(page) -> dict:
+    """How far the page itself scrolls sideways (tables scroll inside their own box, which is fine)."""
+    return page.evaluate("""() => ({width: window.innerWidth,
+        scrollWidth: Math.max(document.documentElement.scrollWidth, document.body.scrollWidth),
+        maxScrollX: (window.scrollTo(10000, window.scrollY), window.scrollX)})""")
+
+
+def test_no_sideways_page_scroll_at_390_px_on_either_tab(browser, world):
+    page = new_page(browser, world, viewport=NARROW)
+    page.wait_for_selector("#pii-table tbody tr")
+    assert page.locator("#pii-table tbody tr").count() >= 5
+    assert page_overflow(page) == {"width": 390, "scrollWidth": 390, "maxScrollX": 0}
+    page.click("#tab-reports")
+    page.click("#generate")
+    wait_report(page)
+    # PII chips carry a visually hidden " (PII)" for screen readers: it must stay inside the table's box.
+    assert page.locator("#report-table .chip-pii .sr-only").count() >= 3
+    assert page_overflow(page) == {"width": 390, "scrollWidth": 390, "maxScrollX": 0}
+    wrap = page.locator("#report-wrap")
+    assert wrap.evaluate("e => e.scrollWidth > e.clientWidth")  # the table scrolls inside its own box
+    page.select_option("#f-type", "user-activity")
+    page.click("#generate")
+    wait_report(page)
+    assert page_overflow(page) == {"width": 390, "scrollWidth": 390, "maxScrollX": 0}
+    assert not page.js_errors
+
+
 def test_exports_download_exactly_the_report_on_screen(browser, world):
     page = new_page(browser, world)
     page.click("#tab-reports")
