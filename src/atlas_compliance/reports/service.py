@@ -185,9 +185,7 @@ async def generate(db: Database, request: ReportRequest, *, limit: int, offset: 
     if raw_rows:
         head = dict(zip(columns, raw_rows[0], strict=True))
     else:
-        summary_sql = (repo.data_access_summary_sql(request.filters) if request.report == "data-access"
-                       else repo.user_activity_summary_sql(request.filters))
-        head = await _read(db, summary_sql, params, one=True)
+        head = await _read(db, _summary_sql(request), params, one=True)
     build = _row_builder(request, columns, (roles, pii, logins, dictionary), {})
     with _gc_paused():
         rows = [build(r) for r in raw_rows]
@@ -198,6 +196,12 @@ async def generate(db: Database, request: ReportRequest, *, limit: int, offset: 
         "totalRows": total_rows, "truncated": offset + len(rows) < total_rows, "limit": limit, "offset": offset,
         "generatedAt": iso_utc(datetime.now(UTC)),
     }
+
+
+def _summary_sql(request: ReportRequest) -> str:
+    if request.report == "data-access":
+        return repo.data_access_summary_sql(request.filters)
+    return repo.user_activity_summary_sql(request.filters)
 
 
 def _summary(request: ReportRequest, head: dict[str, Any]) -> dict[str, int]:
@@ -260,13 +264,12 @@ async def json_stream(db: Database, request: ReportRequest, counter: list[int]) 
     the rows written."""
     params = repo.window_params(request.org_id, request.window, request.filters)
     maps = await _maps_for(db, request)
-    summary_sql = (repo.data_access_summary_sql(request.filters) if request.report == "data-access"
-                   else repo.user_activity_summary_sql(request.filters))
     async with db.connection() as conn, conn.transaction():
         await repo.begin_snapshot(conn)
         await repo.set_report_memory(conn)
-        summary = _summary(request, await repo.fetch_one(conn, summary_sql, params))
-        separator = b'{"rows":['
+        summary = _summary(request, await repo.fetch_one(conn, _summary_sql(request), params))
+        yield b'{"rows":['
+        separator = b""
         async for built in _stream_rows(conn, request, params, maps):
             counter[0] += len(built)
             yield separator + json_bytes(built)[1:-1]  # the chunk's rows without the list's brackets
@@ -274,7 +277,7 @@ async def json_stream(db: Database, request: ReportRequest, counter: list[int]) 
     rest = {"summary": summary, "filters": request.filters_dict(), "window": request.window.to_dict(),
             "totalRows": counter[0], "truncated": False, "limit": counter[0], "offset": 0,
             "generatedAt": iso_utc(datetime.now(UTC))}
-    yield (b'{"rows":[' if separator != b"," else b"") + b"]," + json_bytes(rest)[1:]
+    yield b"]," + json_bytes(rest)[1:]  # the rest of the document, after the rows
 
 
 def filename(request: ReportRequest, org_slug: str, ext: str) -> str:
