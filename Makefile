@@ -1,7 +1,7 @@
 PY ?= .venv/bin/python
 VENV_BIN = $(dir $(PY))
 
-.PHONY: install test lint typecheck pytest bench load demo
+.PHONY: install test lint typecheck pytest bench load demo screenshots
 
 # A fresh checkout installs itself on first use (Python 3.11+).
 .venv/bin/atlas-compliance: pyproject.toml
@@ -13,7 +13,7 @@ VENV_BIN = $(dir $(PY))
 install: .venv/bin/atlas-compliance
 
 lint:
-	$(VENV_BIN)ruff check src tests bench
+	$(VENV_BIN)ruff check src tests bench tools
 
 typecheck:
 	$(VENV_BIN)mypy
@@ -35,3 +35,7 @@ load: install
 ## The product: the Acme Health demo on the embedded PostgreSQL, serving the console and API.
 demo: install
 	$(VENV_BIN)atlas-compliance demo
+
+## The four console screenshots in docs/screenshots/, taken from the demo data (needs /usr/bin/chromium).
+screenshots: install
+	$(PY) -m tools.screenshots $(SCREENSHOT_ARGS)

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from . import __version__
 from .api import auth as auth_routes
-from .api import health
+from .api import docs_ui, health
 from .api.errors import install_error_handlers
 from .api.middleware import RequestContextMiddleware
 from .config import Settings, get_settings
@@ -47,6 +47,8 @@ def create_app(db: Database, settings: Settings | None = None, *, manage_pool: b
         version=__version__,
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by api.docs_ui from the package's own assets, under the CSP
+        redoc_url=None,
     )
     app.state.db = db
     app.state.settings = settings
@@ -54,6 +56,7 @@ def create_app(db: Database, settings: Settings | None = None, *, manage_pool: b
     app.include_router(health.router)
     app.include_router(auth_routes.router)
     _include_optional_routers(app)
+    docs_ui.install(app)
     from fastapi.staticfiles import StaticFiles
 
     from .console.routes import STATIC_DIR

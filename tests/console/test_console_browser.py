@@ -6,9 +6,11 @@ Every number checked on screen is compared with the API's answer for the same fi
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
-import shutil
+import os
+import tempfile
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -20,8 +22,10 @@ import pytest
 from tests.console.conftest import CLASSIFICATIONS
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# Screenshots taken by the tests, to look at after a failure: a temporary folder, never a tracked file.
+# The docs' screenshots are made from the demo data by `make screenshots` (tools/screenshots.py).
+ARTIFACTS = Path(os.environ.get("ATLAS_TEST_ARTIFACTS") or Path(tempfile.gettempdir()) / "atlas-test-artifacts")
+DOC_SCREENSHOTS = ROOT / "docs" / "screenshots"
 VIEWER_TZ = "America/New_York"
 DESKTOP = {"width": 1280, "height": 900}
 NARROW = {"width": 390, "height": 844}
@@ -89,15 +93,24 @@ def cells(page, row: int) -> list[str]:
     return page.locator("#report-table tbody tr").nth(row).locator("td").all_inner_texts()
 
 
-def shoot(page, name: str, max_height: int = 1600) -> None:
-    """The page from the top at the current width (at most `max_height` px tall), kept for the docs."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.evaluate("() => window.scrollTo(0, 0)")
-    height = min(page.evaluate("() => document.documentElement.scrollHeight"), max_height)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True,
-                    clip={"x": 0, "y": 0, "width": page.viewport_size["width"], "height": height})
-    shutil.copy(ARTIFACTS / name, SCREENSHOTS / name)
+def shoot(page, name: str) -> None:
+    """The whole page, into the artifacts folder (see ARTIFACTS)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def _doc_screenshots() -> dict[str, tuple[int, str]]:
+    """Each tracked screenshot's modification time and content hash (a rewrite with equal bytes counts too)."""
+    return {p.name: (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in sorted(DOC_SCREENSHOTS.glob("*.png"))}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tracked_screenshots_stay_as_committed():
+    """Running these tests leaves the docs' screenshots alone (they change only by `make screenshots`)."""
+    before = _doc_screenshots()
+    yield
+    assert _doc_screenshots() == before, "a browser test wrote into docs/screenshots/"
 
 
 def viewer_today() -> date:
@@ -231,9 +244,36 @@ def test_user_activity_filters_live_in_the_url(browser, world):
     wait_report(page)
     assert url_state(page)["reportType"] == "user-activity"
     page.set_viewport_size(NARROW)
-    shoot(page, "reports-narrow.png", max_height=2200)
+    shoot(page, "reports-narrow.png")
     assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]  # only tables scroll sideways
     assert not page.js_errors and not other.js_errors
+
+
+def page_overflow(page) -> dict:
+    """How far the page itself scrolls sideways (tables scroll inside their own box, which is fine)."""
+    return page.evaluate("""() => ({width: window.innerWidth,
+        scrollWidth: Math.max(document.documentElement.scrollWidth, document.body.scrollWidth),
+        maxScrollX: (window.scrollTo(10000, window.scrollY), window.scrollX)})""")
+
+
+def test_no_sideways_page_scroll_at_390_px_on_either_tab(browser, world):
+    page = new_page(browser, world, viewport=NARROW)
+    page.wait_for_selector("#pii-table tbody tr")
+    assert page.locator("#pii-table tbody tr").count() >= 5
+    assert page_overflow(page) == {"width": 390, "scrollWidth": 390, "maxScrollX": 0}
+    page.click("#tab-reports")
+    page.click("#generate")
+    wait_report(page)
+    # PII chips carry a visually hidden " (PII)" for screen readers: it must stay inside the table's box.
+    assert page.locator("#report-table .chip-pii .sr-only").count() >= 3
+    assert page_overflow(page) == {"width": 390, "scrollWidth": 390, "maxScrollX": 0}
+    wrap = page.locator("#report-wrap")
+    assert wrap.evaluate("e => e.scrollWidth > e.clientWidth")  # the table scrolls inside its own box
+    page.select_option("#f-type", "user-activity")
+    page.click("#generate")
+    wait_report(page)
+    assert page_overflow(page) == {"width": 390, "scrollWidth": 390, "maxScrollX": 0}
+    assert not page.js_errors
 
 
 def test_exports_download_exactly_the_report_on_screen(browser, world):

@@ -60,8 +60,7 @@ class RequestContextMiddleware:
                 headers = list(message.get("headers") or [])
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.extend(SECURITY_HEADERS)
-                if not path_for_headers.startswith(("/docs", "/redoc")):  # Swagger UI loads its own assets
-                    headers.append((b"content-security-policy", CSP))
+                headers.append((b"content-security-policy", CSP))
                 if path_for_headers.startswith("/api/") and not any(k.lower() == b"cache-control" for k, _ in headers):
                     headers.append(NO_STORE)
                 if over_tls:

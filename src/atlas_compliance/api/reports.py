@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 from fastapi import Query, Request
@@ -32,15 +33,23 @@ Tz = Annotated[str, Query(description="IANA time zone for date-only and offset-l
 Limit = Annotated[int | None, Query(description="Rows per page (JSON); default and maximum: the cap "
                                     "(10,000 data access, 5,000 user activity).")]
 Offset = Annotated[int, Query(description="Rows to skip (JSON paging).")]
-Download = Annotated[bool, Query(description="With format=json, send the JSON as an attachment.")]
+Download = Annotated[bool, Query(description="With format=json: send the whole report (every row, no paging) "
+                                   "as an attachment, streamed.")]
 
 DESCRIPTION = """
 Admin or owner of the credential's organization only. Counts only successful, not deleted audit rows
 of the organization; a query is one audit row. JSON carries at most {cap:,} rows per page with
-`totalRows`, `truncated`, `limit` and `offset`; the summary always covers the full result. `format=csv`
-streams every row (RFC 4180, CRLF, formula-guarded) with a `Content-Disposition` filename naming the
-organization and window. Every generation and export is recorded in the admin action log.
+`totalRows`, `truncated`, `limit` and `offset`; the summary always covers the full result. The exports
+carry every row, streamed, whatever `limit` and `offset` say: `format=csv` (RFC 4180, CRLF,
+formula-guarded) and `format=json&download=1` (one JSON document of the same shape as a page, with
+`truncated: false`). Both are sent with a `Content-Disposition` filename naming the organization and
+window. Every generation and export is recorded in the admin action log.
 """
+
+
+async def _utf8(texts: AsyncIterator[str]) -> AsyncIterator[bytes]:
+    async for text in texts:
+        yield text.encode("utf-8")
 
 
 async def _run(report: service.ReportType, request: Request, principal: Principal, db, startDate: str,
@@ -55,28 +64,32 @@ async def _run(report: service.ReportType, request: Request, principal: Principa
     request_id = request.state.request_id
     ip = client_ip(request)
     slug = principal.org_slug
-    if format == "csv":
+    if format == "csv" or download:
+        # An export: every row, streamed in constant memory, recorded once the stream ends (or fails).
         counter = [0]
+        if format == "csv":
+            fmt, ext, media_type = "csv", "csv", "text/csv; charset=utf-8"
+            chunks = _utf8(service.csv_stream(db, req, counter))
+        else:
+            fmt, ext, media_type = "json-download", "json", "application/json"
+            chunks = service.json_stream(db, req, counter)
 
         async def body():
             status = "failure"
             try:
-                async for chunk in service.csv_stream(db, req, counter):
-                    yield chunk.encode("utf-8")
+                async for chunk in chunks:
+                    yield chunk
                 status = "success"
             finally:
-                await service.record_report_action(db, principal, req, fmt="csv", row_count=counter[0],
+                await service.record_report_action(db, principal, req, fmt=fmt, row_count=counter[0],
                                                    request_id=request_id, ip=ip, status=status)
 
-        return StreamingResponse(body(), media_type="text/csv; charset=utf-8", headers={
-            "Content-Disposition": f'attachment; filename="{service.filename(req, slug, "csv")}"'})
+        return StreamingResponse(body(), media_type=media_type, headers={
+            "Content-Disposition": f'attachment; filename="{service.filename(req, slug, ext)}"'})
     document = await service.generate(db, req, limit=lim, offset=off)
-    await service.record_report_action(db, principal, req, fmt="json-download" if download else "json",
-                                       row_count=len(document["rows"]), request_id=request_id, ip=ip)
-    headers = {}
-    if download:
-        headers["Content-Disposition"] = f'attachment; filename="{service.filename(req, slug, "json")}"'
-    return Response(json_bytes(document), media_type="application/json", headers=headers)
+    await service.record_report_action(db, principal, req, fmt="json", row_count=len(document["rows"]),
+                                       request_id=request_id, ip=ip)
+    return Response(json_bytes(document), media_type="application/json")
 
 
 @router.get("/data-access", summary="Data Access Report: who queried which tables, when, how often",

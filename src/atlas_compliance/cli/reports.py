@@ -11,7 +11,7 @@ from rich.table import Table
 from ..auth import service as auth
 from ..reports import service
 from ..reports.window import iso_utc, parse_filters, parse_window
-from ..reports.writers import CSV_FORMATS, json_bytes
+from ..reports.writers import CSV_FORMATS
 from .common import console, fail, out, run_db
 
 report_app = typer.Typer(help="Compliance reports (Data Access, User Activity).", no_args_is_help=True)
@@ -46,22 +46,24 @@ def _run(report: service.ReportType, org: str, start: str, end: str, user: str |
                                     start_input=start, end_input=end)
         sink = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
         try:
+            document = None
+            counter = [0]
             if fmt == "csv":
-                counter = [0]
                 async for chunk in service.csv_stream(db, req, counter):
                     sink.write(chunk)
-                rows = counter[0]
-                document = None
+            elif fmt == "json":  # every row, streamed like the API's JSON export
+                async for part in service.json_stream(db, req, counter):
+                    sink.write(part.decode("utf-8"))
+                sink.write("\n")
             else:
                 document = await service.generate(db, req, limit=service.ROW_CAPS[report], offset=0)
                 if document["truncated"]:
-                    # The CLI returns the full result, like the CSV export.
+                    # The table lists the full result too.
                     document["rows"] = [r async for chunk in service.iter_rows(db, req) for r in chunk]
                     document["truncated"] = False
                     document["limit"] = len(document["rows"])
-                rows = len(document["rows"])
-                if fmt == "json":
-                    sink.write(json_bytes(document).decode() + "\n")
+                counter[0] = len(document["rows"])
+            rows = counter[0]
         finally:
             if output:
                 sink.close()

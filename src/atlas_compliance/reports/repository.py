@@ -346,6 +346,11 @@ async def column_dictionary(conn: AsyncConnection, org_id: str) -> dict[str, dic
     return found
 
 
+async def begin_snapshot(conn: AsyncConnection) -> None:
+    """The transaction's statements all see one snapshot (the first statement of the transaction)."""
+    await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+
 async def set_report_memory(conn: AsyncConnection) -> None:
     """Sorting and hashing a large window in memory beats spilling to disk."""
     await conn.execute("SET LOCAL work_mem = '64MB'")

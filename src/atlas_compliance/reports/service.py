@@ -20,7 +20,7 @@ from ..auth.schemas import Principal
 from ..db.pool import Database
 from . import repository as repo
 from .window import ReportFilters, ReportWindow, iso_utc
-from .writers import CSV_FORMATS, csv_chunk, report_filename
+from .writers import CSV_FORMATS, csv_chunk, json_bytes, report_filename
 
 ReportType = Literal["data-access", "user-activity"]
 ROW_CAPS: dict[str, int] = {"data-access": 10_000, "user-activity": 5_000}
@@ -180,26 +180,16 @@ async def generate(db: Database, request: ReportRequest, *, limit: int, offset: 
     else:
         sql = repo.user_activity_sql(request.filters, paged=True)
     rows_task = _read(db, sql, params)
-    maps_task = _maps(db, request.org_id, request.window.end if request.report == "user-activity" else None)
+    maps_task = _maps_for(db, request)
     (columns, raw_rows), (roles, pii, logins, dictionary) = await asyncio.gather(rows_task, maps_task)
     if raw_rows:
         head = dict(zip(columns, raw_rows[0], strict=True))
     else:
-        summary_sql = (repo.data_access_summary_sql(request.filters) if request.report == "data-access"
-                       else repo.user_activity_summary_sql(request.filters))
-        head = await _read(db, summary_sql, params, one=True)
-    if request.report == "data-access":
-        build = data_access_rows(columns, roles, pii, dictionary, {})
-        with _gc_paused():
-            rows = [build(r) for r in raw_rows]
-        summary = {"totalQueries": int(head["total_queries"]), "uniqueUsers": int(head["unique_users"]),
-                   "uniqueTables": int(head["unique_tables"]), "piiTablesAccessed": int(head["pii_tables"])}
-    else:
-        build = user_activity_rows(columns, roles, logins)
-        with _gc_paused():
-            rows = [build(r) for r in raw_rows]
-        summary = {"totalUsers": int(head["total_users"]), "activeUsers": int(head["active_users"]),
-                   "totalQueries": int(head["summary_total_queries"])}
+        head = await _read(db, _summary_sql(request), params, one=True)
+    build = _row_builder(request, columns, (roles, pii, logins, dictionary), {})
+    with _gc_paused():
+        rows = [build(r) for r in raw_rows]
+    summary = _summary(request, head)
     total_rows = int(head["total_rows"])
     return {
         "rows": rows, "summary": summary, "filters": request.filters_dict(), "window": request.window.to_dict(),
@@ -208,28 +198,86 @@ async def generate(db: Database, request: ReportRequest, *, limit: int, offset: 
     }
 
 
-async def iter_rows(db: Database, request: ReportRequest) -> AsyncIterator[list[dict[str, Any]]]:
-    """Every row of the report, in order, in chunks (constant memory), for CSV and full exports."""
-    params = repo.window_params(request.org_id, request.window, request.filters)
-    roles, pii, logins, dictionary = await _maps(db, request.org_id,
-                                                 request.window.end if request.report == "user-activity" else None)
+def _summary_sql(request: ReportRequest) -> str:
+    if request.report == "data-access":
+        return repo.data_access_summary_sql(request.filters)
+    return repo.user_activity_summary_sql(request.filters)
+
+
+def _summary(request: ReportRequest, head: dict[str, Any]) -> dict[str, int]:
+    """The report's summary from the summary columns of its query (paged rows or summary statement)."""
+    if request.report == "data-access":
+        return {"totalQueries": int(head["total_queries"]), "uniqueUsers": int(head["unique_users"]),
+                "uniqueTables": int(head["unique_tables"]), "piiTablesAccessed": int(head["pii_tables"])}
+    return {"totalUsers": int(head["total_users"]), "activeUsers": int(head["active_users"]),
+            "totalQueries": int(head["summary_total_queries"])}
+
+
+def _row_builder(request: ReportRequest, columns: list[str], maps: tuple[dict, dict, dict, dict],
+                 memo: dict) -> RowBuilder:
+    roles, pii, logins, dictionary = maps
+    if request.report == "data-access":
+        return data_access_rows(columns, roles, pii, dictionary, memo)
+    return user_activity_rows(columns, roles, logins)
+
+
+async def _stream_rows(conn, request: ReportRequest, params: dict[str, Any], maps: tuple[dict, dict, dict, dict]
+                       ) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every row of the report on ``conn`` (inside its transaction), in order, in chunks."""
     if request.report == "data-access":
         sql = repo.data_access_sql(request.filters, paged=False)
     else:
         sql = repo.user_activity_sql(request.filters, paged=False)
+    memo: dict = {}
+    build: RowBuilder | None = None
+    async for columns, chunk in repo.stream(conn, sql, params):
+        if len(memo) > 50_000:
+            memo.clear()
+        if build is None:
+            build = _row_builder(request, columns, maps, memo)
+        with _gc_paused():
+            built = [build(r) for r in chunk]
+        yield built
+
+
+def _maps_for(db: Database, request: ReportRequest):
+    return _maps(db, request.org_id, request.window.end if request.report == "user-activity" else None)
+
+
+async def iter_rows(db: Database, request: ReportRequest) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every row of the report, in order, in chunks (constant memory), for CSV and full exports."""
+    params = repo.window_params(request.org_id, request.window, request.filters)
+    maps = await _maps_for(db, request)
     async with db.connection() as conn, conn.transaction():
         await repo.set_report_memory(conn)
-        memo: dict = {}
-        build: RowBuilder | None = None
-        async for columns, chunk in repo.stream(conn, sql, params):
-            if len(memo) > 50_000:
-                memo.clear()
-            if build is None:
-                build = (data_access_rows(columns, roles, pii, dictionary, memo) if request.report == "data-access"
-                         else user_activity_rows(columns, roles, logins))
-            with _gc_paused():
-                built = [build(r) for r in chunk]
+        async for built in _stream_rows(conn, request, params, maps):
             yield built
+
+
+async def json_stream(db: Database, request: ReportRequest, counter: list[int]) -> AsyncIterator[bytes]:
+    """The whole report as one JSON document, every row, streamed chunk by chunk in constant memory.
+
+    The document has the shape of a JSON page (``rows``, ``summary``, ``filters``, ``window``,
+    ``totalRows``, ``truncated``, ``limit``, ``offset``, ``generatedAt``) holding all rows:
+    ``truncated`` is false, ``offset`` 0 and ``limit`` the number of rows. Summary and rows are read
+    in one repeatable-read snapshot, so they agree even while events arrive. ``counter[0]`` counts
+    the rows written."""
+    params = repo.window_params(request.org_id, request.window, request.filters)
+    maps = await _maps_for(db, request)
+    async with db.connection() as conn, conn.transaction():
+        await repo.begin_snapshot(conn)
+        await repo.set_report_memory(conn)
+        summary = _summary(request, await repo.fetch_one(conn, _summary_sql(request), params))
+        yield b'{"rows":['
+        separator = b""
+        async for built in _stream_rows(conn, request, params, maps):
+            counter[0] += len(built)
+            yield separator + json_bytes(built)[1:-1]  # the chunk's rows without the list's brackets
+            separator = b","
+    rest = {"summary": summary, "filters": request.filters_dict(), "window": request.window.to_dict(),
+            "totalRows": counter[0], "truncated": False, "limit": counter[0], "offset": 0,
+            "generatedAt": iso_utc(datetime.now(UTC))}
+    yield b"]," + json_bytes(rest)[1:]  # the rest of the document, after the rows
 
 
 def filename(request: ReportRequest, org_slug: str, ext: str) -> str:

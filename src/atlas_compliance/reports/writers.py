@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -17,16 +18,46 @@ DATA_ACCESS_CSV_HEADER = ("table_name", "user_id", "user_email", "user_role", "q
 USER_ACTIVITY_CSV_HEADER = ("user_id", "user_email", "role", "total_queries", "tables_accessed", "last_active_at",
                             "last_login_at")
 LIST_JOINER = "; "
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# What a spreadsheet may run as a formula: a cell whose first visible character is one of these once
+# compatibility forms are folded (NFKC: full-width ＝＋－＠, small and superscript forms), plus the Unicode
+# minus sign (U+2212), which formula parsers accept as a minus.
+_FORMULA_TRIGGERS = frozenset("=+-@\u2212")
+# What spreadsheets strip or skip before they look at the first character: spaces of every kind (NBSP,
+# U+3000 …), line and paragraph separators and invisible format characters (zero-width space, BOM,
+# soft hyphen, direction marks). Excel, LibreOffice and Google Sheets differ; we skip all of them.
+_SKIPPED_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cf"})
+
+
+def _needs_guard(value: str) -> bool:
+    for ch in value:
+        if ch == " ":
+            continue
+        if ch < " " or "\x7f" <= ch <= "\x9f":
+            return True  # a control character (TAB, CR, LF, VT, FF …) before any visible one
+        if ch < "\x7f":
+            return ch in _FORMULA_TRIGGERS  # ASCII: the usual case, no Unicode tables needed
+        if unicodedata.category(ch) in _SKIPPED_CATEGORIES:
+            continue
+        return unicodedata.normalize("NFKC", ch)[:1] in _FORMULA_TRIGGERS
+    return False
 
 
 def guard_formula(value: str) -> str:
-    """Prefix a quote to cells a spreadsheet would run as a formula (leading spaces do not hide them).
+    """Prefix a quote to cells a spreadsheet would run as a formula.
+
+    Guarded: a first visible character that is ``= + - @`` (or the Unicode minus, or a full-width,
+    small or superscript form of one of them), whatever spaces or invisible characters come before it,
+    and any control character (TAB, CR, LF, VT, FF …) before the first visible character. Defined
+    here only; every CSV writer of the product goes through it.
 
     >>> guard_formula("  =HYPERLINK(1)")
     "'  =HYPERLINK(1)"
+    >>> guard_formula("\u00a0\uff1dSUM(1)")
+    "'\xa0＝SUM(1)"
+    >>> guard_formula("a=b")
+    'a=b'
     """
-    if value.lstrip(" ").startswith(_FORMULA_STARTS):
+    if _needs_guard(value):
         return "'" + value
     return value
 
