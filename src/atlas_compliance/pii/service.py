@@ -16,9 +16,8 @@ from psycopg import AsyncConnection
 from ..audit.extraction import normalize_table_name
 from ..errors import NotFound
 from . import repository as repo
+from .rules import DEFAULT_MASKING
 from .schemas import Classification, DetectionIn
-
-DEFAULT_STRATEGY = "partial"
 
 
 def to_out(row: dict[str, Any]) -> Classification:
@@ -77,7 +76,7 @@ class UpsertCounts:
 def detection_record(d: DetectionIn) -> dict[str, Any]:
     return {"table": normalize_table_name(d.tableName), "column": d.columnName.strip().lower(),
             "group": d.connectionGroupId, "category": d.category, "confidence": d.confidence,
-            "strategy": d.maskingStrategy or DEFAULT_STRATEGY, "method": d.method, "reason": d.reason,
+            "strategy": d.maskingStrategy or DEFAULT_MASKING[d.category], "method": d.method, "reason": d.reason,
             "evidence": d.evidence, "source_id": d.sourceId}
 
 
