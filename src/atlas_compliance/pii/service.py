@@ -81,20 +81,17 @@ def detection_record(d: DetectionIn) -> dict[str, Any]:
 
 
 async def upsert_detections(conn: AsyncConnection, org_id: str, detections: Iterable[dict[str, Any]]) -> UpsertCounts:
-    counts = UpsertCounts()
+    """Store detections with the sticky rules, in one set-based statement whatever their number.
+
+    A column named twice in one batch counts once, and its last detection is the one stored.
+    """
+    latest: dict[tuple[str, str, str | None], dict[str, Any]] = {}
     for d in detections:
-        existing = await repo.find_existing(conn, org_id, d["table"], d["column"], d.get("group"))
-        if existing is None:
-            await repo.insert_detection(conn, org_id, d)
-            counts.created += 1
-        elif existing["reviewed"] or existing["dismissed"]:
-            await repo.touch_seen(conn, existing["id"])
-            counts.kept_reviewed += 1
-        elif (existing["category"], existing["confidence"], existing["method"], existing["reason"],
-              existing["evidence"]) == (d["category"], d["confidence"], d["method"], d.get("reason"), d.get("evidence")):
-            await repo.touch_seen(conn, existing["id"])
-            counts.unchanged += 1
-        else:
-            await repo.refresh_detection(conn, existing["id"], d)
-            counts.updated += 1
-    return counts
+        key = (d["table"], d["column"], d.get("group"))
+        latest.pop(key, None)  # keep the batch's order, with each column where it last appeared
+        latest[key] = d
+    if not latest:
+        return UpsertCounts()
+    row = await repo.upsert_detections(conn, org_id, list(latest.values()), DEFAULT_MASKING)
+    return UpsertCounts(created=row["created"], updated=row["updated"], unchanged=row["unchanged"],
+                        kept_reviewed=row["kept_reviewed"])
