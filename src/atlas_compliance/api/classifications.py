@@ -92,7 +92,6 @@ async def upsert(body: UpsertRequest, request: Request, principal: AdminPrincipa
     """Add or refresh detections with the scanner's stickiness: reviewed or dismissed classifications are
     never overwritten; new ones arrive unreviewed."""
     async with db.transaction() as conn:
-        counts = await service.upsert_detections(conn, principal.org_id,
-                                                 [service.detection_record(d) for d in body.detections])
+        counts = await service.upsert_detections(conn, principal.org_id, service.detection_records(body.detections))
         await _record(conn, request, principal, "compliance.pii_upsert", "bulk", counts.to_dict())
     return UpsertResult(**counts.to_dict())

@@ -58,10 +58,12 @@ async def mark_reviewed(conn: AsyncConnection, org_id: str, ids: list[str] | Non
 
 
 # One statement for a whole batch of detections (a scan or an upload of up to 10,000): the incoming rows
-# as arrays, the rows they meet as they were before the statement (every part of a statement sees the
-# same snapshot), then one INSERT … ON CONFLICT on the table's unique (org, table, column, group) key.
-# Sticky: a reviewed or dismissed row keeps everything but last_seen_at; an unreviewed row takes the
-# detection's facts, and its masking only when that was still the old category's default.
+# as arrays, joined once to the rows they meet as they were before the statement (every part of a
+# statement sees the same snapshot); new columns are inserted (ON CONFLICT DO NOTHING: a concurrent scan
+# may have inserted one meanwhile), existing ones updated through that join. Sticky: a reviewed or
+# dismissed row (as it is when updated, not as it was read) keeps everything but last_seen_at; an
+# unreviewed row takes the detection's facts, and its masking only while that is still the old
+# category's default. An unchanged row keeps its updated_at.
 _UPSERT = """
 WITH incoming AS (
     SELECT * FROM unnest(%(tables)s::text[], %(columns)s::text[], %(groups)s::text[], %(categories)s::text[],
@@ -70,9 +72,8 @@ WITH incoming AS (
         AS i(table_name, column_name, connection_group_id, category, confidence, masking_strategy, method, reason,
              evidence, source_id)
 ),
-before AS (
-    SELECT i.table_name, i.column_name, i.connection_group_id,
-           c.id IS NOT NULL AS existed, coalesce(c.reviewed OR c.dismissed, false) AS sticky,
+met AS (
+    SELECT i.*, c.id AS existing_id, c.reviewed OR c.dismissed AS sticky,
            (c.category, c.confidence, c.method) IS NOT DISTINCT FROM (i.category, i.confidence, i.method)
              AND c.reason IS NOT DISTINCT FROM i.reason AND c.evidence IS NOT DISTINCT FROM i.evidence AS same
     FROM incoming i
@@ -80,40 +81,40 @@ before AS (
       ON c.org_id = %(org)s AND c.table_name = i.table_name AND c.column_name = i.column_name
      AND COALESCE(c.connection_group_id, '__default__') = COALESCE(i.connection_group_id, '__default__')
 ),
-written AS (
-    INSERT INTO pii_column_classifications AS t (org_id, table_name, column_name, connection_group_id, category,
+inserted AS (
+    INSERT INTO pii_column_classifications (org_id, table_name, column_name, connection_group_id, category,
         confidence, masking_strategy, method, reason, evidence, source_id, detected_at, last_seen_at)
     SELECT %(org)s, table_name, column_name, connection_group_id, category, confidence, masking_strategy, method,
            reason, evidence, source_id, now(), now()
-    FROM incoming
-    ON CONFLICT (org_id, table_name, column_name, COALESCE(connection_group_id, '__default__')) DO UPDATE SET
+    FROM met WHERE existing_id IS NULL
+    ON CONFLICT (org_id, table_name, column_name, COALESCE(connection_group_id, '__default__')) DO NOTHING
+    RETURNING 1
+),
+touched AS (
+    UPDATE pii_column_classifications t SET
         last_seen_at = now(),
-        category = CASE WHEN t.reviewed OR t.dismissed THEN t.category ELSE EXCLUDED.category END,
-        confidence = CASE WHEN t.reviewed OR t.dismissed THEN t.confidence ELSE EXCLUDED.confidence END,
-        method = CASE WHEN t.reviewed OR t.dismissed THEN t.method ELSE EXCLUDED.method END,
-        reason = CASE WHEN t.reviewed OR t.dismissed THEN t.reason ELSE EXCLUDED.reason END,
-        evidence = CASE WHEN t.reviewed OR t.dismissed THEN t.evidence ELSE EXCLUDED.evidence END,
+        category = CASE WHEN t.reviewed OR t.dismissed THEN t.category ELSE m.category END,
+        confidence = CASE WHEN t.reviewed OR t.dismissed THEN t.confidence ELSE m.confidence END,
+        method = CASE WHEN t.reviewed OR t.dismissed THEN t.method ELSE m.method END,
+        reason = CASE WHEN t.reviewed OR t.dismissed THEN t.reason ELSE m.reason END,
+        evidence = CASE WHEN t.reviewed OR t.dismissed THEN t.evidence ELSE m.evidence END,
         masking_strategy = CASE
-            WHEN NOT (t.reviewed OR t.dismissed) AND t.category <> EXCLUDED.category
-             AND t.masking_strategy = %(defaults)s::jsonb ->> t.category THEN EXCLUDED.masking_strategy
+            WHEN NOT (t.reviewed OR t.dismissed) AND t.category <> m.category
+             AND t.masking_strategy = %(defaults)s::jsonb ->> t.category THEN m.masking_strategy
             ELSE t.masking_strategy END,
-        source_id = CASE WHEN t.reviewed OR t.dismissed THEN t.source_id
-                         ELSE coalesce(EXCLUDED.source_id, t.source_id) END,
-        updated_at = CASE
-            WHEN t.reviewed OR t.dismissed THEN t.updated_at
-            WHEN (t.category, t.confidence, t.method) IS NOT DISTINCT FROM
-                 (EXCLUDED.category, EXCLUDED.confidence, EXCLUDED.method)
-             AND t.reason IS NOT DISTINCT FROM EXCLUDED.reason AND t.evidence IS NOT DISTINCT FROM EXCLUDED.evidence
-            THEN t.updated_at
-            ELSE now() END
+        source_id = CASE WHEN t.reviewed OR t.dismissed OR m.same THEN t.source_id
+                         ELSE coalesce(m.source_id, t.source_id) END,
+        updated_at = CASE WHEN t.reviewed OR t.dismissed OR m.same THEN t.updated_at ELSE now() END
+    FROM met m
+    WHERE t.id = m.existing_id
     RETURNING 1
 )
-SELECT count(*) FILTER (WHERE NOT existed) AS created,
-       count(*) FILTER (WHERE existed AND NOT sticky AND NOT same) AS updated,
-       count(*) FILTER (WHERE existed AND NOT sticky AND same) AS unchanged,
-       count(*) FILTER (WHERE existed AND sticky) AS kept_reviewed,
-       (SELECT count(*) FROM written) AS written
-FROM before
+SELECT (SELECT count(*) FROM inserted) AS created,
+       count(*) FILTER (WHERE existing_id IS NOT NULL AND NOT sticky AND NOT same) AS updated,
+       count(*) FILTER (WHERE existing_id IS NOT NULL AND NOT sticky AND same) AS unchanged,
+       count(*) FILTER (WHERE existing_id IS NOT NULL AND sticky) AS kept_reviewed,
+       (SELECT count(*) FROM touched) AS touched
+FROM met
 """
 
 

@@ -73,11 +73,20 @@ class UpsertCounts:
                 "keptReviewed": self.kept_reviewed}
 
 
-def detection_record(d: DetectionIn) -> dict[str, Any]:
-    return {"table": normalize_table_name(d.tableName), "column": d.columnName.strip().lower(),
-            "group": d.connectionGroupId, "category": d.category, "confidence": d.confidence,
-            "strategy": d.maskingStrategy or DEFAULT_MASKING[d.category], "method": d.method, "reason": d.reason,
-            "evidence": d.evidence, "source_id": d.sourceId}
+def detection_records(detections: Iterable[DetectionIn]) -> list[dict[str, Any]]:
+    """Uploaded detections as rows for :func:`upsert_detections` (table names normalized, columns
+    lowercased, the category's default masking where none was given)."""
+    tables: dict[str, str] = {}  # an upload names the same few tables thousands of times
+    records = []
+    for d in detections:
+        table = tables.get(d.tableName)
+        if table is None:
+            table = tables[d.tableName] = normalize_table_name(d.tableName)
+        records.append({"table": table, "column": d.columnName.strip().lower(), "group": d.connectionGroupId,
+                        "category": d.category, "confidence": d.confidence,
+                        "strategy": d.maskingStrategy or DEFAULT_MASKING[d.category], "method": d.method,
+                        "reason": d.reason, "evidence": d.evidence, "source_id": d.sourceId})
+    return records
 
 
 async def upsert_detections(conn: AsyncConnection, org_id: str, detections: Iterable[dict[str, Any]]) -> UpsertCounts:
