@@ -39,3 +39,12 @@ def test_an_upload_with_a_strategy_keeps_it(client, org):
     detection = {"tableName": "uploads", "columnName": "ssn", "category": "ssn", "maskingStrategy": "hash"}
     assert client.post(URL, json={"detections": [detection]}, headers=admin.headers).status_code == 200
     assert client.get(URL, headers=admin.headers).json()["classifications"][0]["maskingStrategy"] == "hash"
+
+
+def test_the_api_accepts_exactly_the_categories_of_the_table():
+    from typing import get_args
+
+    from atlas_compliance.pii.categories import PII_CATEGORIES
+    from atlas_compliance.pii.schemas import Category
+
+    assert get_args(Category) == PII_CATEGORIES

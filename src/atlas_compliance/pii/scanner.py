@@ -160,7 +160,7 @@ def _scan_table(engine: Engine, backend: str, schema: str | None, table: str, na
                 rows = conn.execute(text(f"SELECT {quoted} FROM {target} WHERE {quoted} IS NOT NULL "  # noqa: S608
                                          f"LIMIT {int(sample)}"))
                 values = _clean([r[0] for r in rows])
-            detection = detect_column(column, data_type, values)
+            detection = detect_column(column, data_type, values, table=name)
             found.append(ColumnResult(table=name, column=column.lower(), data_type=data_type, ordinal=ordinal,
                                       sampled=len(values), detection=detection))
         trans.rollback()  # nothing was written; end the read-only transaction

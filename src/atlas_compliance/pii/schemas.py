@@ -9,8 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, 
 
 from ..audit.extraction import normalize_table_name
 
-Category = Literal["email", "phone", "ssn", "credit_card", "name", "ip_address", "date_of_birth", "address",
-                   "passport", "driver_license", "other"]
+# The ids of ``categories.CATEGORIES``, spelled out for the OpenAPI document (a test keeps them equal).
+Category = Literal["email", "phone", "ssn", "national_id", "credit_card", "bank_account", "swift_bic", "name",
+                   "ip_address", "date_of_birth", "age", "gender", "address", "passport", "driver_license",
+                   "vehicle_id", "medical_record_number", "health_plan_id", "diagnosis_code", "medication",
+                   "lab_result", "other"]
 Strategy = Literal["full", "partial", "hash", "redact"]
 Confidence = Literal["high", "medium", "low"]
 Method = Literal["regex", "column_name", "type_heuristic", "manual", "external"]
