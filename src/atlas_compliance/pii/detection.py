@@ -28,7 +28,7 @@ from datetime import date
 
 from . import embedded, rules
 from .categories import CATEGORY, DEFAULT_MASKING
-from .masking import example_mask
+from .masking import HIDDEN_EXAMPLE, example_mask
 from .value_rules import SPECIFICITY, compatible, value_rules
 
 MAX_EXAMPLES = 3
@@ -228,7 +228,7 @@ def _embedded(texts: list[str]) -> Detection | None:
     if len(values) < min(MIN_EMBEDDED_VALUES, len(texts)) or share < MIN_EMBEDDED_SHARE:
         return None
     where = tuple(w for w, _ in places[category].most_common(3))
-    hidden = "[REDACTED]" if DEFAULT_MASKING[category] == "redact" else "***"
+    hidden = HIDDEN_EXAMPLE.get(DEFAULT_MASKING[category], "***")  # the found text is never shown
     return Detection(
         category=category,
         confidence=value_confidence(len(texts), share, name_agrees=False),
@@ -251,7 +251,7 @@ def _by_name(name: str, data_type: str | None, texts: list[str], hint: rules.Nam
     own = next((s for s in score_values(name, data_type, texts, table=table, today=today)
                 if s.category == hint.category), None)
     matched = len(own.matched) if own else 0
-    fitting = [v for v in texts if compatible(hint.category, v)]
+    fitting = [v for v in texts if compatible(hint.category, v, name_words=hint.words)]
     examples = _examples(fitting or texts, hint.category, set(texts))
     strategy = DEFAULT_MASKING[hint.category]
     if not texts:

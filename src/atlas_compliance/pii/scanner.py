@@ -19,7 +19,9 @@ from ..audit.extraction import normalize_table_name
 from ..errors import BadRequest
 from .detection import Detection, detect_column
 
-MAX_VALUE_CHARS = 1_000
+# Longer values are cut to this length: enough for the personal data written in free text to show,
+# without holding whole documents in memory.
+MAX_VALUE_CHARS = 4_000
 BINARY_TYPES = ("bytea", "blob", "binary", "varbinary", "longblob", "mediumblob", "tinyblob", "image", "raw")
 
 
@@ -106,7 +108,7 @@ def _clean(values: list[Any]) -> list[Any]:
         if v is None or isinstance(v, bytes | bytearray | memoryview):
             continue
         if isinstance(v, str) and len(v) > MAX_VALUE_CHARS:
-            continue
+            v = v[:MAX_VALUE_CHARS]
         out.append(v)
     return out
 

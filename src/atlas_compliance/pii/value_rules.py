@@ -166,8 +166,12 @@ _SHAPES: dict[str, Callable[[str], bool]] = {
 }
 
 
-def compatible(category: str, value: str) -> bool:
+def compatible(category: str, value: str, *, name_words: str = "") -> bool:
     """Whether a value at least has the shape of the category's data (a random 16-digit number under
-    a card name does; ``4`` or ``--`` does not). Categories without a shape accept anything."""
+    a card name does; ``4`` or ``--`` does not; a card's security code under a ``cvv`` name is 3–4
+    digits). Categories without a shape accept anything."""
+    text = value.strip()
+    if category == "credit_card" and set(rules.tokens(name_words)) & {"cvv", "cvc", "cvv2", "cid"}:
+        return re.fullmatch(r"\d{3,4}(?:\.0)?", text) is not None
     shape = _SHAPES.get(category)
-    return True if shape is None else bool(shape(value.strip()))
+    return True if shape is None else bool(shape(text))
