@@ -155,6 +155,10 @@ SEEDED_PII = [
     ("patients", "ssn", "ssn"), ("patients", "email", "email"), ("patients", "phone", "phone"),
     ("patients", "address", "address"), ("patients", "zip_code", "address"), ("staff", "email", "email"),
     ("staff", "first_name", "name"), ("staff", "last_name", "name"), ("payments", "card_number", "credit_card"),
+    ("patients", "mrn", "medical_record_number"), ("encounters", "diagnosis_code", "diagnosis_code"),
+    ("prescriptions", "drug_name", "medication"), ("prescriptions", "ndc_code", "medication"),
+    ("lab_results", "test_code", "lab_result"), ("lab_results", "value", "lab_result"),
+    ("insurance_claims", "subscriber_id", "health_plan_id"),
 ]
 
 
