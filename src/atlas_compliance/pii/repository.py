@@ -152,3 +152,24 @@ async def hmac_secret(conn: AsyncConnection) -> bytes:
     cur = await conn.execute("SELECT value FROM atlas_installation WHERE key = 'hmac_secret'")
     row = await cur.fetchone()
     return bytes.fromhex(row["value"])
+
+
+async def insert_manual(conn: AsyncConnection, org_id: str, d: dict[str, Any]) -> Row | None:
+    """A classification an admin added by hand (reviewed); None when the column already has one."""
+    cur = await conn.execute(
+        "INSERT INTO pii_column_classifications (org_id, table_name, column_name, connection_group_id, category, "  # noqa: S608 - fixed list
+        "confidence, masking_strategy, reviewed, method, reason, source_id, detected_at, last_seen_at) "
+        "VALUES (%(org)s, %(table)s, %(column)s, %(group)s, %(category)s, 'high', %(strategy)s, true, 'manual', "
+        "%(reason)s, 'manual', now(), now()) "
+        "ON CONFLICT (org_id, table_name, column_name, COALESCE(connection_group_id, '__default__')) DO NOTHING "
+        f"RETURNING {_COLUMNS}", {"org": org_id, **d})
+    return await cur.fetchone()
+
+
+async def find_classification(conn: AsyncConnection, org_id: str, table: str, column: str,
+                              group: str | None) -> Row | None:
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS} FROM pii_column_classifications WHERE org_id = %s AND table_name = %s "  # noqa: S608
+        "AND column_name = %s AND COALESCE(connection_group_id, '__default__') = COALESCE(%s, '__default__')",
+        (org_id, table, column, group))
+    return await cur.fetchone()

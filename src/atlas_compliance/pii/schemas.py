@@ -123,6 +123,21 @@ def _depth(value: Any) -> int:
     return level
 
 
+class ManualClassificationIn(BaseModel):
+    """A column the scanner missed, added by an admin."""
+
+    model_config = ConfigDict(extra="forbid")
+    tableName: str = Field(min_length=1, max_length=500, description="Table, normalized like stored names.")
+    columnName: str = Field(min_length=1, max_length=500)
+    category: Category
+    maskingStrategy: Strategy | None = Field(default=None, description="Default: the category's default masking.")
+    note: str | None = Field(default=None, max_length=2000, description="Why: kept in the classification's reason.")
+    connectionGroupId: str | None = Field(default=None, max_length=500)
+
+    _names_a_table = field_validator("tableName")(DetectionIn._names_a_table.__func__)  # type: ignore[attr-defined]
+    _names_a_column = field_validator("columnName")(DetectionIn._names_a_column.__func__)  # type: ignore[attr-defined]
+
+
 class UpsertRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     detections: list[DetectionIn] = Field(max_length=10_000)

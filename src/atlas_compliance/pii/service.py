@@ -14,10 +14,10 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from ..audit.extraction import normalize_table_name
-from ..errors import NotFound
+from ..errors import Conflict, NotFound
 from . import repository as repo
 from .rules import DEFAULT_MASKING
-from .schemas import Classification, DetectionIn
+from .schemas import Classification, DetectionIn, ManualClassificationIn
 
 
 def to_out(row: dict[str, Any]) -> Classification:
@@ -59,6 +59,24 @@ async def delete(conn: AsyncConnection, org_id: str, cid: str) -> None:
 
 async def review(conn: AsyncConnection, org_id: str, ids: list[str] | None) -> list[str]:
     return await repo.mark_reviewed(conn, org_id, ids)
+
+
+async def add_manual(conn: AsyncConnection, org_id: str, body: ManualClassificationIn, *, actor: str) -> dict[str, Any]:
+    """Classify a column the scanner missed: method ``manual``, reviewed, high confidence, the
+    category's default masking unless one is given. A column that already has a classification
+    (dismissed ones included) is a 409: edit or restore that one instead."""
+    table, column = normalize_table_name(body.tableName), body.columnName.strip().lower()
+    reason = f"added by {actor}" + (f": {body.note.strip()}" if body.note and body.note.strip() else "")
+    row = await repo.insert_manual(conn, org_id, {
+        "table": table, "column": column, "group": body.connectionGroupId, "category": body.category,
+        "strategy": body.maskingStrategy or DEFAULT_MASKING[body.category], "reason": reason})
+    if row is None:
+        existing = await repo.find_classification(conn, org_id, table, column, body.connectionGroupId)
+        state = "dismissed: restore it" if existing and existing["dismissed"] else "edit it"
+        raise Conflict(f"{table}.{column} is already classified as {existing['category'] if existing else 'PII'} "
+                       f"({state} instead)", code="classification_exists",
+                       details={"id": existing["id"] if existing else None})
+    return row
 
 
 @dataclass
