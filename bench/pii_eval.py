@@ -154,7 +154,8 @@ def main() -> None:
     figures = {split: score([r for r in rows if r["split"] == split], found) for split in ("dev", "heldout")}
     figures["all"] = score(rows, found)
     out = results_io.load()
-    out["pii_eval"] = {
+    out.setdefault("pii_eval", {})
+    out["pii_eval"][backend] = {
         "backend": backend, "seconds": round(seconds, 1), "targets": TARGETS,
         "sources": sorted({r["source"] for r in rows}), "tables": len({(r["source"], r["table"]) for r in rows}),
         "code": results_io.code_facts(),

@@ -205,6 +205,13 @@ def same_classes(value: str, rng: random.Random) -> str:
     return "".join(out)
 
 
+def random_ip(value: str, rng: random.Random) -> str:
+    """A random address of the same version, written the same way (IPv6 groups keep their lengths)."""
+    if ":" in value:
+        return ":".join("".join(rng.choice("0123456789abcdef") for _ in group) for group in value.split(":"))
+    return ".".join(str(rng.randint(1, 254)) for _ in range(4))
+
+
 def keep_validity(value: str, check: Callable[[str], object], rng: random.Random) -> str:
     """A same-shape pseudonym that the validator judges like the original (valid stays valid)."""
     wanted = bool(check(value))
@@ -271,7 +278,7 @@ def pseudonymize(label: str, values: list[str], rng: random.Random) -> list[str]
             number, _, street = v.partition(" ")
             out.append(same_classes(number, rng) + " " + street)
         elif label == "ip_address" and validators.ip_address(v):
-            out.append(keep_validity(v, validators.ip_address, rng))
+            out.append(random_ip(v, rng))
         elif check is not None and len(v) <= 64:
             out.append(keep_validity(v, check, rng))
         else:
