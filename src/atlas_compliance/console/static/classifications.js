@@ -271,6 +271,7 @@ window.Atlas = window.Atlas || {};
     categoryGroups = Object.fromEntries(catalog.map((c) => [c.id, c.group]));
     fillCategories($("#edit-category"), false);
     fillCategories($("#add-category"), true);
+    $("#add-strategy").append(...[...$("#edit-strategy").options].map((o) => o.cloneNode(true)));
     $("#add-column").addEventListener("click", openAdd);
     $("#add-form").addEventListener("submit", saveAdd);
     $("#add-cancel").addEventListener("click", () => $("#add-dialog").close());
