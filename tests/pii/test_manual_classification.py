@@ -113,3 +113,33 @@ def test_the_cli_adds_a_missed_column_and_refuses_a_second_time(database_url, mo
     rows = listing(client, admin)["classifications"]
     assert [(r["columnName"], r["method"], r["reason"]) for r in rows] == [
         ("result_text", "manual", "added by system:cli: free-text results")]
+
+
+def test_the_cli_scan_counts_suggestions_and_list_labels_phi_and_suggestions(database_url, monkeypatch, tmp_path, org):
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from atlas_compliance.cli.main import app
+    from atlas_compliance.config import get_settings
+
+    source = tmp_path / "clinic.db"
+    with sqlite3.connect(source) as db:
+        db.execute("CREATE TABLE visits (id INTEGER, ssn TEXT, diagnosis_code TEXT)")
+        db.executemany("INSERT INTO visits VALUES (?, '--', ?)", [(i, f"E11.{i % 10}") for i in range(12)])
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("ATLAS_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        scan = runner.invoke(app, ["pii", "scan", f"sqlite:///{source}", "--org", org.slug])
+        assert scan.exit_code == 0, scan.output
+        assert "2 PII detections (2 new, 0 updated, 0 unchanged, 0 kept as reviewed; 1 of them only suggestions to " \
+               "review: a column name the sampled values contradict)" in " ".join(scan.output.split())
+        listed = runner.invoke(app, ["pii", "list", "--org", org.slug], env={"COLUMNS": "200"})
+        assert listed.exit_code == 0, listed.output
+        rows = {line.split("│")[2].strip(): line for line in listed.output.splitlines() if line.count("│") > 5}
+        assert "diagnosis_code (PHI)" in rows["diagnosis_code"] and "pending" in rows["diagnosis_code"]
+        assert "suggestion" in rows["ssn"]
+    finally:
+        get_settings.cache_clear()

@@ -12,7 +12,7 @@ from rich.table import Table
 from ..audit import repository as audit_repo
 from ..auth import service as auth
 from ..pii import scanner, service
-from ..pii.categories import PII_CATEGORIES
+from ..pii.categories import PHI_CATEGORIES, PII_CATEGORIES
 from ..pii.scan_store import store_scan
 from ..pii.schemas import ManualClassificationIn
 from .common import console, fail, out, run_db
@@ -52,11 +52,13 @@ def scan(datasource_url: str = typer.Argument(..., help="SQLAlchemy URL: postgre
         return result, counts
 
     result, counts = run_db(work)
+    suggestions = sum(1 for c in result.detections if c.detection is not None and c.detection.suggestion)
     for name, why in result.skipped_tables:
         console.print(f"  skipped {name}: {why}", highlight=False)
     typer.echo(f"{result.source_id}: {result.tables} tables, {len(result.columns)} columns, "
                f"{len(result.detections)} PII detections ({counts.created} new, {counts.updated} updated, "
-               f"{counts.unchanged} unchanged, {counts.kept_reviewed} kept as reviewed)")
+               f"{counts.unchanged} unchanged, {counts.kept_reviewed} kept as reviewed; {suggestions} of them only "
+               "suggestions to review: a column name the sampled values contradict)")
 
 
 @pii_app.command("add")
@@ -107,7 +109,10 @@ def list_(org: str = typer.Option(..., "--org", help="Organization slug."),
         table.add_column(c, overflow="fold")
     for r in rows:
         status = "dismissed" if r["dismissed"] else ("reviewed" if r["reviewed"] else "pending")
-        table.add_row(r["table_name"], r["column_name"], r["category"], r["confidence"], r["method"] or "", status,
+        if (r["evidence"] or {}).get("suggestion") and status == "pending":
+            status = "suggestion"
+        category = f"{r['category']} (PHI)" if r["category"] in PHI_CATEGORIES else r["category"]
+        table.add_row(r["table_name"], r["column_name"], category, r["confidence"], r["method"] or "", status,
                       r["reason"] or "")
     out.print(table)
     summary = service.summarize(rows)
