@@ -118,7 +118,7 @@ _COUNT_PREFIXES = frozenset({"num", "nbr", "cnt", "count", "total", "n", "qty"})
 KEY_WORDS = frozenset({"id", "ids", "key", "fk", "uuid", "ref", "pk"})
 # ``mobile_app_version``, ``host_address``: technical, not personal.
 TECHNICAL_WORDS = frozenset({
-    "app", "version", "os", "device", "platform", "browser", "server", "hostname", "config", "setting",
+    "app", "version", "os", "device", "platform", "browser", "server", "host", "hostname", "config", "setting",
     "settings", "mac", "url", "uri", "wallet", "contract", "memory", "hardware", "node", "network",
     "bluetooth", "ethereum", "bitcoin", "btc", "eth", "gateway", "proxy", "router", "smtp", "file", "archive",
     "compressed", "compression", "path", "site", "api", "endpoint", "webhook", "build", "release", "revision",
@@ -131,6 +131,7 @@ PERSON_WORDS = frozenset({
     "candidate", "passenger", "traveler", "traveller", "buyer", "author", "signer", "witness", "host",
     "athlete", "coach", "player", "manager", "advisor", "agent", "driver",
 })
+# "host" stays technical (host_name of a server); a column of hosts' names is found by its values.
 NAME_PARTS = frozenset({"first", "last", "full", "given", "family", "middle", "display", "maiden", "legal", "sur",
                         "fname", "lname"})
 # Column names that are one word for the whole concept.
