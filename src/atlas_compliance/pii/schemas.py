@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
@@ -88,7 +89,7 @@ class DetectionIn(BaseModel):
     @classmethod
     def _names_a_table(cls, value: str) -> str:
         """Blank or punctuation-only names (`"  "`, `"."`) would be stored as a table called ''."""
-        if not normalize_table_name(value):
+        if not _normalized(value):
             raise ValueError("tableName names no table, e.g. 'patients' or 'billing.invoices'")
         return value
 
@@ -109,10 +110,22 @@ class DetectionIn(BaseModel):
 
 
 MAX_EVIDENCE_DEPTH = 32
+# An upload of 10,000 detections names a few tables thousands of times.
+_normalized = lru_cache(maxsize=4096)(normalize_table_name)
+
+
+def _flat(value: Any) -> bool:
+    """An object whose values are scalars or arrays of scalars (the usual evidence): depth at most 2."""
+    for item in value.values():
+        if isinstance(item, dict) or (isinstance(item, list) and any(isinstance(x, dict | list) for x in item)):
+            return False
+    return True
 
 
 def _depth(value: Any) -> int:
     """How deeply objects and arrays nest (a scalar is 0); stops counting past the limit."""
+    if isinstance(value, dict) and _flat(value):
+        return 2
     level, current = 0, [value]
     while level <= MAX_EVIDENCE_DEPTH:
         containers = [item for item in current if isinstance(item, (dict, list))]
