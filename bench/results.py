@@ -13,6 +13,7 @@ from typing import Any
 import psutil
 
 from .common import EXPORT_ORG_SLUG, MAIN_ORG_PREFIX, connect
+from .pii_results import render_pii
 
 HERE = Path(__file__).resolve().parent
 RESULTS_JSON = HERE / "results.json"
@@ -210,6 +211,7 @@ def render(r: dict[str, Any]) -> str:
                 f"| server RSS before → peak → after | {e['rss_before_mb']} → {e['rss_peak_mb']} → "
                 f"{e['rss_after_mb']} MB |",
                 f"| growth (target < 100 MB) | {e['growth_mb']} MB: {_verdict(e['pass'])} |", ""]
+    out += render_pii(r)
     errs = r.get("errors") or []
     out += ["## Exactness and errors", ""]
     out += [f"- {x}" for x in errs] if errs else ["No mismatches: every checked report agreed with brute-force SQL."]

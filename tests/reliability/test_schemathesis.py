@@ -46,6 +46,10 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 FUZZ_ADDRESS = "203.0.113.250"  # TEST-NET-3: not the TestClient's "testclient", so no shared login rate limit
 BASE_URL = "http://testserver"
 INGEST = "/api/v1/audit/events"
+# schemathesis gives up on a response after 10 s unless told otherwise; a valid request may be a
+# 10,000-detection upload or a large batch, which can take longer than that on a loaded 2-core machine.
+# This limit only catches a hang; speed is measured in bench/, never asserted by a test.
+REQUEST_TIMEOUT = 600
 LOGOUT = "/api/v1/auth/logout"
 
 
@@ -125,4 +129,4 @@ def test_operation_conforms_to_its_documentation(case, client, target, http):
         headers = target.fresh_session(client)
     else:
         headers = target.admin
-    case.call_and_validate(base_url=BASE_URL, session=http, headers=headers, checks=checks)
+    case.call_and_validate(base_url=BASE_URL, session=http, headers=headers, checks=checks, timeout=REQUEST_TIMEOUT)

@@ -15,6 +15,7 @@ from ..pii.schemas import (
     ClassificationList,
     ClassificationUpdate,
     DeleteResult,
+    ManualClassificationIn,
     ReviewRequest,
     ReviewResult,
     UpsertRequest,
@@ -86,13 +87,27 @@ async def review(request: Request, principal: AdminPrincipal, db: DB, body: Revi
     return ReviewResult(reviewed=len(done))
 
 
+@router.post("/manual", response_model=Classification, status_code=201,
+             responses=responses(400, 401, 403, 409, 422), summary="Add a column the scanner missed")
+async def add_manual(body: ManualClassificationIn, request: Request, principal: AdminPrincipal, db: DB
+                     ) -> Classification:
+    """Classify one column by hand: stored reviewed, with method `manual`, confidence `high`, the category's
+    default masking unless `maskingStrategy` is given, and the admin and `note` in its reason. A column that
+    is already classified (dismissed included) answers 409 `classification_exists` with its id in `details`:
+    edit or restore that one. Recorded in the admin action log."""
+    async with db.transaction() as conn:
+        row = await service.add_manual(conn, principal.org_id, body, actor=principal.email or principal.user_id)
+        await _record(conn, request, principal, "compliance.pii_manual_add", row["id"],
+                      body.model_dump(exclude_unset=True))
+    return service.to_out(row)
+
+
 @router.post("", response_model=UpsertResult, responses=responses(400, 401, 403, 422),
              summary="Upload detections from an external profiler")
 async def upsert(body: UpsertRequest, request: Request, principal: AdminPrincipal, db: DB) -> UpsertResult:
     """Add or refresh detections with the scanner's stickiness: reviewed or dismissed classifications are
     never overwritten; new ones arrive unreviewed."""
     async with db.transaction() as conn:
-        counts = await service.upsert_detections(conn, principal.org_id,
-                                                 [service.detection_record(d) for d in body.detections])
+        counts = await service.upsert_detections(conn, principal.org_id, service.detection_records(body.detections))
         await _record(conn, request, principal, "compliance.pii_upsert", "bulk", counts.to_dict())
     return UpsertResult(**counts.to_dict())

@@ -19,6 +19,7 @@ from ..api.deps import DB, SESSION_COOKIE, AdminPrincipal, client_ip
 from ..api.errors import FastJSONResponse
 from ..auth import service as auth_service
 from ..errors import AtlasError, BadRequest, Forbidden, RateLimited, Unauthorized
+from ..pii.categories import CATEGORIES
 from ..pii.schemas import Category, Strategy
 from ..reports import volume
 from ..reports.window import iso_utc, parse_window
@@ -49,6 +50,8 @@ TEMPLATES = Jinja2Templates(directory=str(TEMPLATE_DIR))
 TEMPLATES.env.globals["asset_version"] = _asset_version()
 TEMPLATES.env.globals["categories"] = get_args(Category)
 TEMPLATES.env.globals["strategies"] = get_args(Strategy)
+TEMPLATES.env.globals["pii_category_catalog"] = [
+    {"id": c.id, "label": c.label, "group": c.group, "masking": c.masking} for c in CATEGORIES]
 NO_STORE = {"Cache-Control": "no-store"}  # pages carry a CSRF token and who is signed in
 
 router = APIRouter(include_in_schema=False)

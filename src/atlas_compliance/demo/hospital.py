@@ -70,7 +70,8 @@ TEMPLATES: list[Template] = [
     ("billing", 2, "postgres", lambda r: "SELECT pay.card_number, pay.amount, p.first_name, p.last_name, p.address "
                                          "FROM payments pay JOIN invoices i ON i.id = pay.invoice_id "
                                          f"JOIN patients p ON p.id = i.patient_id WHERE pay.id = {_i(r, 1, 400000)}"),
-    ("billing", 3, "postgres", lambda r: "SELECT c.claim_number, c.status, c.amount_claimed, c.payer FROM insurance_claims c "
+    ("billing", 3, "postgres", lambda r: "SELECT c.claim_number, c.subscriber_id, c.status, c.amount_claimed, c.payer "
+                                         "FROM insurance_claims c "
                                          f"WHERE c.status IN ('denied', 'pending') AND c.submitted_at > '{_date(r)}'"),
     ("billing", 2, "postgres", lambda r: "UPDATE invoices SET status = 'paid' "
                                          f"WHERE id = {_i(r, 1, 300000)} AND status = 'open'"),
@@ -82,8 +83,8 @@ TEMPLATES: list[Template] = [
     ("analytics", 3, "postgres", lambda r: "SELECT p.zip_code, count(DISTINCT e.patient_id) FROM encounters e "
                                            "JOIN patients p ON p.id = e.patient_id "
                                            f"WHERE e.diagnosis_code LIKE 'E1{_i(r, 0, 9)}%' GROUP BY p.zip_code"),
-    ("analytics", 2, "postgres", lambda r: "SELECT drug_name, count(*), rank() OVER (ORDER BY count(*) DESC) "
-                                           f"FROM prescriptions WHERE prescribed_at > '{_date(r)}' GROUP BY drug_name"),
+    ("analytics", 2, "postgres", lambda r: "SELECT drug_name, ndc_code, count(*), rank() OVER (ORDER BY count(*) DESC) "
+                                           f"FROM prescriptions WHERE prescribed_at > '{_date(r)}' GROUP BY drug_name, ndc_code"),
     ("analytics", 1, "snowflake", lambda r: "SELECT department, diagnosis_code, count(*) AS n FROM encounters "
                                             "QUALIFY row_number() OVER (PARTITION BY department ORDER BY n DESC) <= 5 "
                                             "GROUP BY department, diagnosis_code"),

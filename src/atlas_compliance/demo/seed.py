@@ -16,6 +16,8 @@ from ..audit import service as audit_service
 from ..auth import repository as auth_repo
 from ..auth import service as auth
 from ..db.pool import Database
+from ..pii import service as pii_service
+from ..pii.rules import DEFAULT_MASKING
 from . import hospital as h
 from . import repository as repo
 
@@ -153,13 +155,16 @@ SEEDED_PII = [
     ("patients", "ssn", "ssn"), ("patients", "email", "email"), ("patients", "phone", "phone"),
     ("patients", "address", "address"), ("patients", "zip_code", "address"), ("staff", "email", "email"),
     ("staff", "first_name", "name"), ("staff", "last_name", "name"), ("payments", "card_number", "credit_card"),
+    ("patients", "mrn", "medical_record_number"), ("encounters", "diagnosis_code", "diagnosis_code"),
+    ("prescriptions", "drug_name", "medication"), ("prescriptions", "ndc_code", "medication"),
+    ("lab_results", "test_code", "lab_result"), ("lab_results", "value", "lab_result"),
+    ("insurance_claims", "subscriber_id", "health_plan_id"),
 ]
 
 
 async def seed_classifications(db: Database, org_id: str) -> None:
+    records = [{"table": table, "column": column, "group": None, "category": category, "confidence": "medium",
+                "strategy": DEFAULT_MASKING[category], "method": "column_name", "reason": "seeded by the demo",
+                "evidence": None, "source_id": "demo"} for table, column, category in SEEDED_PII]
     async with db.transaction() as conn:
-        for table, column, category in SEEDED_PII:
-            await conn.execute(
-                "INSERT INTO pii_column_classifications (org_id, table_name, column_name, category, confidence, "
-                "method, reason) VALUES (%s, %s, %s, %s, 'medium', 'column_name', 'seeded by the demo') "
-                "ON CONFLICT DO NOTHING", (org_id, table, column, category))
+        await pii_service.upsert_detections(conn, org_id, records)

@@ -105,3 +105,48 @@ def mask_value(value: object, strategy: str, *, secret: bytes) -> object:
     if strategy == "hash":
         return hmac_digest(text, secret)
     return partial_mask(text)
+
+
+# --- examples in a detection's evidence ------------------------------------------------------------
+
+HIDDEN_EXAMPLE = {"full": "***", "redact": "[REDACTED]", "hash": "[HASHED]"}
+_STREET_TYPE = re.compile(r"\b([A-Za-z]{2,12}\.?)$")
+_ZIP = re.compile(r"(\d{3})\d{2}(?:-\d{4})?", re.ASCII)
+
+
+def example_mask(value: str, category: str, strategy: str) -> str:
+    """How one sampled value is shown in a detection's evidence: masked by its category's strategy,
+    never revealing more than that strategy would.
+
+    ``full``, ``redact`` and ``hash`` show no character of the value (``***``, ``[REDACTED]``,
+    ``[HASHED]``: a hash of a birth date or an IP address is not evidence a reviewer can read).
+    ``partial`` shows a hint that depends on the category: an email's first character and domain, a
+    phone's last four digits, a name's initials, a ZIP code's first three digits (what HIPAA's safe
+    harbor allows) or a street's type, a SWIFT/BIC code's bank part; anything else shows ``***``.
+
+    >>> example_mask("alice@example.com", "email", "partial"), example_mask("(555) 201-1000", "phone", "partial")
+    ('a***@example.com', '***-***-1000')
+    >>> example_mask("Maria Garcia", "name", "partial"), example_mask("10.0.0.1", "ip_address", "hash")
+    ('M*** G***', '[HASHED]')
+    """
+    if strategy in HIDDEN_EXAMPLE:
+        return HIDDEN_EXAMPLE[strategy]
+    text = str(value).strip()
+    if category == "email":
+        email = _EMAIL.fullmatch(text)
+        return f"{email.group(1)[0]}***@{email.group(2)}" if email else "***"
+    if category == "phone":
+        digits = re.sub(r"\D", "", text)
+        return f"***-***-{digits[-4:]}" if len(digits) >= 10 else "***"
+    if category == "name":
+        initials = [w[0].upper() for w in text.replace(",", " ").split() if w[:1].isalpha()][:2]
+        return " ".join(f"{i}***" for i in initials) or "***"
+    if category == "address":
+        zip_code = _ZIP.fullmatch(text)
+        if zip_code:
+            return f"{zip_code.group(1)}**"
+        street = _STREET_TYPE.search(text) if any(ch.isdigit() for ch in text) else None
+        return f"*** {street.group(1)}" if street else "***"
+    if category == "swift_bic" and len(text) in (8, 11):
+        return text[:4] + "*" * (len(text) - 4)
+    return "***"

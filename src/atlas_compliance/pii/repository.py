@@ -57,35 +57,84 @@ async def mark_reviewed(conn: AsyncConnection, org_id: str, ids: list[str] | Non
     return [r["id"] for r in await cur.fetchall()]
 
 
-async def find_existing(conn: AsyncConnection, org_id: str, table: str, column: str, group: str | None) -> Row | None:
-    cur = await conn.execute(
-        f"SELECT {_COLUMNS} FROM pii_column_classifications WHERE org_id = %s AND table_name = %s "  # noqa: S608
-        "AND column_name = %s AND COALESCE(connection_group_id, '__default__') = COALESCE(%s, '__default__') "
-        "FOR UPDATE", (org_id, table, column, group))
+# One statement for a whole batch of detections (a scan or an upload of up to 10,000): the incoming rows
+# as arrays, joined once to the rows they meet as they were before the statement (every part of a
+# statement sees the same snapshot); new columns are inserted (ON CONFLICT DO NOTHING: a concurrent scan
+# may have inserted one meanwhile), existing ones updated through that join. Sticky: a reviewed or
+# dismissed row (as it is when updated, not as it was read) keeps everything but last_seen_at; an
+# unreviewed row takes the detection's facts, and its masking only while that is still the old
+# category's default. An unchanged row keeps its updated_at.
+_UPSERT = """
+WITH incoming AS (
+    SELECT * FROM unnest(%(tables)s::text[], %(columns)s::text[], %(groups)s::text[], %(categories)s::text[],
+                         %(confidences)s::text[], %(strategies)s::text[], %(methods)s::text[], %(reasons)s::text[],
+                         %(evidence)s::jsonb[], %(sources)s::text[])
+        AS i(table_name, column_name, connection_group_id, category, confidence, masking_strategy, method, reason,
+             evidence, source_id)
+),
+met AS (
+    SELECT i.*, c.id AS existing_id, c.reviewed OR c.dismissed AS sticky,
+           (c.category, c.confidence, c.method) IS NOT DISTINCT FROM (i.category, i.confidence, i.method)
+             AND c.reason IS NOT DISTINCT FROM i.reason AND c.evidence IS NOT DISTINCT FROM i.evidence AS same
+    FROM incoming i
+    LEFT JOIN pii_column_classifications c
+      ON c.org_id = %(org)s AND c.table_name = i.table_name AND c.column_name = i.column_name
+     AND COALESCE(c.connection_group_id, '__default__') = COALESCE(i.connection_group_id, '__default__')
+),
+inserted AS (
+    INSERT INTO pii_column_classifications (org_id, table_name, column_name, connection_group_id, category,
+        confidence, masking_strategy, method, reason, evidence, source_id, detected_at, last_seen_at)
+    SELECT %(org)s, table_name, column_name, connection_group_id, category, confidence, masking_strategy, method,
+           reason, evidence, source_id, now(), now()
+    FROM met WHERE existing_id IS NULL
+    ON CONFLICT (org_id, table_name, column_name, COALESCE(connection_group_id, '__default__')) DO NOTHING
+    RETURNING 1
+),
+touched AS (
+    UPDATE pii_column_classifications t SET
+        last_seen_at = now(),
+        category = CASE WHEN t.reviewed OR t.dismissed THEN t.category ELSE m.category END,
+        confidence = CASE WHEN t.reviewed OR t.dismissed THEN t.confidence ELSE m.confidence END,
+        method = CASE WHEN t.reviewed OR t.dismissed THEN t.method ELSE m.method END,
+        reason = CASE WHEN t.reviewed OR t.dismissed THEN t.reason ELSE m.reason END,
+        evidence = CASE WHEN t.reviewed OR t.dismissed THEN t.evidence ELSE m.evidence END,
+        masking_strategy = CASE
+            WHEN NOT (t.reviewed OR t.dismissed) AND t.category <> m.category
+             AND t.masking_strategy = %(defaults)s::jsonb ->> t.category THEN m.masking_strategy
+            ELSE t.masking_strategy END,
+        source_id = CASE WHEN t.reviewed OR t.dismissed OR m.same THEN t.source_id
+                         ELSE coalesce(m.source_id, t.source_id) END,
+        updated_at = CASE WHEN t.reviewed OR t.dismissed OR m.same THEN t.updated_at ELSE now() END
+    FROM met m
+    WHERE t.id = m.existing_id
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM inserted) AS created,
+       count(*) FILTER (WHERE existing_id IS NOT NULL AND NOT sticky AND NOT same) AS updated,
+       count(*) FILTER (WHERE existing_id IS NOT NULL AND NOT sticky AND same) AS unchanged,
+       count(*) FILTER (WHERE existing_id IS NOT NULL AND sticky) AS kept_reviewed,
+       (SELECT count(*) FROM touched) AS touched
+FROM met
+"""
+
+
+async def upsert_detections(conn: AsyncConnection, org_id: str, detections: list[dict[str, Any]],
+                            default_masking: dict[str, str]) -> Row:
+    """Insert or refresh a batch of detections in one statement; counts of what happened to each.
+
+    ``detections`` must name each (table, column, group) at most once (ON CONFLICT cannot touch a row
+    twice in one statement); ``default_masking`` is the category → strategy table.
+    """
+    def column(key: str) -> list[Any]:
+        return [d.get(key) for d in detections]
+
+    cur = await conn.execute(_UPSERT, {
+        "org": org_id, "tables": column("table"), "columns": column("column"), "groups": column("group"),
+        "categories": column("category"), "confidences": column("confidence"), "strategies": column("strategy"),
+        "methods": column("method"), "reasons": column("reason"),
+        "evidence": [Jsonb(e) if e is not None else None for e in column("evidence")],
+        "sources": column("source_id"), "defaults": Jsonb(default_masking)})
     return await cur.fetchone()
-
-
-async def insert_detection(conn: AsyncConnection, org_id: str, d: dict[str, Any]) -> None:
-    await conn.execute(
-        "INSERT INTO pii_column_classifications (org_id, table_name, column_name, connection_group_id, category, "
-        "confidence, masking_strategy, method, reason, evidence, source_id, detected_at, last_seen_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now(), now())",
-        (org_id, d["table"], d["column"], d.get("group"), d["category"], d["confidence"], d["strategy"],
-         d["method"], d.get("reason"), Jsonb(d["evidence"]) if d.get("evidence") is not None else None,
-         d.get("source_id")))
-
-
-async def refresh_detection(conn: AsyncConnection, cid: str, d: dict[str, Any]) -> None:
-    """An unreviewed, undismissed row takes the new detection's facts (never the admin's choices)."""
-    await conn.execute(
-        "UPDATE pii_column_classifications SET category = %s, confidence = %s, method = %s, reason = %s, "
-        "evidence = %s, source_id = coalesce(%s, source_id), last_seen_at = now(), updated_at = now() WHERE id = %s",
-        (d["category"], d["confidence"], d["method"], d.get("reason"),
-         Jsonb(d["evidence"]) if d.get("evidence") is not None else None, d.get("source_id"), cid))
-
-
-async def touch_seen(conn: AsyncConnection, cid: str) -> None:
-    await conn.execute("UPDATE pii_column_classifications SET last_seen_at = now() WHERE id = %s", (cid,))
 
 
 async def replace_catalog(conn: AsyncConnection, org_id: str, source_id: str,
@@ -103,3 +152,24 @@ async def hmac_secret(conn: AsyncConnection) -> bytes:
     cur = await conn.execute("SELECT value FROM atlas_installation WHERE key = 'hmac_secret'")
     row = await cur.fetchone()
     return bytes.fromhex(row["value"])
+
+
+async def insert_manual(conn: AsyncConnection, org_id: str, d: dict[str, Any]) -> Row | None:
+    """A classification an admin added by hand (reviewed); None when the column already has one."""
+    cur = await conn.execute(
+        "INSERT INTO pii_column_classifications (org_id, table_name, column_name, connection_group_id, category, "  # noqa: S608 - fixed list
+        "confidence, masking_strategy, reviewed, method, reason, source_id, detected_at, last_seen_at) "
+        "VALUES (%(org)s, %(table)s, %(column)s, %(group)s, %(category)s, 'high', %(strategy)s, true, 'manual', "
+        "%(reason)s, 'manual', now(), now()) "
+        "ON CONFLICT (org_id, table_name, column_name, COALESCE(connection_group_id, '__default__')) DO NOTHING "
+        f"RETURNING {_COLUMNS}", {"org": org_id, **d})
+    return await cur.fetchone()
+
+
+async def find_classification(conn: AsyncConnection, org_id: str, table: str, column: str,
+                              group: str | None) -> Row | None:
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS} FROM pii_column_classifications WHERE org_id = %s AND table_name = %s "  # noqa: S608
+        "AND column_name = %s AND COALESCE(connection_group_id, '__default__') = COALESCE(%s, '__default__')",
+        (org_id, table, column, group))
+    return await cur.fetchone()

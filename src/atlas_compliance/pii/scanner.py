@@ -19,7 +19,9 @@ from ..audit.extraction import normalize_table_name
 from ..errors import BadRequest
 from .detection import Detection, detect_column
 
-MAX_VALUE_CHARS = 1_000
+# Longer values are cut to this length: enough for the personal data written in free text to show,
+# without holding whole documents in memory.
+MAX_VALUE_CHARS = 4_000
 BINARY_TYPES = ("bytea", "blob", "binary", "varbinary", "longblob", "mediumblob", "tinyblob", "image", "raw")
 
 
@@ -106,7 +108,7 @@ def _clean(values: list[Any]) -> list[Any]:
         if v is None or isinstance(v, bytes | bytearray | memoryview):
             continue
         if isinstance(v, str) and len(v) > MAX_VALUE_CHARS:
-            continue
+            v = v[:MAX_VALUE_CHARS]
         out.append(v)
     return out
 
@@ -160,7 +162,7 @@ def _scan_table(engine: Engine, backend: str, schema: str | None, table: str, na
                 rows = conn.execute(text(f"SELECT {quoted} FROM {target} WHERE {quoted} IS NOT NULL "  # noqa: S608
                                          f"LIMIT {int(sample)}"))
                 values = _clean([r[0] for r in rows])
-            detection = detect_column(column, data_type, values)
+            detection = detect_column(column, data_type, values, table=name)
             found.append(ColumnResult(table=name, column=column.lower(), data_type=data_type, ordinal=ordinal,
                                       sampled=len(values), detection=detection))
         trans.rollback()  # nothing was written; end the read-only transaction

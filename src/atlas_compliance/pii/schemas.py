@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from ..audit.extraction import normalize_table_name
 
-Category = Literal["email", "phone", "ssn", "credit_card", "name", "ip_address", "date_of_birth", "address",
-                   "passport", "driver_license", "other"]
+# The ids of ``categories.CATEGORIES``, spelled out for the OpenAPI document (a test keeps them equal).
+Category = Literal["email", "phone", "ssn", "national_id", "credit_card", "bank_account", "swift_bic", "name",
+                   "ip_address", "date_of_birth", "age", "gender", "address", "passport", "driver_license",
+                   "vehicle_id", "medical_record_number", "health_plan_id", "diagnosis_code", "medication",
+                   "lab_result", "other"]
 Strategy = Literal["full", "partial", "hash", "redact"]
 Confidence = Literal["high", "medium", "low"]
 Method = Literal["regex", "column_name", "type_heuristic", "manual", "external"]
@@ -85,7 +89,7 @@ class DetectionIn(BaseModel):
     @classmethod
     def _names_a_table(cls, value: str) -> str:
         """Blank or punctuation-only names (`"  "`, `"."`) would be stored as a table called ''."""
-        if not normalize_table_name(value):
+        if not _normalized(value):
             raise ValueError("tableName names no table, e.g. 'patients' or 'billing.invoices'")
         return value
 
@@ -106,10 +110,22 @@ class DetectionIn(BaseModel):
 
 
 MAX_EVIDENCE_DEPTH = 32
+# An upload of 10,000 detections names a few tables thousands of times.
+_normalized = lru_cache(maxsize=4096)(normalize_table_name)
+
+
+def _flat(value: Any) -> bool:
+    """An object whose values are scalars or arrays of scalars (the usual evidence): depth at most 2."""
+    for item in value.values():
+        if isinstance(item, dict) or (isinstance(item, list) and any(isinstance(x, dict | list) for x in item)):
+            return False
+    return True
 
 
 def _depth(value: Any) -> int:
     """How deeply objects and arrays nest (a scalar is 0); stops counting past the limit."""
+    if isinstance(value, dict) and _flat(value):
+        return 2
     level, current = 0, [value]
     while level <= MAX_EVIDENCE_DEPTH:
         containers = [item for item in current if isinstance(item, (dict, list))]
@@ -118,6 +134,21 @@ def _depth(value: Any) -> int:
         level += 1
         current = [v for c in containers for v in (c.values() if isinstance(c, dict) else c)]
     return level
+
+
+class ManualClassificationIn(BaseModel):
+    """A column the scanner missed, added by an admin."""
+
+    model_config = ConfigDict(extra="forbid")
+    tableName: str = Field(min_length=1, max_length=500, description="Table, normalized like stored names.")
+    columnName: str = Field(min_length=1, max_length=500)
+    category: Category
+    maskingStrategy: Strategy | None = Field(default=None, description="Default: the category's default masking.")
+    note: str | None = Field(default=None, max_length=2000, description="Why: kept in the classification's reason.")
+    connectionGroupId: str | None = Field(default=None, max_length=500)
+
+    _names_a_table = field_validator("tableName")(DetectionIn._names_a_table.__func__)  # type: ignore[attr-defined]
+    _names_a_column = field_validator("columnName")(DetectionIn._names_a_column.__func__)  # type: ignore[attr-defined]
 
 
 class UpsertRequest(BaseModel):

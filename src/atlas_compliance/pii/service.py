@@ -14,11 +14,10 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from ..audit.extraction import normalize_table_name
-from ..errors import NotFound
+from ..errors import Conflict, NotFound
 from . import repository as repo
-from .schemas import Classification, DetectionIn
-
-DEFAULT_STRATEGY = "partial"
+from .rules import DEFAULT_MASKING
+from .schemas import Classification, DetectionIn, ManualClassificationIn
 
 
 def to_out(row: dict[str, Any]) -> Classification:
@@ -62,6 +61,24 @@ async def review(conn: AsyncConnection, org_id: str, ids: list[str] | None) -> l
     return await repo.mark_reviewed(conn, org_id, ids)
 
 
+async def add_manual(conn: AsyncConnection, org_id: str, body: ManualClassificationIn, *, actor: str) -> dict[str, Any]:
+    """Classify a column the scanner missed: method ``manual``, reviewed, high confidence, the
+    category's default masking unless one is given. A column that already has a classification
+    (dismissed ones included) is a 409: edit or restore that one instead."""
+    table, column = normalize_table_name(body.tableName), body.columnName.strip().lower()
+    reason = f"added by {actor}" + (f": {body.note.strip()}" if body.note and body.note.strip() else "")
+    row = await repo.insert_manual(conn, org_id, {
+        "table": table, "column": column, "group": body.connectionGroupId, "category": body.category,
+        "strategy": body.maskingStrategy or DEFAULT_MASKING[body.category], "reason": reason})
+    if row is None:
+        existing = await repo.find_classification(conn, org_id, table, column, body.connectionGroupId)
+        state = "dismissed: restore it" if existing and existing["dismissed"] else "edit it"
+        raise Conflict(f"{table}.{column} is already classified as {existing['category'] if existing else 'PII'} "
+                       f"({state} instead)", code="classification_exists",
+                       details={"id": existing["id"] if existing else None})
+    return row
+
+
 @dataclass
 class UpsertCounts:
     created: int = 0
@@ -74,28 +91,34 @@ class UpsertCounts:
                 "keptReviewed": self.kept_reviewed}
 
 
-def detection_record(d: DetectionIn) -> dict[str, Any]:
-    return {"table": normalize_table_name(d.tableName), "column": d.columnName.strip().lower(),
-            "group": d.connectionGroupId, "category": d.category, "confidence": d.confidence,
-            "strategy": d.maskingStrategy or DEFAULT_STRATEGY, "method": d.method, "reason": d.reason,
-            "evidence": d.evidence, "source_id": d.sourceId}
+def detection_records(detections: Iterable[DetectionIn]) -> list[dict[str, Any]]:
+    """Uploaded detections as rows for :func:`upsert_detections` (table names normalized, columns
+    lowercased, the category's default masking where none was given)."""
+    tables: dict[str, str] = {}  # an upload names the same few tables thousands of times
+    records = []
+    for d in detections:
+        table = tables.get(d.tableName)
+        if table is None:
+            table = tables[d.tableName] = normalize_table_name(d.tableName)
+        records.append({"table": table, "column": d.columnName.strip().lower(), "group": d.connectionGroupId,
+                        "category": d.category, "confidence": d.confidence,
+                        "strategy": d.maskingStrategy or DEFAULT_MASKING[d.category], "method": d.method,
+                        "reason": d.reason, "evidence": d.evidence, "source_id": d.sourceId})
+    return records
 
 
 async def upsert_detections(conn: AsyncConnection, org_id: str, detections: Iterable[dict[str, Any]]) -> UpsertCounts:
-    counts = UpsertCounts()
+    """Store detections with the sticky rules, in one set-based statement whatever their number.
+
+    A column named twice in one batch counts once, and its last detection is the one stored.
+    """
+    latest: dict[tuple[str, str, str | None], dict[str, Any]] = {}
     for d in detections:
-        existing = await repo.find_existing(conn, org_id, d["table"], d["column"], d.get("group"))
-        if existing is None:
-            await repo.insert_detection(conn, org_id, d)
-            counts.created += 1
-        elif existing["reviewed"] or existing["dismissed"]:
-            await repo.touch_seen(conn, existing["id"])
-            counts.kept_reviewed += 1
-        elif (existing["category"], existing["confidence"], existing["method"], existing["reason"],
-              existing["evidence"]) == (d["category"], d["confidence"], d["method"], d.get("reason"), d.get("evidence")):
-            await repo.touch_seen(conn, existing["id"])
-            counts.unchanged += 1
-        else:
-            await repo.refresh_detection(conn, existing["id"], d)
-            counts.updated += 1
-    return counts
+        key = (d["table"], d["column"], d.get("group"))
+        latest.pop(key, None)  # keep the batch's order, with each column where it last appeared
+        latest[key] = d
+    if not latest:
+        return UpsertCounts()
+    row = await repo.upsert_detections(conn, org_id, list(latest.values()), DEFAULT_MASKING)
+    return UpsertCounts(created=row["created"], updated=row["updated"], unchanged=row["unchanged"],
+                        kept_reviewed=row["kept_reviewed"])

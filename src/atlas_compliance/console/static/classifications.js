@@ -1,4 +1,4 @@
-// Atlas Compliance console: the PII Classifications tab (review, edit, dismiss, restore, delete).
+// Atlas Compliance console: the PII Classifications tab (review, edit, dismiss, restore, delete, add a column).
 "use strict";
 window.Atlas = window.Atlas || {};
 (() => {
@@ -8,10 +8,12 @@ window.Atlas = window.Atlas || {};
   const METHODS = { regex: "Sampled values", column_name: "Column name", type_heuristic: "Column type",
     manual: "Manual", external: "External profiler" };
   const CONFIDENCE = { high: ["High", "badge-danger"], medium: ["Medium", "badge-warn"], low: ["Low", ""] };
-  // Labels come from the edit dialog's options: one list, in the template.
+  // Category labels, groups (PII or PHI) and default masking come from the server's one table
+  // (pii/categories.py, rendered into #pii-category-catalog's data-catalog); strategy labels from the edit dialog.
   const labels = (select) => Object.fromEntries([...$(select).options].map((o) => [o.value, o.textContent.trim()]));
-  let categoryLabels = {}, strategyLabels = {};
+  let catalog = [], categoryLabels = {}, categoryGroups = {}, strategyLabels = {};
   let editing = null;       // the classification in the edit dialog
+  let added = false;        // the add dialog closed because a column was added (the new row takes the focus)
   let focusAfter = null;    // data-key of the control to focus after the next render
   let loadSeq = 0;
   const tableNames = new Set();
@@ -71,7 +73,14 @@ window.Atlas = window.Atlas || {};
 
   function evidenceText(evidence) {
     if (!evidence || typeof evidence.sampled !== "number" || !evidence.sampled) return "";
-    return `${A.fmtInt(evidence.matched ?? 0)} of ${A.fmtInt(evidence.sampled)} sampled values matched`;
+    const where = Array.isArray(evidence.foundIn) && evidence.foundIn.length ? ` (${evidence.foundIn.join(", ")})` : "";
+    return `${A.fmtInt(evidence.matched ?? 0)} of ${A.fmtInt(evidence.sampled)} sampled values matched${where}`;
+  }
+
+  function categoryCell(c) {
+    const phi = categoryGroups[c.category] === "PHI"
+      ? el("span", { class: "badge badge-accent", title: "Protected health information (HIPAA)" }, "PHI") : null;
+    return el("td", { class: "nowrap" }, categoryLabels[c.category] || c.category, phi ? " " : null, phi);
   }
 
   function row(c) {
@@ -92,9 +101,12 @@ window.Atlas = window.Atlas || {};
     return el("tr", { "data-id": c.id, "data-column": name, class: c.dismissed ? "muted" : null },
       el("td", { class: "mono" }, c.tableName),
       el("td", { class: "mono" }, c.columnName),
-      el("td", { class: "nowrap" }, categoryLabels[c.category] || c.category),
+      categoryCell(c),
       el("td", {}, el("span", { class: `badge ${confidenceClass}` }, confidence)),
-      el("td", {}, el("div", { class: "method" }, METHODS[c.method] || c.method || "—"),
+      el("td", {}, el("div", { class: "method" }, METHODS[c.method] || c.method || "—",
+        c.evidence && c.evidence.suggestion
+          ? [" ", el("span", { class: "badge badge-warn", title: "The sampled values contradict the column name" },
+            "Suggestion: review")] : null),
         c.reason ? el("div", { class: "reason", title: evidence || null }, c.reason)
           : evidence ? el("div", { class: "reason" }, evidence) : null),
       el("td", { class: "nowrap" }, strategyLabels[c.maskingStrategy] || c.maskingStrategy),
@@ -194,9 +206,78 @@ window.Atlas = window.Atlas || {};
     await load();
   }
 
+  /** Category options grouped as PII and PHI, with each category's default masking in its label. */
+  function fillCategories(select, withDefaults) {
+    const groups = { PII: "Personal data (PII)", PHI: "Health information (PHI)" };
+    select.replaceChildren(...Object.entries(groups).map(([group, label]) => el("optgroup", { label },
+      catalog.filter((c) => c.group === group).map((c) => el("option", { value: c.id },
+        withDefaults ? `${c.label} (default: ${strategyLabels[c.masking] || c.masking})` : c.label)))));
+  }
+
+  function fieldError(input, message) {
+    const error = $(`#${input.getAttribute("aria-describedby")}`);
+    error.textContent = message;
+    error.hidden = !message;
+    if (message) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+    return !message;
+  }
+
+  function openAdd() {
+    added = false;
+    $("#add-form").reset();
+    $("#add-error").hidden = true;
+    $("#add-save").disabled = false;
+    fieldError($("#add-table"), "");
+    fieldError($("#add-column-name"), "");
+    $("#add-dialog").showModal();
+    $("#add-table").focus();
+  }
+
+  async function saveAdd(event) {
+    event.preventDefault();
+    const table = $("#add-table"), column = $("#add-column-name");
+    const valid = [fieldError(table, table.value.trim() ? "" : "Enter the table, e.g. patients."),
+      fieldError(column, column.value.trim() ? "" : "Enter the column's name.")];
+    if (valid.includes(false)) {
+      (valid[0] ? column : table).focus();
+      return;
+    }
+    const body = { tableName: table.value.trim(), columnName: column.value.trim(), category: $("#add-category").value };
+    if ($("#add-strategy").value) body.maskingStrategy = $("#add-strategy").value;
+    if ($("#add-note").value.trim()) body.note = $("#add-note").value.trim();
+    $("#add-save").disabled = true;
+    let created;
+    try {
+      created = await A.api(`${API}/manual`, { method: "POST", body });
+    } catch (err) {
+      $("#add-error").textContent = err.message;
+      $("#add-error").hidden = false;
+      $("#add-save").disabled = false;
+      return;
+    }
+    added = true;
+    $("#add-dialog").close();
+    notice(`${created.tableName}.${created.columnName} added as ${categoryLabels[created.category] || created.category} ` +
+      `(${strategyLabels[created.maskingStrategy] || created.maskingStrategy}).`);
+    focusAfter = `edit:${created.id}`;
+    await load();
+  }
+
   function init() {
-    categoryLabels = labels("#edit-category");
+    catalog = JSON.parse($("#pii-category-catalog").dataset.catalog);
     strategyLabels = labels("#edit-strategy");
+    categoryLabels = Object.fromEntries(catalog.map((c) => [c.id, c.label]));
+    categoryGroups = Object.fromEntries(catalog.map((c) => [c.id, c.group]));
+    fillCategories($("#edit-category"), false);
+    fillCategories($("#add-category"), true);
+    $("#add-strategy").append(...[...$("#edit-strategy").options].map((o) => o.cloneNode(true)));
+    $("#add-column").addEventListener("click", openAdd);
+    $("#add-form").addEventListener("submit", saveAdd);
+    $("#add-cancel").addEventListener("click", () => $("#add-dialog").close());
+    $("#add-dialog").addEventListener("close", () => {
+      if (!$("#add-dialog").open && !added) $("#add-column").focus();
+    });
     $("#show-dismissed").addEventListener("change", () => { notice(""); load(); });
     $("#review-all").addEventListener("click", reviewAll);
     $("#edit-form").addEventListener("submit", saveEdit);
