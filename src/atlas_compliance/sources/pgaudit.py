@@ -40,6 +40,7 @@ _PASSWORD = re.compile(r"(?i)\b(PASSWORD\s+)'(?:[^']|'')*'")
 _ROLE_DDL = re.compile(r"(?is)^\s*(?:CREATE|ALTER)\s+(?:ROLE|USER|GROUP)\b")
 _PREPARE = re.compile(r"(?is)^\s*PREPARE\s+\S+?(?:\s*\([^)]*\))?\s+AS\s+")
 _FAILED = frozenset({"ERROR", "FATAL", "PANIC"})
+csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # a statement may be far longer than 128 KB
 
 
 def redact_passwords(sql: str) -> str:
@@ -107,6 +108,7 @@ class _Open:
     session_lines: int = 0
     logged_after_run: bool = False  # pgaudit.log_rows: lines written after a successful run
     announced: _Open | None = None  # the log_statement line that preceded its AUDIT lines
+    executed: bool = False  # the extended protocol's `execute` line that followed its AUDIT lines
     success: bool = True
     error: str | None = None
     duration_ms: float = 0.0
@@ -130,8 +132,9 @@ class PgStatements:
     :meth:`feed`, :meth:`settle` and :meth:`finish`."""
 
     def __init__(self, source: str, *, settle: timedelta = timedelta(seconds=30), keep_parameters: bool = False,
-                 on_emit: PositionTracker | None = None) -> None:
+                 on_emit: PositionTracker | None = None, file_names: list[str] | None = None) -> None:
         self.source = source
+        self.file_names = file_names if file_names is not None else []  # by rank, to name skipped lines
         self.settle_after = settle
         self.keep_parameters = keep_parameters
         self.open: dict[str, _Open] = {}
@@ -158,7 +161,14 @@ class PgStatements:
         session = record.session
         if session is None or record.user is None:
             return  # a server process (checkpointer, postmaster…) or a connection not yet authenticated
-        audit = parse_audit(record.message) if record.message.startswith("AUDIT: ") else None
+        audit = None
+        if record.message.startswith("AUDIT: "):
+            audit = parse_audit(record.message)
+            if audit is None:
+                rank, _, line = record.where
+                name = self.file_names[rank] if rank < len(self.file_names) else "?"
+                yield Skipped(name, line, "an AUDIT line that is not pgAudit's (9 or 10 CSV fields)")
+                return
         current = self.open.get(session)
         if audit is not None:
             yield from self._audit(record, audit, current)
@@ -229,8 +239,10 @@ class PgStatements:
             plain = _STATEMENT.match(message)
             if plain is None:
                 found = _DURATION.match(message)
-                if found and current is not None:
-                    current.duration_ms += float(found.group("ms"))
+                # Its statement's duration; with the extended protocol, parse and bind are timed too, before
+                # the next statement's `execute` line: those are not the open statement's.
+                if found and current is not None and not current.duration_ms:
+                    current.duration_ms = float(found.group("ms"))
                     current.end = max(current.end, record.where)
                 return
             text = message[plain.end():]
@@ -243,6 +255,13 @@ class PgStatements:
             if plain is None:
                 return  # another message of the session (a temporary file, a lock wait…)
             text = message[plain.end():]
+            if message.startswith("execute ") and current is not None and current.statement_id is not None \
+                    and not current.executed and not current.logged_after_run and text in current.texts.values():
+                # The extended protocol: pgAudit logs when the portal starts (at Bind), log_statement at
+                # Execute, so this statement's AUDIT lines came first.
+                current.executed = True
+                current.end = max(current.end, record.where)
+                return
         if current is not None:
             yield from self._close(session)
         group = self.open[session] = _Open(event_id=self._line_id(record), record=record, start=record.where,

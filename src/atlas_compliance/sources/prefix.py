@@ -14,7 +14,7 @@ statement needs a time, a session that is unique over the server's life (``%c``,
 >>> LinePrefix.compile("%m [%p] ")
 Traceback (most recent call last):
 ...
-atlas_compliance.errors.BadRequest: log_line_prefix '%m [%p] ' cannot identify a statement: it lacks a session id (%c, or %p with %s: a process id alone is reused), the session line number (%l), the database role (%u). Set, for example, log_line_prefix = '%m [%p] %c %l %q%u@%d %h %a ' on the server (or read its csvlog or jsonlog instead)
+atlas_compliance.errors.BadRequest: log_line_prefix '%m [%p] ' cannot identify a statement: it lacks a session id (%c, or %p with %s: a process id alone is reused), the session line number (%l), the database role (%u). Set, for example, log_line_prefix = '%m [%p] %c %l %e %q%u@%d %h %a ' on the server (or read its csvlog or jsonlog instead)
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from ..errors import BadRequest
 
-SUGGESTED_PREFIX = "%m [%p] %c %l %q%u@%d %h %a "
+SUGGESTED_PREFIX = "%m [%p] %c %l %e %q%u@%d %h %a "
 
 # The message levels PostgreSQL writes (in English: lc_messages = 'C' or 'en'), primary and secondary.
 LEVELS = ("DEBUG1", "DEBUG2", "DEBUG3", "DEBUG4", "DEBUG5", "INFO", "NOTICE", "WARNING", "ERROR", "LOG",

@@ -93,7 +93,7 @@ class StatementReader:
         self.maria: MariaDbAuditReader | None = None
         if options.kind == "pgaudit":
             self.pg = PgStatements(options.source, settle=options.settle, keep_parameters=options.keep_parameters,
-                                   on_emit=tracker)
+                                   on_emit=tracker, file_names=self.file_names)
         else:
             self.maria = MariaDbAuditReader(options.source, "", rank=0, zone=options.timezone, settle=options.settle,
                                             on_emit=tracker)
