@@ -32,7 +32,7 @@ def main() -> None:
         for number, (name, settings) in enumerate(variants):
             if settings:
                 cluster.execute(*settings, "SELECT pg_reload_conf()")
-            logs = cluster.new_log_dir(cluster.root / f"log-{name}")
+            logs = cluster.new_log_dir(f"log-{name}")
             run_pg_workload(cluster, start=1000 * (number + 1))
             cluster.settle_logs()
             for path in sorted(logs.iterdir()):
@@ -42,7 +42,7 @@ def main() -> None:
     server = MariaDbServer().start()
     try:
         server.execute(*MARIADB_SETUP)
-        audit = server.new_audit_file(server.root / "audit" / "server_audit.log")
+        audit = server.new_audit_file("audit")
         run_mariadb_workload(server)
         server.execute("SET GLOBAL server_audit_logging = OFF")
         shutil.copy(audit, FIXTURES / "server_audit.log")

@@ -108,9 +108,11 @@ class PgAuditCluster:
             for statement in statements:
                 conn.execute(statement)
 
-    def new_log_dir(self, path: Path) -> Path:
-        """Make the server write its logs to ``path`` (a new, empty folder) from now on."""
-        path.mkdir(parents=True, exist_ok=True)
+    def new_log_dir(self, name: str) -> Path:
+        """Make the server write its logs to a new, empty folder (in the cluster's, which its system user
+        can reach) from now on."""
+        path = self.root / name
+        path.mkdir()
         shutil.chown(path, "postgres", "postgres")
         self.execute(f"ALTER SYSTEM SET log_directory = '{path}'", "SELECT pg_reload_conf()")
         time.sleep(0.3)  # the logger picks the setting up when it rotates
@@ -189,9 +191,10 @@ class MariaDbServer:
             for statement in statements:
                 cur.execute(statement)
 
-    def new_audit_file(self, path: Path) -> Path:
-        """Make the plugin write to ``path`` (in a folder of its own) from now on."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def new_audit_file(self, name: str) -> Path:
+        """Make the plugin write to ``server_audit.log`` in a new folder of the server's from now on."""
+        path = self.root / name / "server_audit.log"
+        path.parent.mkdir()
         shutil.chown(path.parent, "mysql", "mysql")
         self.execute(f"SET GLOBAL server_audit_file_path = '{path}'")
         self.audit_file = path
