@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from ..audit import repository as audit_repo
@@ -25,6 +26,7 @@ from .pglog import Skipped
 from .statements import SourceStatement
 
 ROLE_PREFIX = "db:"
+_normalized = lru_cache(maxsize=4096)(normalize_table_name)
 
 
 def role_identity(role: str) -> str:
@@ -83,10 +85,10 @@ def _access(statement: SourceStatement, catalog: Catalog | None) -> dict[str, An
     the columns the SQL reads of it."""
     body = strip_prepare(statement.sql) if statement.prepared_body else statement.sql
     access = extract_access(body, statement.dialect, catalog)
-    tables = [normalize_table_name(t) for t in statement.tables or ()]
+    tables = [_normalized(t) for t in statement.tables or ()]
     if statement.tables is None or not statement.tables_complete:
         tables.extend(access.tables)
-    tables.extend(t for t in map(normalize_table_name, statement.system_tables) if t in access.columns_by_table)
+    tables.extend(t for t in map(_normalized, statement.system_tables) if t in access.columns_by_table)
     tables = list(dict.fromkeys(tables))
     if not tables:
         return {"tablesAccessed": []}
@@ -109,7 +111,8 @@ def prepare_statements(job: StatementJob, checkpoint: Any, statements: Sequence[
     now = datetime.now(UTC)
     for statement in statements:
         try:
-            row = prepare_event(event_of(statement, job), now, job.catalog)
+            # Only the SQL can hold a NUL (MariaDB writes one as \0): prepare_event need not search the rest.
+            row = prepare_event(event_of(statement, job), now, job.catalog, may_hold_nul="\x00" in statement.sql)
             line = audit_repo.copy_line((*row, job.org_id))
         except ValueError as exc:  # UnicodeEncodeError (a lone surrogate) is a ValueError too
             reason = str(exc) if not isinstance(exc, UnicodeError) else "text is not valid Unicode"

@@ -49,7 +49,7 @@ def redact_passwords(sql: str) -> str:
     >>> redact_passwords("ALTER ROLE app PASSWORD 'it''s secret' VALID UNTIL 'infinity'")
     "ALTER ROLE app PASSWORD '*****' VALID UNTIL 'infinity'"
     """
-    if _ROLE_DDL.match(sql):
+    if sql[:8].lstrip()[:1] in ("C", "c", "A", "a") and _ROLE_DDL.match(sql):
         return _PASSWORD.sub(r"\1'*****'", sql)
     return sql
 
@@ -79,10 +79,14 @@ def parse_audit(message: str) -> AuditLine | None:
     """
     if not message.startswith("AUDIT: "):
         return None
-    try:
-        row = next(csv.reader((message[7:],)))
-    except (csv.Error, StopIteration):
-        return None
+    row = message[7:].split(",", 7)
+    if len(row) != 8 or '"' in row[7] or row[6].startswith('"'):  # quoted fields: read them as CSV
+        try:
+            row = next(csv.reader((message[7:],)))
+        except (csv.Error, StopIteration):
+            return None
+    else:
+        row[7:] = row[7].split(",")
     if len(row) not in (9, 10) or not row[1].isdigit() or not row[2].isdigit():
         return None
     rows = int(row[9]) if len(row) == 10 and row[9].lstrip("-").isdigit() else None
@@ -321,11 +325,11 @@ class PgStatements:
         if group.rows:
             rows = group.rows[max(group.rows)]
         statement = SourceStatement(
-            event_id=group.event_id, timestamp=record.timestamp, role=record.user, sql=sql, start=group.start,
-            end=group.end, dialect="postgres", tables=tables, tables_complete=complete, success=group.success,
-            error=group.error, client=record.client, application=record.application, database=record.database,
-            row_count=rows, duration_ms=int(round(group.duration_ms)), parameters=parameters,
-            prepared_body=audited and bool(_PREPARE.match(sql)) and not _is_prepare(group))
+            group.event_id, record.timestamp, record.user, sql, group.start, group.end, "postgres", tables,
+            complete, (), group.success, group.error, record.client, record.application, record.database, rows,
+            int(round(group.duration_ms)), parameters,
+            audited and sql[:12].lstrip()[:7].upper() == "PREPARE" and bool(_PREPARE.match(sql))
+            and not _is_prepare(group))
         if self.on_emit is not None:
             self.on_emit.emitted(statement.start, statement.end)
         return statement

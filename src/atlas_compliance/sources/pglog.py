@@ -81,6 +81,7 @@ class LogClock:
             raise BadRequest(f"unknown time zone {zone!r}: use an IANA name such as 'Europe/Berlin'",
                              code="invalid_tz") from None
         self._zones: dict[str, tzinfo | None] = {}
+        self._seconds: dict[tuple[str, str], datetime] = {}  # the last few seconds seen (logs run in order)
 
     def parse(self, text: str) -> datetime:
         """A timestamp as UTC; raises ValueError for text that is not one."""
@@ -92,9 +93,17 @@ class LogClock:
             digits = rest[1:].split(" ", 1)[0]
             micro = int(digits.ljust(6, "0")[:6])
             rest = rest[1 + len(digits):]
+        key = (text[:19], rest)
+        second = self._seconds.get(key)
+        if second is None:
+            if len(self._seconds) > 64:
+                self._seconds.clear()
+            second = self._seconds[key] = self._second(text, rest.strip())
+        return second.replace(microsecond=micro) if micro else second
+
+    def _second(self, text: str, name: str) -> datetime:
         naive = datetime(int(text[0:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]), int(text[14:16]),
-                         int(text[17:19]), micro)
-        name = rest.strip()
+                         int(text[17:19]))
         zone = self._zones.get(name, False)
         if zone is False:
             zone = self._zones[name] = _fixed_zone(name)
@@ -342,20 +351,17 @@ class JsonReader:
         except (ValueError, TypeError) as exc:
             yield Skipped(self.file_name, line_no, str(exc))
             return
-        yield LogRecord(
-            where=(self.rank, offset, line_no), timestamp=timestamp, session=_text(obj.get("session_id")),
-            line_num=line_num, user=_text(obj.get("user")), database=_text(obj.get("dbname")),
-            client=client_host(_text(obj.get("remote_host"))), application=_text(obj.get("application_name")),
-            level=str(obj["error_severity"]), message=str(obj.get("message") or ""),
-            sqlstate=_text(obj.get("state_code")), detail=_text(obj.get("detail")),
-            statement=_text(obj.get("statement")), vxid=_text(obj.get("vxid")))
+        get = obj.get
+        host = get("remote_host")  # an address without its port here
+        # PostgreSQL writes these fields as JSON strings (or leaves them out): `or None` is all they need.
+        yield LogRecord((self.rank, offset, line_no), timestamp, get("session_id") or None, line_num,
+                        get("user") or None, get("dbname") or None, host if host != "[local]" else host,
+                        get("application_name") or None, str(obj["error_severity"]), str(get("message") or ""),
+                        get("state_code") or None, get("detail") or None, get("statement") or None,
+                        get("vxid") or None)
 
     def flush(self) -> Iterator[LogRecord | Skipped]:
         return iter(())
-
-
-def _text(value: object) -> str | None:
-    return None if value is None or value == "" else str(value)
 
 
 RecordReader = StderrReader | CsvReader | JsonReader

@@ -3,15 +3,15 @@ bookkeeping that tells a follower where it may safely resume (pure, no I/O)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from .pglog import Where
 
 
-@dataclass(slots=True)
-class SourceStatement:
-    """One executed (or refused) statement as a database's own log shows it.
+class SourceStatement(NamedTuple):
+    """One executed (or refused) statement as a database's own log shows it. (A named tuple: batches of
+    them are pickled to the worker processes, and tuples travel at half the cost of dataclasses.)
 
     ``tables`` are the relations the server itself named (pgAudit's object names, MariaDB's TABLE
     events), or None when it named none and the SQL must be read. With ``tables_complete`` False the
