@@ -188,17 +188,23 @@ def _run(options: service.ReadOptions, files: list[Path] | None, org: str, follo
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     skipped = [*reader.counts.skipped, *totals.rejected]
-    for item in skipped[:show_skipped]:
-        console.print(f"  {item.file}, line {item.line}: {item.reason}", highlight=False)
-    if len(skipped) > show_skipped:
-        console.print(f"  … and {len(skipped) - show_skipped:,} more", highlight=False)
+    total_skipped = reader.counts.skipped_total + len(totals.rejected)
+    if follow is None:  # a follower listed them as it went
+        for item in skipped[:show_skipped]:
+            _say_skipped(item)
+        if total_skipped > show_skipped:
+            console.print(f"  … and {total_skipped - show_skipped:,} more", highlight=False)
     if reader.counts.not_utf8:
         console.print(f"  {reader.counts.not_utf8:,} lines held bytes that are not UTF-8 (stored with U+FFFD)",
                       highlight=False)
     typer.echo(f"{options.source}: {reader.counts.lines:,} lines, {reader.counts.statements:,} statements: "
-               f"{totals.inserted:,} stored, {totals.duplicates:,} already stored, {len(skipped):,} lines skipped")
-    if skipped:
+               f"{totals.inserted:,} stored, {totals.duplicates:,} already stored, {total_skipped:,} lines skipped")
+    if total_skipped:
         raise typer.Exit(1)
+
+
+def _say_skipped(item) -> None:
+    console.print(f"  {item.file}, line {item.line}: {item.reason}", highlight=False)
 
 
 async def _import_files(db, options, job, files, pool, processes):
@@ -234,13 +240,20 @@ async def _follow(db, options, job, directory, pattern, log_format, pool, proces
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     last_note = [0.0]
+    listed = [0, 0]  # skipped lines and refused statements listed so far
 
     def note(progress: FollowProgress) -> None:
+        # A follower runs as a service: it lists what it skips as it goes (the first thousand lines).
+        counts = follower.reader.counts
+        for item in [*counts.skipped[listed[0]:], *progress.totals.rejected[listed[1]:]]:
+            _say_skipped(item)
+        listed[:] = [len(counts.skipped), len(progress.totals.rejected)]
         now = time.monotonic()
         if now - last_note[0] >= 10:
             last_note[0] = now
             console.print(f"{options.source}: {progress.totals.inserted:,} stored, "
-                          f"{progress.totals.duplicates:,} already stored so far", highlight=False)
+                          f"{progress.totals.duplicates:,} already stored, {counts.skipped_total:,} lines skipped "
+                          "so far", highlight=False)
 
     follower = LogFollower(db, options, job, directory, pattern, executor=pool, workers=processes,
                            log_format=log_format, on_round=note)

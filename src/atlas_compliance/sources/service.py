@@ -71,12 +71,21 @@ def pg_format_of(path: Path, requested: str) -> str:
     return "stderr"
 
 
+KEPT_SKIPPED = 1_000  # skipped lines kept to list (all are counted): a follower runs for months
+
+
 @dataclass
 class ReadCounts:
     lines: int = 0
     not_utf8: int = 0
     statements: int = 0
-    skipped: list[Skipped] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # the first KEPT_SKIPPED of them
+    skipped_total: int = 0
+
+    def skip(self, item: Skipped) -> None:
+        self.skipped_total += 1
+        if len(self.skipped) < KEPT_SKIPPED:
+            self.skipped.append(item)
 
 
 class StatementReader:
@@ -176,7 +185,7 @@ class StatementReader:
 
     def _out(self, item: SourceStatement | Skipped) -> Iterator[SourceStatement]:
         if isinstance(item, Skipped):
-            self.counts.skipped.append(item)
+            self.counts.skip(item)
             return
         self.counts.statements += 1
         yield item
