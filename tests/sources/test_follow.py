@@ -45,6 +45,19 @@ def _stored(sql, org_id: str) -> dict[int, list[bool]]:
     return found
 
 
+def _workload(run, connections, ran: dict[int, list[bool]], stop: threading.Event) -> None:
+    """Run statement 1, 2, … (``run(i)`` says whether it succeeds) until ``stop``, noting each in ``ran``."""
+    try:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            ran[i] = [run(i)]
+            time.sleep(0.003)
+    finally:
+        for conn in connections:
+            conn.close()
+
+
 def _commits(sql, org_id: str):
     row = sql.execute("SELECT max(last_import_at) AS at FROM audit_source WHERE org_id = %s", (org_id,)).fetchone()
     return row["at"]
@@ -84,26 +97,19 @@ def test_pgaudit_follower_killed_at_random_moments_loses_and_repeats_nothing(pga
     ran: dict[int, list[bool]] = {}
     stop = threading.Event()
 
-    def workload() -> None:
-        conns = {role: psycopg.connect(pgaudit_cluster.url(role), autocommit=True) for role in ("alice", "bob", "carol")}
-        try:
-            i = 0
-            while not stop.is_set():
-                i += 1
-                text, success = _statement(i)
-                try:
-                    conns[("alice", "bob", "carol")[i % 3]].execute(text)
-                except psycopg.Error:
-                    pass
-                ran[i] = [success]
-                if i % 60 == 0:
-                    pgaudit_cluster.execute("SELECT pg_rotate_logfile()")
-                time.sleep(0.003)
-        finally:
-            for conn in conns.values():
-                conn.close()
+    conns = [psycopg.connect(pgaudit_cluster.url(role), autocommit=True) for role in ("alice", "bob", "carol")]
 
-    thread = threading.Thread(target=workload)
+    def run(i: int) -> bool:
+        text, success = _statement(i)
+        try:
+            conns[i % 3].execute(text)
+        except psycopg.Error:
+            pass
+        if i % 60 == 0:
+            pgaudit_cluster.execute("SELECT pg_rotate_logfile()")
+        return success
+
+    thread = threading.Thread(target=_workload, args=(run, conns, ran, stop))
     with open(tmp_path / "follower.log", "w") as log:
         def start() -> subprocess.Popen:
             return _follow(atlas, "pgaudit", "--follow", str(logs), "--org", org.slug, "--source", "follow-pg",
@@ -156,29 +162,22 @@ def test_mariadb_follower_across_renaming_rotations_and_kills_loses_and_repeats_
     ran: dict[int, list[bool]] = {}
     stop = threading.Event()
 
-    def workload() -> None:
-        conns = {role: mariadb_server.connect(role, f"{role}-pw", "clinic") for role in ("alice", "bob")}
-        try:
-            i = 0
-            while not stop.is_set():
-                i += 1
-                ok = i % 9 != 4
-                text = (f"/* m={i} */ SELECT p.name, v.note FROM patients p LEFT JOIN visits v ON v.patient_id = p.id"
-                        if ok else f"/* m={i} */ SELECT nosuch FROM patients")
-                try:
-                    with conns[("alice", "bob")[i % 2]].cursor() as cur:
-                        cur.execute(text)
-                except pymysql.Error:
-                    pass
-                ran[i] = [ok]
-                if i % 40 == 0:  # server_audit renames the file to server_audit.log.1 and starts a new one
-                    mariadb_server.execute("SET GLOBAL server_audit_file_rotate_now = ON")
-                time.sleep(0.003)
-        finally:
-            for conn in conns.values():
-                conn.close()
+    conns = [mariadb_server.connect(role, f"{role}-pw", "clinic") for role in ("alice", "bob")]
 
-    thread = threading.Thread(target=workload)
+    def run(i: int) -> bool:
+        ok = i % 9 != 4
+        text = (f"/* m={i} */ SELECT p.name, v.note FROM patients p LEFT JOIN visits v ON v.patient_id = p.id"
+                if ok else f"/* m={i} */ SELECT nosuch FROM patients")
+        try:
+            with conns[i % 2].cursor() as cur:
+                cur.execute(text)
+        except pymysql.Error:
+            pass
+        if i % 40 == 0:  # server_audit renames the file to server_audit.log.1 and starts a new one
+            mariadb_server.execute("SET GLOBAL server_audit_file_rotate_now = ON")
+        return ok
+
+    thread = threading.Thread(target=_workload, args=(run, conns, ran, stop))
     with open(tmp_path / "follower.log", "w") as log:
         def start() -> subprocess.Popen:
             return _follow(atlas, "mariadb-audit", "--follow", str(audit.parent), "--org", org.slug,

@@ -77,7 +77,7 @@ def event_of(statement: SourceStatement, job: StatementJob) -> dict[str, Any]:
     }
     if statement.tables is not None or statement.prepared_body or statement.system_tables:
         event.update(_access(statement, job.catalog))
-    return {k: v for k, v in event.items() if v is not None}
+    return event  # every field but `sql` may be null
 
 
 def _access(statement: SourceStatement, catalog: Catalog | None) -> dict[str, Any]:
@@ -101,8 +101,7 @@ def _access(statement: SourceStatement, catalog: Catalog | None) -> dict[str, An
                        if t not in tables and t.rsplit(".", 1)[-1] == last]
             columns = matches[0] if len(matches) == 1 else ()
         by_table[table] = list(columns)
-    return {"tablesAccessed": tables, "columnsByTable": by_table,
-            "columnsAccessed": sorted({c for cols in by_table.values() for c in cols})}
+    return {"tablesAccessed": tables, "columnsByTable": by_table}  # columnsAccessed: derived from these
 
 
 def prepare_statements(job: StatementJob, checkpoint: Any, statements: Sequence[SourceStatement]) -> PreparedStatements:
