@@ -131,3 +131,22 @@ def test_follow_a_directory_of_rotated_files_once_then_stop(atlas, org, tmp_path
                             (org.id,)).fetchall()
     assert [(Path(p["path"]).name, p["byte_offset"]) for p in positions] == [
         (f"postgresql-{i}.json", (logs / f"postgresql-{i}.json").stat().st_size) for i in range(2)]
+
+
+def test_two_imports_of_the_same_log_at_once_store_each_statement_once(atlas, org, sql):
+    import subprocess
+
+    from .conftest import CLI
+
+    command = [CLI, "import", "pgaudit", str(FIXTURES / "mixed.json"), str(FIXTURES / "pgaudit.json"), "--org",
+               org.slug, "--source", "twice", "--workers", "1"]
+    runs = [subprocess.Popen(command, env=atlas.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    n = _expected_count("mixed") + _expected_count("pgaudit")
+    stored = [int(out.split("statements: ")[1].split(" stored")[0]) for out, _ in outputs]
+    assert sum(stored) == n
+    count = sql.execute("SELECT count(*) AS n, count(DISTINCT event_id) AS ids FROM audit_log WHERE org_id = %s",
+                        (org.id,)).fetchone()
+    assert count == {"n": n, "ids": n}

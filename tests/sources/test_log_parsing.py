@@ -270,3 +270,17 @@ def test_padded_escapes_and_lines_of_server_processes():
 def test_role_passwords_are_hidden():
     assert redact_passwords("CREATE ROLE app LOGIN PASSWORD 'hunter2'") == "CREATE ROLE app LOGIN PASSWORD '*****'"
     assert redact_passwords("SELECT 'PASSWORD ''x''' AS note") == "SELECT 'PASSWORD ''x''' AS note"
+
+
+def test_lines_longer_than_a_read_block_and_a_last_line_without_newline(tmp_path):
+    from atlas_compliance.sources.logfiles import read_lines
+
+    path = tmp_path / "long.log"
+    long = b"x" * (9 * 1024 * 1024 + 7)  # over two 4 MB blocks
+    path.write_bytes(b"a\n" + long + b"\r\nb\nc")
+    position = FilePosition()
+    assert [(n, o, len(t)) for n, o, t in read_lines(path, position, to_end=False)] == [
+        (1, 0, 1), (2, 2, len(long)), (3, len(long) + 4, 1)]
+    assert (position.offset, position.line) == (len(long) + 6, 4)  # "c" may still be written to
+    assert [(n, t) for n, _, t in read_lines(path, position, to_end=True)] == [(4, b"c")]
+    assert (position.offset, position.line) == (len(long) + 7, 5)

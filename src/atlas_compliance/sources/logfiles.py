@@ -67,13 +67,18 @@ def read_lines(path: Path, position: FilePosition, *, to_end: bool,
     with open(path, "rb") as handle:
         handle.seek(position.offset)
         tail = b""
+        pending: list[bytes] = []  # blocks of a line longer than a block, joined once its end is read
         offset = position.offset
         line = position.line
         while True:
             block = handle.read(_BLOCK)
             if not block:
                 break
-            data = tail + block if tail else block
+            if b"\n" not in block:
+                pending.append(block)
+                continue
+            data = b"".join([tail, *pending, block]) if tail or pending else block
+            pending.clear()
             start = 0
             find = data.find
             while True:
@@ -92,6 +97,7 @@ def read_lines(path: Path, position: FilePosition, *, to_end: bool,
                 yield line - 1, at, text
             offset += start
             tail = data[start:]
+        tail = b"".join([tail, *pending])
         if to_end and tail:
             position.offset, position.line = offset + len(tail), line + 1
             yield line, offset, tail.rstrip(b"\r")
