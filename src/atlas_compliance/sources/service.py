@@ -159,13 +159,6 @@ class StatementReader:
                 for item in self.pg.feed(record):
                     yield from self._out(item)
 
-    def settle(self, now: datetime) -> Iterator[SourceStatement]:
-        """The log has been quiet: statements open since before ``now`` - settle are complete."""
-        items: Iterable[SourceStatement | Skipped] = (self.pg.settle(now) if self.pg is not None
-                                                      else self.maria.settle(now) if self.maria else ())
-        for item in items:
-            yield from self._out(item)
-
     def finish(self) -> Iterator[SourceStatement]:
         """The end of the input: statements still open are stored as the log shows them."""
         for rank in list(self.records):
