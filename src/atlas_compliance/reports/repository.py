@@ -326,6 +326,15 @@ async def _columns_of(conn: AsyncConnection, relation: str) -> list[str]:
     return _relation_columns[relation]
 
 
+async def _resolving_db_roles(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> str:
+    """The report SQL as it must run for the org of ``params``: every statement that reports run goes
+    through here (:func:`fetch_all`, :func:`fetch_tuples`, :func:`fetch_one`, :func:`stream`)."""
+    org = params.get("org")
+    if org is not None and await maps_db_roles(conn, org):
+        return await with_db_roles_resolved(conn, sql)
+    return sql
+
+
 async def with_db_roles_resolved(conn: AsyncConnection, sql: str) -> str:
     """``sql`` reading each per-user relation through a subquery that resolves mapped database roles."""
     subqueries = {}
@@ -342,26 +351,27 @@ def _quoted(identifier: str) -> str:
 
 
 async def fetch_all(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> list[Row]:
-    cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+    cur = await conn.execute(await _resolving_db_roles(conn, sql, params), params)  # type: ignore[arg-type]
     return await cur.fetchall()
 
 
 async def fetch_tuples(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> tuple[list[str], list[tuple]]:
     """Column names and plain tuple rows: a report page is 10,000 rows, and dicts cost more than the SQL."""
     cur = conn.cursor(row_factory=tuple_row)
-    await cur.execute(sql, params)  # type: ignore[arg-type]
+    await cur.execute(await _resolving_db_roles(conn, sql, params), params)  # type: ignore[arg-type]
     rows = await cur.fetchall()
     return [d.name for d in cur.description or ()], rows
 
 
 async def fetch_one(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> Row:
-    cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+    cur = await conn.execute(await _resolving_db_roles(conn, sql, params), params)  # type: ignore[arg-type]
     return await cur.fetchone()
 
 
 async def stream(conn: AsyncConnection, sql: str, params: dict[str, Any], chunk: int = 2000
                  ) -> AsyncIterator[tuple[list[str], list[tuple]]]:
     """Column names and tuple rows in chunks through a server-side cursor: constant memory for any size."""
+    sql = await _resolving_db_roles(conn, sql, params)
     async with conn.cursor(name="atlas_report_stream", row_factory=tuple_row) as cur:
         cur.itersize = chunk
         await cur.execute(sql, params)  # type: ignore[arg-type]

@@ -15,8 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from psycopg import AsyncConnection
-
 from ..audit import repository as audit_repo
 from ..auth.schemas import Principal
 from ..db.pool import Database
@@ -51,7 +49,6 @@ class ReportRequest:
 async def _read(db: Database, sql: str, params: dict[str, Any], one: bool = False) -> Any:
     async with db.connection() as conn, conn.transaction():
         await repo.set_report_memory(conn)
-        sql = await _resolving_db_roles(conn, params["org"], sql)
         if one:
             return await repo.fetch_one(conn, sql, params)
         return await repo.fetch_tuples(conn, sql, params)
@@ -77,13 +74,6 @@ async def _maps(db: Database, org_id: str, before: datetime | None) -> tuple[dic
             return await repo.column_dictionary(conn, org_id)
 
     return await asyncio.gather(roles(), pii(), logins(), columns())
-
-
-async def _resolving_db_roles(conn: AsyncConnection, org_id: str, sql: str) -> str:
-    """Database roles the org maps to its users count as those users (``db:alice`` in alice's rows)."""
-    if await repo.maps_db_roles(conn, org_id):
-        return await repo.with_db_roles_resolved(conn, sql)
-    return sql
 
 
 def _pii_for(table: str, columns: list[str], pii: dict[str, set[str]]) -> list[str]:
@@ -229,7 +219,6 @@ async def iter_rows(db: Database, request: ReportRequest) -> AsyncIterator[list[
         sql = repo.user_activity_sql(request.filters, paged=False)
     async with db.connection() as conn, conn.transaction():
         await repo.set_report_memory(conn)
-        sql = await _resolving_db_roles(conn, request.org_id, sql)
         memo: dict = {}
         build: RowBuilder | None = None
         async for columns, chunk in repo.stream(conn, sql, params):
