@@ -10,6 +10,7 @@ read.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ def same_file(path: Path, digest: bytes, length: int) -> bool:
         found, read = fingerprint(path, length)
     except OSError:
         return False
-    return read == length and found == digest
+    return read == length and hmac.compare_digest(found, digest)
 
 
 @dataclass
