@@ -212,7 +212,32 @@ def render(r: dict[str, Any]) -> str:
                 f"{e['rss_after_mb']} MB |",
                 f"| growth (target < 100 MB) | {e['growth_mb']} MB: {_verdict(e['pass'])} |", ""]
     out += render_pii(r)
+    out += _audit_log_import(r.get("audit_log_import"))
     errs = r.get("errors") or []
     out += ["## Exactness and errors", ""]
     out += [f"- {x}" for x in errs] if errs else ["No mismatches: every checked report agreed with brute-force SQL."]
     return "\n".join(out) + "\n"
+
+
+def _audit_log_import(a: dict[str, Any] | None) -> list[str]:
+    """The section written by `python -m bench.sources` (pgAudit log import)."""
+    if not a:
+        return []
+    ours, base = a["median_jsonlog"], a["median_baseline"]
+    out = ["## Audit-log import (pgAudit)", "",
+           f"Written {a['written_at']} by `python -m bench.sources` (commit `{a['code']['commit']}`), into the "
+           f"database `{a['database']}`; load average (1 min) {a['load_average'][0]:.1f} at the start, "
+           f"{a['load_average'][1]:.1f} at the end, on 2 cores. The log: {ours['files']} jsonlog files, "
+           f"{ours['bytes'] / 2**20:.0f} MB, {ours['lines']:,} lines, {ours['events']:,} statements, written by a real "
+           "PostgreSQL 15 with pgAudit under pgbench (see bench/sources.py). Wall clock of the command, process "
+           "start included; the baseline is `atlas-compliance ingest` of the same statements as NDJSON (tables "
+           "read from the SQL, as the import reads columns), run interleaved.", "",
+           "| run | lines | events | seconds | lines/s | events/s | command CPU-s |", "|---|---|---|---|---|---|---|"]
+    for x in a["runs"]:
+        label = {"baseline": "baseline: `ingest` NDJSON"}.get(x["format"], f"`import pgaudit` {x['format']}")
+        out.append(f"| {label} | {x['lines']:,} | {x['events']:,} | {x['seconds']} | {x['lines_per_s']:,} | "
+                   f"{x['events_per_s']:,} | {x['client_cpu_s']} |")
+    out += ["", f"Median jsonlog import: **{ours['lines_per_s']:,} lines/s** ({ours['events_per_s']:,} events/s), "
+            f"{a['ratio_to_baseline']}× the time of the baseline's median ({base['seconds']} s). Target ≥ "
+            f"{a['target_lines_per_s']:,} lines/s: {_verdict(a['passed'])}.", ""]
+    return out

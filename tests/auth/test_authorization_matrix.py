@@ -13,6 +13,7 @@ ADMIN_ONLY = {"none": 401, "malformed": 401, "expired": 401, "revoked": 401, "me
 ANYONE_SIGNED_IN = {**ADMIN_ONLY, "member": 200, "ingest": 200}
 WRITERS = {**ADMIN_ONLY, "ingest": 200}
 PUBLIC = dict.fromkeys(ADMIN_ONLY, 200)
+ADMIN_GETS_404 = {**ADMIN_ONLY, "admin": 404, "owner": 404, "personal": 404}
 
 # (method, path template, body, expectations). {cid} is filled with a classification of the caller's org
 # (an unknown id for other orgs, so that admins of another org get 404 and see nothing).
@@ -40,6 +41,11 @@ MATRIX = [
     ("post", "/api/v1/admin/compliance/classifications/manual",
      {"tableName": "t_manual", "columnName": "{kind}", "category": "ssn"}, {**ADMIN_ONLY, "admin": 201, "owner": 201,
                                                                           "personal": 201}),
+    ("get", "/api/v1/admin/sources", None, ADMIN_ONLY),
+    ("get", "/api/v1/admin/sources/role-mappings", None, ADMIN_ONLY),
+    # Admins get through to the mapping itself: no member has this email, and the role is not mapped.
+    ("put", "/api/v1/admin/sources/role-mappings/{role}", {"email": "nobody@example.invalid"}, ADMIN_GETS_404),
+    ("delete", "/api/v1/admin/sources/role-mappings/{role}", None, ADMIN_GETS_404),
 ]
 LOGIN = "/api/v1/auth/login"  # tested on its own in test_auth.py (it takes no credential)
 

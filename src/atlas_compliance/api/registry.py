@@ -7,6 +7,6 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     from ..console import routes as console
-    from . import admin, audit, classifications, reports
+    from . import admin, audit, classifications, reports, sources
 
-    return [admin.router, audit.router, reports.router, classifications.router, console.router]
+    return [admin.router, audit.router, reports.router, classifications.router, sources.router, console.router]

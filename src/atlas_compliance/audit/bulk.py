@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -147,20 +147,22 @@ async def write_chunks(db: Database, org_id: str, chunks: AsyncIterator[Prepared
     return totals
 
 
-async def prepared_in_order(executor: ProcessPoolExecutor | None, job: ChunkJob, batches: Iterable[tuple[list[int], list[Any]]], *,
-                            inflight: int, ahead: int) -> AsyncIterator[PreparedChunk]:
+async def prepared_in_order(executor: ProcessPoolExecutor | None, job: Any, batches: Iterable[tuple[Any, list[Any]]], *,
+                            inflight: int, ahead: int,
+                            prepare: Callable[[Any, Any, Any], Any] = prepare_chunk) -> AsyncGenerator[Any, None]:
     """Hand each (numbers, records) batch to ``executor`` (None: a thread of this process) and yield
     the answers in order. A producer task keeps ``inflight`` batches with the workers and up to
     ``ahead`` answers ready, so the workers go on while the writer waits for PostgreSQL (a COPY's
-    rollup, a commit); memory stays bounded by the two."""
+    rollup, a commit); memory stays bounded by the two. ``prepare(job, numbers, records)`` makes an
+    answer (:func:`prepare_chunk` for the ``ingest`` command)."""
     loop = asyncio.get_running_loop()
-    ready: asyncio.Queue[PreparedChunk | BaseException | None] = asyncio.Queue(maxsize=ahead)
+    ready: asyncio.Queue[Any] = asyncio.Queue(maxsize=ahead)
 
     async def produce() -> None:
-        pending: deque[asyncio.Future[PreparedChunk]] = deque()
+        pending: deque[asyncio.Future[Any]] = deque()
         try:
             for numbers, records in batches:
-                pending.append(loop.run_in_executor(executor, prepare_chunk, job, numbers, records))
+                pending.append(loop.run_in_executor(executor, prepare, job, numbers, records))
                 while len(pending) >= inflight or (pending and pending[0].done()):
                     await ready.put(await pending.popleft())
             while pending:

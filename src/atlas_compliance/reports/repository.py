@@ -7,6 +7,7 @@ results are exact for any time zone and any bound.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -298,27 +299,79 @@ SELECT {_USER_SUMMARY_EXPRS}
 """
 
 
+# --- Database roles mapped to users (`db_role_mapping`, see sources/roles.py) ---------------------------
+# Events read from a database's own audit log carry the role that ran them (`db:alice`). In an org that
+# maps roles to its users, every relation a report reads per user is read through a subquery whose
+# `user_id` is already the mapped user's: rollup rows and raw edges alike, before any filter, grouping
+# or count, so a mapped role's rows merge into its user's rows with exact totals, and removing the
+# mapping splits them again. Recorded rows never change. Orgs without a mapping run the SQL as written.
+
+_PER_USER_RELATIONS = ("audit_access_weekly", "audit_access_daily", "audit_access", "audit_user_daily", "audit_log")
+_READ_OF_RELATION = re.compile(r"\b(FROM|JOIN)\s+(" + "|".join(_PER_USER_RELATIONS) + r")\s+(?!AS\b|ON\b|WHERE\b)(\w+)")
+_relation_columns: dict[str, list[str]] = {}
+
+
+async def maps_db_roles(conn: AsyncConnection, org_id: str) -> bool:
+    cur = await conn.execute("SELECT EXISTS (SELECT 1 FROM db_role_mapping WHERE org_id = %s) AS mapped", (org_id,))
+    row = await cur.fetchone()
+    return bool(row["mapped"])
+
+
+async def _columns_of(conn: AsyncConnection, relation: str) -> list[str]:
+    if relation not in _relation_columns:
+        cur = await conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped "
+            "ORDER BY attnum", (relation,))
+        _relation_columns[relation] = [r["attname"] for r in await cur.fetchall()]
+    return _relation_columns[relation]
+
+
+async def _resolving_db_roles(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> str:
+    """The report SQL as it must run for the org of ``params``: every statement that reports run goes
+    through here (:func:`fetch_all`, :func:`fetch_tuples`, :func:`fetch_one`, :func:`stream`)."""
+    org = params.get("org")
+    if org is not None and await maps_db_roles(conn, org):
+        return await with_db_roles_resolved(conn, sql)
+    return sql
+
+
+async def with_db_roles_resolved(conn: AsyncConnection, sql: str) -> str:
+    """``sql`` reading each per-user relation through a subquery that resolves mapped database roles."""
+    subqueries = {}
+    for relation in _PER_USER_RELATIONS:
+        columns = ", ".join("r." + _quoted(c) for c in await _columns_of(conn, relation) if c != "user_id")
+        subqueries[relation] = (
+            f"(SELECT {columns}, coalesce(rmap.user_id, r.user_id) AS user_id FROM {relation} r "
+            "LEFT JOIN db_role_mapping rmap ON rmap.org_id = r.org_id AND rmap.db_identity = r.user_id)")
+    return _READ_OF_RELATION.sub(lambda m: f"{m.group(1)} {subqueries[m.group(2)]} {m.group(3)}", sql)
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
 async def fetch_all(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> list[Row]:
-    cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+    cur = await conn.execute(await _resolving_db_roles(conn, sql, params), params)  # type: ignore[arg-type]
     return await cur.fetchall()
 
 
 async def fetch_tuples(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> tuple[list[str], list[tuple]]:
     """Column names and plain tuple rows: a report page is 10,000 rows, and dicts cost more than the SQL."""
     cur = conn.cursor(row_factory=tuple_row)
-    await cur.execute(sql, params)  # type: ignore[arg-type]
+    await cur.execute(await _resolving_db_roles(conn, sql, params), params)  # type: ignore[arg-type]
     rows = await cur.fetchall()
     return [d.name for d in cur.description or ()], rows
 
 
 async def fetch_one(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> Row:
-    cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+    cur = await conn.execute(await _resolving_db_roles(conn, sql, params), params)  # type: ignore[arg-type]
     return await cur.fetchone()
 
 
 async def stream(conn: AsyncConnection, sql: str, params: dict[str, Any], chunk: int = 2000
                  ) -> AsyncIterator[tuple[list[str], list[tuple]]]:
     """Column names and tuple rows in chunks through a server-side cursor: constant memory for any size."""
+    sql = await _resolving_db_roles(conn, sql, params)
     async with conn.cursor(name="atlas_report_stream", row_factory=tuple_row) as cur:
         cur.itersize = chunk
         await cur.execute(sql, params)  # type: ignore[arg-type]
