@@ -80,7 +80,7 @@ def _kill_and_restart(start, last_commit, rng: random.Random, kills: int) -> sub
     return process
 
 
-def _wait_for(expected: dict[int, list[bool]], sql, org_id: str, timeout: float = 90) -> dict[int, list[bool]]:
+def _wait_for(expected: dict[int, list[bool]], sql, org_id: str, timeout: float = 300) -> dict[int, list[bool]]:
     deadline = time.monotonic() + timeout
     while True:
         found = _stored(sql, org_id)

@@ -24,7 +24,8 @@ StartDate = Annotated[str, Query(description="Start of the period: YYYY-MM-DD (s
 EndDate = Annotated[str, Query(description="End of the period: YYYY-MM-DD includes that whole day; a timestamp "
                                "is inclusive.", examples=["2026-03-01"], max_length=64)]
 UserId = Annotated[str | None, Query(description="Only this user (exact id).", max_length=1000)]
-RoleQ = Annotated[str | None, Query(description="Only users whose current role is owner, admin or member.",
+RoleQ = Annotated[str | None, Query(description="Only users whose role at the window's end is owner, admin or "
+                                    "member.",
                                     max_length=32)]
 TableQ = Annotated[str | None, Query(description="Only accesses of this table (normalized: case-insensitive, "
                                      "`public.` optional).", max_length=500)]

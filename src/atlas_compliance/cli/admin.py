@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from ..audit import repository as audit_repo
+from ..auth import offboarding
 from ..auth import repository as auth_repo
 from ..auth import service as auth
 from .common import console, fail, out, read_secret_stdin, run_db
@@ -66,6 +68,27 @@ def users_create(
     typer.echo(f"created user {user['email']} as {role} of {org}, id {user['id']}")
 
 
+@users_app.command("disable")
+def users_disable(email: str = typer.Argument(..., help="Email of the user.")) -> None:
+    """Offboard a user everywhere: end every membership, revoke every session and token, mark them banned.
+
+    Their past rows keep their name in reports (membership history). The last owner of an organization
+    cannot be disabled: make someone else owner first.
+    """
+    async def work(db):
+        async with db.transaction() as conn:
+            done = await offboarding.disable_user(conn, email=email)
+            for m in done["memberships"]:
+                await audit_repo.record_admin_action(
+                    conn, org_id=m["orgId"], actor_id="system:cli", actor_email="system:cli", scope="platform",
+                    action_type="user.disable", target_type="user", target_id=done["userId"], request_id="cli",
+                    metadata={"email": done["email"], "previousRole": m["role"]})
+            return done
+    done = run_db(work)
+    orgs = ", ".join(f"{m['org']} ({m['role']})" for m in done["memberships"]) or "no organization"
+    typer.echo(f"disabled {done['email']}: removed from {orgs}; every session and token revoked")
+
+
 @members_app.command("add")
 def members_add(email: str = typer.Argument(..., help="Email of an existing user."),
                 org: str = typer.Option(..., "--org", help="Organization slug."),
@@ -76,6 +99,27 @@ def members_add(email: str = typer.Argument(..., help="Email of an existing user
             return await auth.add_member(conn, email=email, org_slug=org, role=role)
     member = run_db(work)
     typer.echo(f"{member['email']} is now {member['role']} of {org}")
+
+
+@members_app.command("remove")
+def members_remove(email: str = typer.Argument(..., help="Email of the member."),
+                   org: str = typer.Option(..., "--org", help="Organization slug.")) -> None:
+    """Remove a member: their sessions and personal tokens there are revoked; past reports keep their name.
+
+    The membership is not erased: its history (from when to when, with which role) stays, so reports of
+    past windows still show the person as they were. The last owner cannot be removed.
+    """
+    async def work(db):
+        async with db.transaction() as conn:
+            done = await offboarding.remove_member(conn, email=email, org_slug=org)
+            await audit_repo.record_admin_action(
+                conn, org_id=done["orgId"], actor_id="system:cli", actor_email="system:cli", scope="platform",
+                action_type="member.remove", target_type="member", target_id=done["userId"], request_id="cli",
+                metadata={"email": done["email"], "previousRole": done["role"]})
+            return done
+    done = run_db(work)
+    typer.echo(f"{done['email']} is no longer a member of {org} (was {done['role']}); revoked "
+               f"{done['sessionsRevoked']} session(s) and {done['tokensRevoked']} token(s)")
 
 
 @tokens_app.command("create")

@@ -41,7 +41,7 @@ def window_params(org_id: str, window: ReportWindow, filters: ReportFilters) -> 
         # The parts of the end weeks outside the window's whole days (empty ranges when not needed).
         "xh0": _midnight(wh), "xh1": _midnight(first_day) if wh < w0 else _midnight(wh),
         "xt0": _midnight(end_day) if wt > w1 else _midnight(wt), "xt1": _midnight(wt),
-        "user": filters.user_id, "table": filters.table, "role": filters.role,
+        "user": filters.user_id, "table": filters.table, "role": filters.role, "wend": window.end,
     }
 
 
@@ -72,18 +72,29 @@ def _tail_days(alias: str) -> str:
     return f"{alias}." + _TAIL_DAYS.format(a=alias)
 
 
-# Emails are resolved only for members of the organization: an audit row naming some other user id
-# must not reveal that user's email to this organization.
-_EMAIL_JOIN = """
-    LEFT JOIN (member em JOIN "user" u ON u.id = em."userId")
-        ON em."organizationId" = %(org)s AND em."userId" = {alias}.user_id"""
+# Who each user id was in the organization at the window's end (`wend`), from its membership history
+# (migration 0016): the membership that held at that moment; else the last one that began before it (a
+# member who had left: their name stays on their rows); else the first one that began after it (a member
+# who joined later). Offboarding, a role change or a new email after a window therefore never changes
+# that window's report. Ids that never were members of the organization get nothing: an audit row naming
+# some other user id must not reveal that user's email to this organization.
+_IDENTITY = """(
+    SELECT DISTINCT ON (h.user_id) h.user_id, h.email, h.role, h.valid_from, h.valid_to
+    FROM member_history h
+    WHERE h.org_id = %(org)s
+    ORDER BY h.user_id, (h.valid_from < %(wend)s) DESC,
+             CASE WHEN h.valid_from < %(wend)s THEN h.valid_from END DESC,
+             CASE WHEN h.valid_from < %(wend)s THEN h.id END DESC, h.valid_from, h.id)"""
+
+_EMAIL_JOIN = f"""
+    LEFT JOIN {_IDENTITY} u ON u.user_id = {{alias}}.user_id"""
 
 
 def _role_join(alias: str, filters: ReportFilters) -> str:
+    """The role filter: the user's role at the window's end (see :data:`_IDENTITY`)."""
     if filters.role is None:
         return ""
-    return (f' JOIN member rm ON rm."organizationId" = %(org)s AND rm."userId" = {alias}.user_id '
-            "AND rm.role = %(role)s")
+    return f" JOIN {_IDENTITY} rm ON rm.user_id = {alias}.user_id AND rm.role = %(role)s"
 
 
 def _opt(filters: ReportFilters, alias: str, *, table: bool = True) -> str:
@@ -145,7 +156,8 @@ pairs AS (
            string_agg(array_to_string(edge_extra, chr(31)), chr(31)) AS edge_extra
     FROM acc GROUP BY table_name, user_id
 )
-SELECT p.table_name, p.user_id, u.email AS user_email, p.query_count, p.first_access, p.last_access,
+SELECT p.table_name, p.user_id, u.email AS user_email, u.role AS user_role, p.query_count, p.first_access,
+       p.last_access,
        p.col_mask,
        CASE WHEN p.has_extra THEN (
            SELECT string_agg(array_to_string(e.extra_columns, chr(31)), chr(31)) FROM audit_access_daily e
@@ -236,23 +248,25 @@ totals AS (
 
 
 def _user_rows_cte(filters: ReportFilters) -> str:
-    # Members with no query are listed too (not when a table filter asks "who touched this table").
+    # Members with no query are listed too (not when a table filter asks "who touched this table"): those
+    # whose membership (as of the window's end, see _IDENTITY) had not ended before the window's end.
     members = ""
     if filters.table is None:
         conds = []
         if filters.user_id is not None:
-            conds.append(' AND m."userId" = %(user)s')
+            conds.append(" AND m.user_id = %(user)s")
         if filters.role is not None:
             conds.append(" AND m.role = %(role)s")
         members = f"""
     UNION
-    SELECT m."userId" FROM member m WHERE m."organizationId" = %(org)s{"".join(conds)}"""
+    SELECT m.user_id FROM {_IDENTITY} m
+    WHERE (m.valid_to IS NULL OR m.valid_to >= %(wend)s OR m.valid_from >= %(wend)s){"".join(conds)}"""
     return f"""
 people AS (
     SELECT user_id FROM totals{members}
 ),
 rows AS (
-    SELECT p.user_id, u.email AS user_email, coalesce(t.total_queries, 0) AS total_queries,
+    SELECT p.user_id, u.email AS user_email, u.role AS user_role, coalesce(t.total_queries, 0) AS total_queries,
            t.last_active_at, p.user_id IS NULL AS unull, coalesce(p.user_id, '') AS ukey
     FROM people p
     LEFT JOIN totals t ON (t.user_id IS NULL) = (p.user_id IS NULL)
@@ -278,7 +292,7 @@ tabs AS (
     JOIN page pg ON pg.unull = (a.user_id IS NULL) AND pg.ukey = coalesce(a.user_id, '')
     GROUP BY 1, 2
 )
-SELECT pg.user_id, pg.user_email, pg.total_queries, pg.last_active_at,
+SELECT pg.user_id, pg.user_email, pg.user_role, pg.total_queries, pg.last_active_at,
        coalesce(t.tables, '{{}}') AS tables{summary}
 FROM page pg
 LEFT JOIN tabs t ON t.unull = pg.unull AND t.ukey = pg.ukey
@@ -407,11 +421,6 @@ async def begin_snapshot(conn: AsyncConnection) -> None:
 async def set_report_memory(conn: AsyncConnection) -> None:
     """Sorting and hashing a large window in memory beats spilling to disk."""
     await conn.execute("SET LOCAL work_mem = '64MB'")
-
-
-async def member_roles(conn: AsyncConnection, org_id: str) -> dict[str, str]:
-    cur = await conn.execute('SELECT "userId" AS user_id, role FROM member WHERE "organizationId" = %s', (org_id,))
-    return {r["user_id"]: r["role"] for r in await cur.fetchall()}
 
 
 async def pii_columns(conn: AsyncConnection, org_id: str) -> dict[str, set[str]]:

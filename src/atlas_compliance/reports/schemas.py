@@ -10,8 +10,10 @@ from ..auth.schemas import Role
 class DataAccessRow(BaseModel):
     tableName: str = Field(description="Normalized table name (lowercase; `public.` dropped, other schemas kept).")
     userId: str | None = Field(description="The user who ran the queries; null for queries with no user.")
-    userEmail: str | None = Field(description="Email resolved from the user table.")
-    userRole: Role | None = Field(description="The user's *current* role in the organization.")
+    userEmail: str | None = Field(description="The user's email at the window's end (members and former members "
+                                  "of the organization only; see docs/reports.md).")
+    userRole: Role | None = Field(description="The user's role in the organization at the window's end (a former "
+                                  "member: the role they last held); null for ids that never were members.")
     queryCount: int = Field(description="Queries in the window that touched this table.")
     uniqueColumns: list[str] = Field(description="Sorted distinct columns of this table those queries read "
                                      "(`*` for SELECT * when the schema is unknown).")
@@ -31,7 +33,8 @@ class DataAccessSummary(BaseModel):
 class UserActivityRow(BaseModel):
     userId: str | None
     userEmail: str | None
-    role: Role | None = Field(description="Current role in the organization (null: not a member).")
+    role: Role | None = Field(description="Role in the organization at the window's end (a former member: the "
+                              "role they last held; null: never a member).")
     totalQueries: int = Field(description="Queries in the window, each counted once.")
     tablesAccessed: list[str]
     lastActiveAt: str | None

@@ -54,11 +54,9 @@ async def _read(db: Database, sql: str, params: dict[str, Any], one: bool = Fals
         return await repo.fetch_tuples(conn, sql, params)
 
 
-async def _maps(db: Database, org_id: str, before: datetime | None) -> tuple[dict, dict, dict, dict]:
-    async def roles():
-        async with db.connection() as conn:
-            return await repo.member_roles(conn, org_id)
-
+async def _maps(db: Database, org_id: str, before: datetime | None) -> tuple[dict, dict, dict]:
+    """What rows are decorated with: PII columns, last logins (User Activity), the column dictionary.
+    (Emails and roles come from the report query itself, as of the window's end.)"""
     async def pii():
         async with db.connection() as conn:
             return await repo.pii_columns(conn, org_id)
@@ -73,7 +71,7 @@ async def _maps(db: Database, org_id: str, before: datetime | None) -> tuple[dic
         async with db.connection() as conn:
             return await repo.column_dictionary(conn, org_id)
 
-    return await asyncio.gather(roles(), pii(), logins(), columns())
+    return await asyncio.gather(pii(), logins(), columns())
 
 
 def _pii_for(table: str, columns: list[str], pii: dict[str, set[str]]) -> list[str]:
@@ -126,14 +124,15 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def data_access_rows(columns: list[str], roles: dict[str, str], pii: dict[str, set[str]],
-                     dictionary: dict[str, dict[int, str]], memo: dict) -> RowBuilder:
+def data_access_rows(columns: list[str], pii: dict[str, set[str]], dictionary: dict[str, dict[int, str]],
+                     memo: dict) -> RowBuilder:
     """A function turning one tuple of the data access query into its API row.
 
     Timestamps stay ``datetime`` objects (UTC): the JSON writer renders them as ISO 8601 with ``Z``
     and the CSV writer through :func:`iso_utc`, identically."""
     at = {name: i for i, name in enumerate(columns)}
     i_table, i_user, i_email, i_count = at["table_name"], at["user_id"], at["user_email"], at["query_count"]
+    i_role = at["user_role"]
     i_mask, i_extra, i_first, i_last = at["col_mask"], at["extra_columns"], at["first_access"], at["last_access"]
     i_edge = at.get("edge_extra")
 
@@ -145,7 +144,7 @@ def data_access_rows(columns: list[str], roles: dict[str, str], pii: dict[str, s
         names = decode_columns(table, int(r[i_mask] or 0), extra, dictionary, memo)
         return {
             "tableName": table, "userId": user, "userEmail": r[i_email],
-            "userRole": roles.get(user) if user is not None else None,
+            "userRole": r[i_role],
             "queryCount": int(r[i_count]), "uniqueColumns": names,
             "hasPII": table in pii, "piiColumns": _pii_for(table, names, pii) if table in pii else [],
             "firstAccess": r[i_first], "lastAccess": r[i_last],
@@ -154,16 +153,16 @@ def data_access_rows(columns: list[str], roles: dict[str, str], pii: dict[str, s
     return build
 
 
-def user_activity_rows(columns: list[str], roles: dict[str, str], logins: dict[str, datetime]) -> RowBuilder:
+def user_activity_rows(columns: list[str], logins: dict[str, datetime]) -> RowBuilder:
     """A function turning one tuple of the user activity query into its API row (timestamps as above)."""
     at = {name: i for i, name in enumerate(columns)}
-    i_user, i_email, i_total, i_tables, i_last = (at["user_id"], at["user_email"], at["total_queries"], at["tables"],
-                                                  at["last_active_at"])
+    i_user, i_email, i_role, i_total, i_tables, i_last = (at["user_id"], at["user_email"], at["user_role"],
+                                                          at["total_queries"], at["tables"], at["last_active_at"])
 
     def build(r: tuple) -> dict[str, Any]:
         uid = r[i_user]
         return {
-            "userId": uid, "userEmail": r[i_email], "role": roles.get(uid) if uid is not None else None,
+            "userId": uid, "userEmail": r[i_email], "role": r[i_role],
             "totalQueries": int(r[i_total]), "tablesAccessed": list(r[i_tables] or []),
             "lastActiveAt": r[i_last], "lastLoginAt": logins.get(uid) if uid else None,
         }
@@ -181,12 +180,12 @@ async def generate(db: Database, request: ReportRequest, *, limit: int, offset: 
         sql = repo.user_activity_sql(request.filters, paged=True)
     rows_task = _read(db, sql, params)
     maps_task = _maps_for(db, request)
-    (columns, raw_rows), (roles, pii, logins, dictionary) = await asyncio.gather(rows_task, maps_task)
+    (columns, raw_rows), (pii, logins, dictionary) = await asyncio.gather(rows_task, maps_task)
     if raw_rows:
         head = dict(zip(columns, raw_rows[0], strict=True))
     else:
         head = await _read(db, _summary_sql(request), params, one=True)
-    build = _row_builder(request, columns, (roles, pii, logins, dictionary), {})
+    build = _row_builder(request, columns, (pii, logins, dictionary), {})
     with _gc_paused():
         rows = [build(r) for r in raw_rows]
     summary = _summary(request, head)
@@ -213,15 +212,15 @@ def _summary(request: ReportRequest, head: dict[str, Any]) -> dict[str, int]:
             "totalQueries": int(head["summary_total_queries"])}
 
 
-def _row_builder(request: ReportRequest, columns: list[str], maps: tuple[dict, dict, dict, dict],
+def _row_builder(request: ReportRequest, columns: list[str], maps: tuple[dict, dict, dict],
                  memo: dict) -> RowBuilder:
-    roles, pii, logins, dictionary = maps
+    pii, logins, dictionary = maps
     if request.report == "data-access":
-        return data_access_rows(columns, roles, pii, dictionary, memo)
-    return user_activity_rows(columns, roles, logins)
+        return data_access_rows(columns, pii, dictionary, memo)
+    return user_activity_rows(columns, logins)
 
 
-async def _stream_rows(conn, request: ReportRequest, params: dict[str, Any], maps: tuple[dict, dict, dict, dict]
+async def _stream_rows(conn, request: ReportRequest, params: dict[str, Any], maps: tuple[dict, dict, dict]
                        ) -> AsyncIterator[list[dict[str, Any]]]:
     """Every row of the report on ``conn`` (inside its transaction), in order, in chunks."""
     if request.report == "data-access":

@@ -17,14 +17,14 @@ window.Atlas = window.Atlas || {};
       empty: "No data access records found for the selected period.",
       cards: [["Total queries", "totalQueries"], ["Unique users", "uniqueUsers"], ["Unique tables", "uniqueTables"],
         ["PII tables accessed", "piiTablesAccessed", "stat-danger"]],
-      columns: [["tableName", "Table"], ["user", "User"], ["userRole", "Role"], ["queryCount", "Queries", "num"],
+      columns: [["tableName", "Table"], ["user", "User"], ["userRole", "Role at window end"], ["queryCount", "Queries", "num"],
         ["uniqueColumns", "Columns"], ["piiColumns", "PII"], ["firstAccess", "First access"], ["lastAccess", "Last access"]],
     },
     "user-activity": {
       title: "User Activity Details", noun: ["user", "users"],
       empty: "No user activity found for the selected period.",
       cards: [["Total users", "totalUsers"], ["Active users", "activeUsers"], ["Total queries", "totalQueries"]],
-      columns: [["user", "User"], ["role", "Role"], ["totalQueries", "Total queries", "num"],
+      columns: [["user", "User"], ["role", "Role at window end"], ["totalQueries", "Total queries", "num"],
         ["tablesAccessed", "Tables accessed"], ["lastActiveAt", "Last active"], ["lastLoginAt", "Last login"]],
     },
   };
