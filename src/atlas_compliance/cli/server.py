@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import typer
 
+from ..audit import checkpoints, signing
 from ..config import get_settings
 from ..db import migrate
 from ..errors import AtlasError
@@ -67,7 +69,15 @@ def serve_forever(settings, host: str, port: int, banner=None) -> None:
                     where = "embedded PostgreSQL" if not settings.database_url else "DATABASE_URL"
                     console.print(f"Atlas Compliance on http://{host}:{port}  (database: {where}; "
                                   f"API docs http://{host}:{port}/docs)")
-                await server.serve()
+                # Signed checkpoints of every org's chains, every ATLAS_CHECKPOINT_INTERVAL seconds.
+                task = asyncio.create_task(checkpoints.run_periodically(
+                    db, settings, lambda: signing.load_signing_key(settings)), name="atlas-checkpoints")
+                try:
+                    await server.serve()
+                finally:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     try:
         asyncio.run(main())
