@@ -82,8 +82,8 @@ class SigningKey:
 def _parse_private(data: bytes, path: Path) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise SigningKeyError(f"the signing key {path} is not an unencrypted PEM private key ({exc})") from None
+    except (ValueError, TypeError):
+        raise SigningKeyError(f"the signing key {path} is not an unencrypted PEM private key") from None
     except Exception as exc:  # cryptography.exceptions.UnsupportedAlgorithm and kin
         raise SigningKeyError(f"the signing key {path} cannot be loaded: {exc}") from None
     if not isinstance(key, Ed25519PrivateKey):
