@@ -395,8 +395,13 @@ async def check_org(conn: AsyncConnection, org_id: str, checkpoints: list[Checkp
 def list_for_org(directory: Path, org_id: str, key: VerifyingKey | None, limit: int) -> list[dict]:
     """The org's checkpoint files in ``directory``, newest first (by the time in the statement)."""
     pattern = str(directory / f"*--{glob.escape(org_id)}--*.json")
-    items = []
-    for name in glob.glob(pattern):
+    # Newest first by the UTC time in the file name, so that only ``limit`` files (plus a few unreadable
+    # ones) are opened however many a year of hourly checkpoints left there.
+    names = sorted(glob.glob(pattern), key=lambda n: Path(n).name.rsplit("--", 1)[-1], reverse=True)
+    items: list[dict] = []
+    for name in names:
+        if len(items) >= limit:
+            break
         path = Path(name)
         try:
             doc = json.loads(path.read_bytes()[:MAX_FILE_BYTES])
