@@ -219,7 +219,7 @@ class CheckpointList(BaseModel):
     checkpoints: list[CheckpointOut]
 
 
-@router.get("/api/v1/admin/audit/checkpoints", response_model=CheckpointList, responses=responses(401, 403, 422),
+@router.get("/api/v1/admin/audit/checkpoints", response_model=CheckpointList, responses=responses(400, 401, 403, 422),
             summary="List the signed checkpoints of the organization's chains")
 async def list_checkpoints(principal: AdminPrincipal, settings: Annotated[Settings, Depends(get_settings)],
                            limit: Annotated[int, Query(ge=1, le=1000, description="At most this many, newest "
