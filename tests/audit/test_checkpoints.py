@@ -13,9 +13,13 @@ import json
 import logging
 import os
 import stat
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
@@ -26,6 +30,7 @@ from atlas_compliance.cli.main import app
 from atlas_compliance.config import Settings, get_settings
 from atlas_compliance.db.pool import Database
 from tests.conftest import assert_error
+from tests.helpers_server import free_port, wait_ready
 
 URL = "/api/v1/audit/events"
 LIST = "/api/v1/admin/audit/checkpoints"
@@ -340,3 +345,50 @@ def test_api_lists_only_the_callers_checkpoints(cli, client, settings, make_org,
     (settings.checkpoints_path / f"{org.slug}--{org.id}--29990101T000000000000Z.json").write_bytes(
         planted.read_bytes())
     assert len(client.get(LIST, headers=admin.headers).json()["checkpoints"]) == 2
+
+
+def _serve(database_url: str, tmp_path: Path, checkpoint_dir: Path, name: str):
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "ATLAS_LOG_LEVEL": "WARNING",
+           "ATLAS_DATA_DIR": str(tmp_path / "data"), "ATLAS_CHECKPOINT_DIR": str(checkpoint_dir),
+           "ATLAS_CHECKPOINT_INTERVAL": "1"}
+    env.pop("ATLAS_SIGNING_KEY", None)
+    log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed by the caller through the process
+    proc = subprocess.Popen([sys.executable, "-m", "atlas_compliance.cli.main", "serve", "--port", str(port)],
+                            env=env, stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(base, 60)
+    return proc, base, log
+
+
+def test_serve_writes_checkpoints_every_interval_and_keeps_serving_when_it_cannot(database_url, make_org, tmp_path):
+    org = make_org()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("in the way")
+    proc, base, log = _serve(database_url, tmp_path, blocked, "blocked")
+    try:
+        deadline = time.monotonic() + 60
+        while b"writing checkpoints" not in (tmp_path / "blocked.log").read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert b"writing checkpoints" in (tmp_path / "blocked.log").read_bytes()
+        assert httpx.get(base + "/readyz", timeout=10).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+
+    target = tmp_path / "cp"
+    proc, base, log = _serve(database_url, tmp_path, target, "ok")
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(target.glob(f"{org.slug}--*.json"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        files = list(target.glob(f"{org.slug}--*.json"))
+        assert len(files) >= 2, (tmp_path / "ok.log").read_text()
+        assert httpx.get(base + "/readyz", timeout=10).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+    key = signing.load_signing_key(Settings(data_dir=tmp_path / "data"), create=False).verifying()
+    assert all(checkpoints.read_checkpoint(f, key).statement is not None for f in files)
