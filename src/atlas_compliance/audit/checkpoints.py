@@ -110,8 +110,12 @@ WITH recent AS (
                AS until
     FROM audit_log
     WHERE coalesce(org_id, '') = %(key)s AND chain_seq <= %(last)s
-      AND chain_seq > coalesce((SELECT max(chain_seq) FROM audit_log
-                                WHERE org_id = %(key)s AND chain_seq <= %(last)s AND "timestamp" < %(cutoff)s), 0)
+      -- Walks the chain index backwards from the head to the newest row already old enough to purge:
+      -- only the recent rows are read when rows arrive roughly in time order.
+      AND chain_seq > coalesce((SELECT chain_seq FROM audit_log
+                                WHERE coalesce(org_id, '') = %(key)s AND chain_seq <= %(last)s
+                                  AND "timestamp" < %(cutoff)s
+                                ORDER BY coalesce(org_id, ''), chain_seq DESC LIMIT 1), 0)
 ), suffix AS (
     SELECT chain_seq, min(until) OVER (ORDER BY chain_seq DESC) AS until FROM recent
 )
