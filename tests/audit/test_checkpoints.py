@@ -392,3 +392,75 @@ def test_serve_writes_checkpoints_every_interval_and_keeps_serving_when_it_canno
         log.close()
     key = signing.load_signing_key(Settings(data_dir=tmp_path / "data"), create=False).verifying()
     assert all(checkpoints.read_checkpoint(f, key).statement is not None for f in files)
+
+
+# --- another chain in the registry (the shape the tombstone and admin-action chains take) ---------------
+
+TEST_CHAIN = checkpoints.AppendOnlyChain(
+    name="test_actions",
+    head_sql="SELECT last_seq, last_hash FROM test_cp_head WHERE chain_key = %(key)s",
+    rows_sql="SELECT seq, prev_hash, row_hash, sha256(convert_to(coalesce(encode(prev_hash, 'hex'), 'genesis') "
+             "|| '|' || body, 'UTF8')) AS calc FROM test_cp_actions WHERE org_id = %(key)s AND seq <= %(upto)s "
+             "ORDER BY seq")
+
+RECHAIN = """
+WITH RECURSIVE c AS (
+    SELECT seq, sha256(convert_to('genesis|' || body, 'UTF8')) AS h, NULL::bytea AS p
+    FROM test_cp_actions WHERE org_id = %(o)s AND seq = 1
+    UNION ALL
+    SELECT a.seq, sha256(convert_to(encode(c.h, 'hex') || '|' || a.body, 'UTF8')), c.h
+    FROM test_cp_actions a JOIN c ON a.seq = c.seq + 1 WHERE a.org_id = %(o)s
+)
+UPDATE test_cp_actions t SET row_hash = c.h, prev_hash = c.p FROM c WHERE t.org_id = %(o)s AND t.seq = c.seq;
+"""
+
+
+@pytest.fixture()
+def actions_chain(sql, monkeypatch):
+    sql.execute("CREATE TABLE IF NOT EXISTS test_cp_actions (org_id text, seq bigint, body text, prev_hash bytea, "
+                "row_hash bytea)")
+    sql.execute("CREATE TABLE IF NOT EXISTS test_cp_head (chain_key text PRIMARY KEY, last_seq bigint, "
+                "last_hash bytea)")
+    monkeypatch.setattr(checkpoints, "chains", lambda: [checkpoints.AuditLogChain(), TEST_CHAIN])
+
+    def build(org, n: int) -> None:
+        for seq in range(1, n + 1):
+            sql.execute("INSERT INTO test_cp_actions (org_id, seq, body) VALUES (%s, %s, %s)",
+                        (org.id, seq, f"action {seq}"))
+        rehead(org)
+
+    def rehead(org) -> None:
+        sql.execute(RECHAIN, {"o": org.id})
+        sql.execute("INSERT INTO test_cp_head SELECT org_id, seq, row_hash FROM test_cp_actions WHERE org_id = %(o)s "
+                    "AND seq = (SELECT max(seq) FROM test_cp_actions WHERE org_id = %(o)s) "
+                    "ON CONFLICT (chain_key) DO UPDATE SET last_seq = EXCLUDED.last_seq, last_hash = EXCLUDED.last_hash",
+                    {"o": org.id})
+
+    yield build, rehead
+    sql.execute("DROP TABLE test_cp_actions, test_cp_head")  # leave the migrated schema as it was
+
+
+def test_a_registered_append_only_chain_is_recorded_and_each_attack_named(cli, client, org, sql, tmp_path,
+                                                                          actions_chain):
+    build, rehead = actions_chain
+    seed(client, org, 2)
+    build(org, 5)
+    path = take(cli, org, tmp_path / "cp")
+    recorded = json.loads(path.read_text())["statement"]["chains"]
+    assert set(recorded) == {"audit_log", "test_actions"} and recorded["test_actions"]["lastSeq"] == 5
+    assert "test_actions to 5" in verify(cli, path, 0)
+    build_more = "INSERT INTO test_cp_actions (org_id, seq, body) VALUES (%s, 6, 'action 6')"
+    sql.execute(build_more, (org.id,))
+    rehead(org)
+    assert ": OK (" in verify(cli, path, 0)  # a longer chain extends the checkpoint
+
+    sql.execute("UPDATE test_cp_actions SET body = 'edited' WHERE org_id = %s AND seq = 2", (org.id,))
+    assert "FAILED test_actions (broken) at row 2" in verify(cli, path, 2)
+    rehead(org)  # every later hash and the head recomputed
+    assert "FAILED test_actions (rewritten) at row 5" in verify(cli, path, 2)
+    sql.execute("DELETE FROM test_cp_actions WHERE org_id = %s AND seq > 3", (org.id,))
+    rehead(org)
+    assert "FAILED test_actions (wound_back) at row 4" in verify(cli, path, 2)
+    sql.execute("DELETE FROM test_cp_actions WHERE org_id = %s", (org.id,))
+    sql.execute("DELETE FROM test_cp_head WHERE chain_key = %s", (org.id,))
+    assert "FAILED test_actions (wiped)" in verify(cli, path, 2)

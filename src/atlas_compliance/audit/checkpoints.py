@@ -230,9 +230,66 @@ class AuditLogChain:
         return findings
 
 
+@dataclass(frozen=True)
+class AppendOnlyChain:
+    """A per-org hash chain over an append-only table that nothing purges (e.g. admin actions).
+
+    ``head_sql`` answers ``last_seq, last_hash`` for ``%(key)s``; ``rows_sql`` answers every row of the chain
+    with ``%(upto)s`` as its last position, in position order, as ``seq, prev_hash, row_hash, calc`` where
+    ``calc`` is the hash recomputed from the row's content and ``prev_hash``. The chain up to a checkpoint
+    verifies when positions run 1, 2, 3… without a gap, every row's ``calc`` equals its ``row_hash``, and every
+    ``prev_hash`` is the previous row's ``row_hash`` (NULL for the first).
+    """
+
+    name: str
+    head_sql: str
+    rows_sql: str
+
+    async def record(self, conn: AsyncConnection, org_id: str, at: datetime, settings: Settings) -> dict:
+        head = await _one(conn, self.head_sql, {"key": org_id})
+        last = int(head["last_seq"]) if head else 0
+        return {"lastSeq": last, "headHash": head["last_hash"].hex() if head and head["last_hash"] else None,
+                "rows": last, "tombstones": 0}
+
+    async def check(self, conn: AsyncConnection, org_id: str, recorded: dict, at: datetime,
+                    cache: dict) -> list[Finding]:
+        name, last, when = self.name, int(recorded["lastSeq"]), _iso(at)
+        if last == 0:
+            return []
+        head = await _one(conn, self.head_sql, {"key": org_id})
+        head_seq = int(head["last_seq"]) if head else 0
+        rows = await _all(conn, self.rows_sql, {"key": org_id, "upto": last})
+        if head_seq < last:
+            if head is None and not rows:
+                return [Finding(name, "wiped", None, f"the chain is gone (no rows, no head) but the checkpoint of "
+                                                     f"{when} recorded {recorded.get('rows')} rows up to position {last}")]
+            return [Finding(name, "wound_back", head_seq + 1,
+                            f"the chain ends at position {head_seq} but the checkpoint of {when} recorded {last}")]
+        at_last = rows[-1] if rows and int(rows[-1]["seq"]) == last else None
+        if at_last is None:
+            return [Finding(name, "wound_back", last, f"position {last}, the head of the checkpoint of {when}, "
+                                                      "is missing")]
+        if at_last["row_hash"] is None or at_last["row_hash"].hex() != recorded["headHash"]:
+            return [Finding(name, "rewritten", last,
+                            f"row {last} no longer has the hash the checkpoint of {when} recorded: the chain was "
+                            f"rewritten at or before position {last} and its hashes recomputed")]
+        previous = None
+        for expected, row in enumerate(rows, start=1):
+            seq = int(row["seq"])
+            if seq != expected:
+                return [Finding(name, "broken", expected, f"rows {expected}..{seq - 1} are missing")]
+            if row["calc"] != row["row_hash"]:
+                return [Finding(name, "broken", seq, f"row {seq} no longer matches its hash")]
+            if row["prev_hash"] != previous:
+                return [Finding(name, "broken", seq, f"row {seq} does not link to the row before it")]
+            previous = row["row_hash"]
+        return []
+
+
 def chains() -> list[CheckpointChain]:
-    """Every chain a checkpoint records, in order. Add a chain here (one object with ``name``, ``record``
-    and ``check``); checkpoints written before it was added simply do not mention it."""
+    """Every chain a checkpoint records, in order. Add a chain here (an :class:`AppendOnlyChain` with its
+    two queries, or any object with ``name``, ``record`` and ``check``); checkpoints written before it was
+    added simply do not mention it, and checking them is unchanged."""
     return [AuditLogChain()]
 
 
