@@ -464,3 +464,58 @@ def test_a_registered_append_only_chain_is_recorded_and_each_attack_named(cli, c
     sql.execute("DELETE FROM test_cp_actions WHERE org_id = %s", (org.id,))
     sql.execute("DELETE FROM test_cp_head WHERE chain_key = %s", (org.id,))
     assert "FAILED test_actions (wiped)" in verify(cli, path, 2)
+
+
+# --- concurrency and size ------------------------------------------------------------------------
+
+def test_processes_starting_together_share_one_key(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = Settings(data_dir=tmp_path / "fresh")
+    with ThreadPoolExecutor(8) as pool:
+        keys = list(pool.map(lambda _: signing.load_signing_key(settings), range(16)))
+    assert len({k.key_id for k in keys}) == 1 and sum(k.generated for k in keys) == 1
+    assert [p.name for p in (tmp_path / "fresh").iterdir()] == ["signing-key.pem"]  # no temporary file left
+
+
+def test_checkpoints_taken_during_ingest_record_whole_batches_and_all_verify(cli, client, org, tmp_path):
+    import threading
+
+    key = {"Authorization": f"Bearer {org.ingest_key()}"}
+    stop = threading.Event()
+    sent = []
+
+    def ingest() -> None:
+        while not stop.is_set():
+            events = [{"eventId": uuid.uuid4().hex, "sql": "SELECT 1", "tablesAccessed": ["orders"]}
+                      for _ in range(50)]
+            sent.append(client.post(URL, json=events, headers=key).json()["inserted"])
+
+    writer = threading.Thread(target=ingest)
+    writer.start()
+    try:
+        paths = [take(cli, org, tmp_path / "cp") for _ in range(6)]
+    finally:
+        stop.set()
+        writer.join()
+    for path in paths:
+        c = json.loads(path.read_text())["statement"]["chains"]["audit_log"]
+        assert c["rows"] + c["tombstones"] == c["lastSeq"] and c["lastSeq"] % 50 == 0  # whole batches only
+    assert "6 checkpoint(s) checked, 0 failed" in verify(cli, tmp_path / "cp", 0)
+    assert sum(sent) >= json.loads(paths[-1].read_text())["statement"]["chains"]["audit_log"]["lastSeq"]
+
+
+def test_huge_or_foreign_files_are_named_not_loaded(cli, client, org, make_org, tmp_path):
+    seed(client, org, 2)
+    other = make_org()
+    seed(client, other, 1)
+    folder = tmp_path / "cp"
+    take(cli, org, folder)
+    take(cli, other, folder)
+    (folder / "huge.json").write_bytes(b'{"statement": "' + b"x" * (checkpoints.MAX_FILE_BYTES + 10) + b'"}')
+    out = verify(cli, folder, 2)
+    assert "huge.json: FAILED (malformed)" in out and "larger than 4 MB" in out
+    assert out.count(": OK (") == 2
+    (folder / "huge.json").unlink()
+    out = verify(cli, folder, 0, "--org", other.slug)  # only that org's checkpoint is checked
+    assert "1 checkpoint(s) checked, 0 failed" in out and other.slug in out and org.slug not in out

@@ -25,7 +25,12 @@ def register(app: typer.Typer) -> None:
 
 def serve(host: str = typer.Option(None, help="Interface to bind (default ATLAS_HOST or 127.0.0.1)."),
           port: int = typer.Option(None, help="Port (default ATLAS_PORT or 8000).")) -> None:
-    """Serve the API and the admin console. Applies pending migrations first."""
+    """Serve the API and the admin console. Applies pending migrations first.
+
+    In the background, writes a signed checkpoint of every organization's chains at start and every
+    ATLAS_CHECKPOINT_INTERVAL seconds (default 3600) into ATLAS_CHECKPOINT_DIR (default
+    ATLAS_DATA_DIR/checkpoints).
+    """
     settings = get_settings()
     configure_logging(settings.log_level)
     host = host or settings.host
