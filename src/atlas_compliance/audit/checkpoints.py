@@ -83,11 +83,13 @@ def _parse_time(value: str) -> datetime:
 
 
 def purge_floor_days(settings: Settings) -> int:
-    """No purge may remove a row younger than this many days, whatever an org's policy says.
+    """No purge may leave a tombstone for a row younger than this many days, whatever an org's policy says.
 
-    The installation floor (``min_retention_days``) when the settings have one, else the smallest
-    policy an org may set."""
-    return int(getattr(settings, "min_retention_days", None) or MIN_RETENTION_DAYS)
+    A row is soft-deleted once older than the policy (at least the installation floor ``min_retention_days``
+    when the settings have one, else the smallest policy an org may set) and hard-deleted, leaving its
+    tombstone, once soft-deleted longer than the delay (at least ``min_hard_delete_delay_days`` when set)."""
+    retention = int(getattr(settings, "min_retention_days", None) or MIN_RETENTION_DAYS)
+    return retention + int(getattr(settings, "min_hard_delete_delay_days", None) or 0)
 
 
 # --- the audit_log chain -------------------------------------------------------------------------
