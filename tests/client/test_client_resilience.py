@@ -223,9 +223,12 @@ def test_the_spool_survives_kill_9_and_the_next_process_sends_the_rest_once(live
     assert len(ids) == total
     assert stored(sql, org) == {"n": total, "ids": total}  # none lost, none twice
     assert {r["event_id"] for r in sql.execute("SELECT event_id FROM audit_log WHERE org_id = %s", (org.id,))} == ids
-    # Batches sent but not yet marked in the spool when the app died come again, as duplicates.
+    # A batch sent but not yet marked in the spool when the app died comes again, as duplicates. The app
+    # has one sender, so at most one batch (250) was in flight; the server may have committed it after
+    # `at_kill` was read, so the drainer inserted what the app had not stored, give or take that batch.
     assert drainer.stats.recovered == drainer.stats.inserted + drainer.stats.duplicates
-    assert drainer.stats.inserted == total - at_kill and drainer.stats.failed == 0
+    assert drainer.stats.duplicates <= 250 and drainer.stats.failed == 0
+    assert total - at_kill - 250 <= drainer.stats.inserted <= total - at_kill
     assert list(spool.iterdir()) == []
 
 

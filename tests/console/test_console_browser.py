@@ -11,7 +11,7 @@ import io
 import json
 import os
 import tempfile
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -441,3 +441,70 @@ def test_a_member_gets_the_admin_role_required_page(browser, world):
     page.wait_for_url("**/login")
     sign_in(page, world["dana"])
     assert page.locator("h1").inner_text() == "Compliance"
+
+
+# ---------- the audit events behind a report row (issue 19, part 1) ----------
+
+EVENTS_API = "/api/v1/admin/audit/events"
+
+
+def wait_events(page, rows: int | None = None) -> None:
+    """Wait until the events on screen are those the URL describes (and, if given, that many rows)."""
+    page.wait_for_function("""() => { const o = document.querySelector('#events-output');
+        return !o.hidden && o.dataset.for === location.pathname + location.search; }""")
+    if rows is not None:
+        page.wait_for_function(f"() => document.querySelectorAll('#events-table tbody tr').length === {rows}")
+
+
+def test_a_report_row_opens_the_queries_behind_it(browser, world):
+    page = new_page(browser, world)
+    page.click("#tab-reports")
+    page.click("#generate")
+    wait_report(page)
+    body = report_api(world, page).json()
+    i, r = next((i, r) for i, r in enumerate(body["rows"]) if r["userId"] and 1 < r["queryCount"] <= 100)
+    report_state = url_state(page)
+    page.locator("#report-table tbody tr").nth(i).locator("td").nth(3).locator("a").click()
+    wait_events(page, r["queryCount"])  # the report counts successful queries: the link asks for those
+    s = url_state(page)
+    assert (s["tab"], s["userId"], s["table"], s["success"]) == ("events", r["userId"], r["tableName"], "true")
+    assert (s["from"], s["to"], s["tz"]) == (report_state["from"], report_state["to"], VIEWER_TZ)  # same window
+    listed = api(world, EVENTS_API, startDate=s["from"], endDate=s["to"], tz=s["tz"], userId=r["userId"],
+                 table=r["tableName"], success="true", limit=1000).json()["events"]
+    assert len(listed) == r["queryCount"]
+    assert page.locator("#events-table tbody pre.sql").all_inner_texts() == [e["sql"] for e in listed]
+    assert page.locator("#events-table tbody tr").first.locator("td").nth(1).inner_text() == r["userEmail"]
+    page.reload()  # the link keeps the state: a reload shows the same events
+    wait_events(page, r["queryCount"])
+    assert page.input_value("#e-table") == r["tableName"] and page.input_value("#e-success") == "true"
+    assert not page.js_errors
+
+
+def test_recorded_sql_is_shown_as_text_folded_and_paged(browser, world):
+    now = datetime.now(UTC)
+    hostile = ('<img src=x onerror="window.pwned=1"><b>bold</b> SELECT ssn FROM patients WHERE note = \''
+               + "x" * 500 + "'")
+    events = [{"eventId": "ev-html", "sql": hostile, "userId": "mallory", "timestamp": (now - timedelta(hours=1)).isoformat()}]
+    events += [{"eventId": f"ev-page-{i}", "sql": f"select {i} from invoices", "userId": "mallory",
+                "timestamp": (now - timedelta(hours=2, seconds=i)).isoformat()} for i in range(150)]
+    key = {"Authorization": f"Bearer {world['org'].ingest_key('explorer-test')}"}
+    resp = httpx.post(world["base"] + "/api/v1/audit/events", json=events, headers=key, timeout=60)
+    assert resp.status_code == 200 and resp.json()["inserted"] == 151, resp.text
+    today = viewer_today()
+    page = new_page(browser, world, viewport=NARROW,
+                    path=f"/admin/compliance?tab=events&from={today - timedelta(days=1)}&to={today}&userId=mallory")
+    wait_events(page, 100)
+    first = page.locator("#events-table tbody tr").first
+    assert first.locator("pre.sql").inner_text() == hostile[:240] + "…"
+    assert page.locator("#events-table img, #events-table b").count() == 0 and page.evaluate("window.pwned") is None
+    first.locator("button:has-text('Show all')").click()
+    assert first.locator("pre.sql").inner_text() == hostile
+    assert first.locator("button").get_attribute("aria-expanded") == "true"
+    assert page_overflow(page) == {"width": 390, "scrollWidth": 390, "maxScrollX": 0}
+    page.click("#events-more")
+    wait_events(page, 151)
+    assert page.locator("#events-more").is_hidden() and "151 events shown (all)" in page.inner_text("#events-info")
+    shown = page.locator("#events-table tbody tr pre.sql").all_inner_texts()
+    assert shown[1:] == [f"select {i} from invoices" for i in range(150)]  # newest first, each once
+    assert page.get_attribute("#events-csv", "href").endswith("format=csv")
+    assert not page.js_errors

@@ -8,6 +8,10 @@ from that.
 
 from __future__ import annotations
 
+# Resolving a host name imports the "idna" codec the first time. If the application forks while the
+# sender thread is in that import, the child inherits the half-held import lock and every lookup there
+# fails with "unknown encoding: idna". Importing it now, before any sender thread exists, closes that gap.
+import encodings.idna  # noqa: F401
 import logging
 import random
 import threading

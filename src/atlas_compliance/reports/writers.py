@@ -83,6 +83,25 @@ def user_activity_csv_row(row: dict[str, Any]) -> list[str]:
             _text(row["tablesAccessed"]), _text(row["lastActiveAt"]), _text(row["lastLoginAt"])]
 
 
+EVENTS_CSV_HEADER = ("timestamp", "event_id", "user_id", "user_email", "user_label", "success", "error",
+                     "transaction_outcome", "duration_ms", "row_count", "source_id", "source_type", "target_host",
+                     "tables", "columns", "pii_columns", "parse_error", "chain_seq", "audit_id", "sql")
+
+
+def event_csv_row(event: dict[str, Any]) -> list[str]:
+    """One explorer event (``reports.explorer.to_event``); columns and PII columns as ``table.column``."""
+    by_table = event["columnsByTable"]
+    columns = [f"{t}.{c}" for t, cols in by_table.items() for c in cols] if by_table is not None \
+        else list(event["columns"])
+    pii = [f"{t}.{c}" for t, cols in event["piiColumns"].items() for c in cols]
+    return [_text(event["timestamp"]), _text(event["eventId"]), _text(event["userId"]), _text(event["userEmail"]),
+            _text(event["userLabel"]), "true" if event["success"] else "false", _text(event["error"]),
+            _text(event["transactionOutcome"]), str(event["durationMs"]), _text(event["rowCount"]),
+            _text(event["sourceId"]), _text(event["sourceType"]), _text(event["targetHost"]),
+            _text(event["tables"]), _text(columns), _text(pii), _text(event["parseError"]),
+            _text(event["chainSeq"]), event["auditId"], _text(event["sql"])]
+
+
 CSV_FORMATS = {
     "data-access": (DATA_ACCESS_CSV_HEADER, data_access_csv_row),
     "user-activity": (USER_ACTIVITY_CSV_HEADER, user_activity_csv_row),

@@ -3,8 +3,8 @@
 "use strict";
 (() => {
   const A = window.Atlas;
-  const TABS = ["classifications", "reports"];
-  const TITLES = { classifications: "PII Classifications", reports: "Reports" };
+  const TABS = ["classifications", "reports", "events"];
+  const TITLES = { classifications: "PII Classifications", reports: "Reports", events: "Audit events" };
 
   function showTab(tab) {
     for (const name of TABS) {
@@ -20,6 +20,7 @@
     const state = A.readUrl();
     showTab(state.tab);
     if (state.tab === "classifications") A.classifications.load();
+    else if (state.tab === "events") A.events.show(state);
     else A.reports.show(state);
   }
 
@@ -28,7 +29,8 @@
       if (event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return; // new tab/window
       event.preventDefault();
       // Coming back to Reports restores the report generated earlier on this page.
-      A.writeUrl(name === "reports" ? A.reports.currentState() : { tab: name });
+      A.writeUrl(name === "reports" ? A.reports.currentState() : name === "events" ? A.events.currentState()
+        : { tab: name });
       route();
     });
   }
@@ -36,5 +38,6 @@
 
   A.classifications.init();
   A.reports.init();
+  A.events.init();
   route();
 })();

@@ -74,20 +74,22 @@ window.Atlas = window.Atlas || {};
     return Number.isNaN(d.getTime()) ? day : new Intl.DateTimeFormat(undefined, { ...opts, timeZone: "UTC" }).format(d);
   };
 
-  // ---------- URL state: tab, reportType, from, to, userId, role, table (+ tz of the dates) ----------
+  // ---------- URL state: tab, then per tab: the report (reportType, from, to, userId, role, table, tz of the
+  // dates) or the audit-events listing (from, to, tz, userId, table, column, success, q) ----------
   A.URL_KEYS = ["reportType", "from", "to", "userId", "role", "table", "tz"];
+  A.EVENT_KEYS = ["from", "to", "tz", "userId", "table", "column", "success", "q"];
+  const TAB_KEYS = { reports: A.URL_KEYS, events: A.EVENT_KEYS };
   A.readUrl = () => {
     const p = new URLSearchParams(location.search);
-    const state = { tab: p.get("tab") === "reports" ? "reports" : "classifications" };
-    for (const key of A.URL_KEYS) state[key] = (p.get(key) || "").trim();
+    const tab = p.get("tab");
+    const state = { tab: TAB_KEYS[tab] ? tab : "classifications" };
+    for (const key of new Set([...A.URL_KEYS, ...A.EVENT_KEYS])) state[key] = (p.get(key) || "").trim();
     state.reportType = state.reportType || "data-access";
     return state;
   };
   A.urlFor = (state) => {
     const p = new URLSearchParams({ tab: state.tab });
-    if (state.tab === "reports") {
-      for (const key of A.URL_KEYS) if (state[key]) p.set(key, state[key]);
-    }
+    for (const key of TAB_KEYS[state.tab] || []) if (state[key]) p.set(key, state[key]);
     return `${location.pathname}?${p}`;
   };
   /** Push (or replace) the URL unless it already says the same thing. */

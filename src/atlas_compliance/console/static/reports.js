@@ -242,6 +242,14 @@ window.Atlas = window.Atlas || {};
   const roleCell = (role) => el("td", {}, role ? el("span", { class: "badge badge-accent" }, role[0].toUpperCase() + role.slice(1))
     : el("span", { class: "muted" }, "—"));
 
+  /** A row's count, linked to the recorded events behind it (the report counts successful queries only).
+   *  Rows without a user id have no link: the events listing cannot select "no user". */
+  function eventsLink(text, filters, label) {
+    if (!filters.userId) return text;
+    return el("a", { href: A.events.linkFor(shown.state, { ...filters, success: "true" }), title: label,
+      "aria-label": label }, text);
+  }
+
   function accessRow(r) {
     const pii = new Set(r.piiColumns);
     const columns = r.uniqueColumns.length
@@ -256,7 +264,9 @@ window.Atlas = window.Atlas || {};
       : el("span", { class: "muted" }, "—");
     return el("tr", {},
       el("td", { class: "mono" }, r.tableName), userCell(r), roleCell(r.userRole),
-      el("td", { class: "num" }, A.fmtInt(r.queryCount)), el("td", {}, columns), el("td", {}, piiCell),
+      el("td", { class: "num" }, eventsLink(A.fmtInt(r.queryCount), { userId: r.userId, table: r.tableName },
+        `Show the ${A.fmtInt(r.queryCount)} queries of ${r.userEmail || r.userId} on ${r.tableName}`)),
+      el("td", {}, columns), el("td", {}, piiCell),
       el("td", {}, A.timeEl(r.firstAccess)), el("td", {}, A.timeEl(r.lastAccess)));
   }
 
@@ -266,7 +276,9 @@ window.Atlas = window.Atlas || {};
       ? el("div", { class: "chips" }, list.slice(0, 12).map((t) => el("span", { class: "chip" }, t)),
         list.length > 12 ? el("span", { class: "muted", title: list.join(", ") }, `+${list.length - 12} more`) : null)
       : el("span", { class: "muted" }, "—");
-    return el("tr", {}, userCell(r), roleCell(r.role), el("td", { class: "num" }, A.fmtInt(r.totalQueries)),
+    const queries = eventsLink(A.fmtInt(r.totalQueries), { userId: r.userId, table: shown.state.table },
+      `Show the queries of ${r.userEmail || r.userId}`);
+    return el("tr", {}, userCell(r), roleCell(r.role), el("td", { class: "num" }, queries),
       el("td", {}, tablesCell), el("td", {}, A.timeEl(r.lastActiveAt)), el("td", {}, A.timeEl(r.lastLoginAt)));
   }
 
