@@ -37,6 +37,21 @@ class Settings(BaseSettings):
     secure_cookies: bool | None = Field(
         default=None, description="Force the Secure cookie flag; default: on when the request is HTTPS."
     )
+    signing_key: Path | None = Field(
+        default=None,
+        description="PEM file of the Ed25519 key that signs checkpoints; default: data_dir/signing-key.pem, "
+                    "generated on first use.",
+    )
+    checkpoint_dir: Path | None = Field(
+        default=None, description="Where `serve` writes signed checkpoints; default: data_dir/checkpoints."
+    )
+    checkpoint_interval: int = Field(
+        default=3600, ge=1, description="Seconds between the checkpoints `serve` writes for every organization."
+    )
+
+    @property
+    def checkpoints_path(self) -> Path:
+        return Path(self.checkpoint_dir or Path(self.data_dir) / "checkpoints").expanduser()
 
 
 @lru_cache(maxsize=1)

@@ -25,6 +25,7 @@ MATRIX = [
     ("get", "/api/v1/admin/members", None, ADMIN_ONLY),
     ("post", "/api/v1/audit/events", [{"sql": "SELECT 1"}], WRITERS),
     ("get", "/api/v1/admin/audit/verify", None, ADMIN_ONLY),
+    ("get", "/api/v1/admin/audit/checkpoints", None, ADMIN_ONLY),
     ("get", "/api/v1/admin/audit/events?startDate=2026-01-01&endDate=2026-01-31", None, ADMIN_ONLY),
     ("get", "/api/v1/admin/audit/retention", None, ADMIN_ONLY),
     ("put", "/api/v1/admin/audit/retention", {"retentionDays": 400}, ADMIN_ONLY),

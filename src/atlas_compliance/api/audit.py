@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Annotated, Any
 
 import orjson
-from fastapi import Body, Request
+from fastapi import Body, Depends, Query, Request
 from pydantic import BaseModel, Field, StrictInt
 
-from ..audit import chain, retention
+from ..audit import chain, checkpoints, retention, signing
 from ..audit import repository as audit_repo
 from ..audit import service as audit_service
 from ..audit.retention import MAX_RETENTION_DAYS
 from ..audit.schemas import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, AuditEventIn, IngestResult
 from ..auth.schemas import Principal
-from ..errors import Forbidden, PayloadTooLarge, Unprocessable
-from .deps import DB, AdminPrincipal, CurrentPrincipal, client_ip
+from ..config import Settings
+from ..errors import AtlasError, Forbidden, PayloadTooLarge, Unprocessable
+from .deps import DB, AdminPrincipal, CurrentPrincipal, client_ip, get_settings
 from .errors import responses
 from .routing import api_router
 
@@ -194,3 +196,46 @@ async def purge(request: Request, principal: AdminPrincipal, db: DB) -> PurgeOut
             target_id=principal.org_id, request_id=request.state.request_id, ip_address=client_ip(request),
             metadata={"softDeleted": result.soft_deleted, "hardDeleted": result.hard_deleted})
     return PurgeOut(orgId=result.org_id, softDeleted=result.soft_deleted, hardDeleted=result.hard_deleted)
+
+
+class CheckpointChainOut(BaseModel):
+    lastSeq: int | None = Field(description="The chain's last position when the checkpoint was taken.")
+    headHash: str | None = Field(description="Hex SHA-256 of the row at `lastSeq` (null for an empty chain).")
+    rows: int | None = Field(description="Live rows up to `lastSeq`.")
+    tombstones: int | None = Field(description="Rows up to `lastSeq` already removed by the retention purge.")
+
+
+class CheckpointOut(BaseModel):
+    file: str = Field(description="File name in ATLAS_CHECKPOINT_DIR.")
+    createdAt: str
+    keyId: str | None
+    signatureValid: bool | None = Field(
+        description="The signature checks with this installation's key (null: the key cannot be read).")
+    signature: str = Field(description="Base64 Ed25519 signature of the statement's canonical JSON.")
+    chains: dict[str, CheckpointChainOut]
+
+
+class CheckpointList(BaseModel):
+    checkpoints: list[CheckpointOut]
+
+
+@router.get("/api/v1/admin/audit/checkpoints", response_model=CheckpointList, responses=responses(400, 401, 403, 422),
+            summary="List the signed checkpoints of the organization's chains")
+async def list_checkpoints(principal: AdminPrincipal, settings: Annotated[Settings, Depends(get_settings)],
+                           limit: Annotated[int, Query(ge=1, le=1000, description="At most this many, newest "
+                                                       "first.")] = 100) -> CheckpointList:
+    """The checkpoint files that `serve` (every ATLAS_CHECKPOINT_INTERVAL) or `atlas-compliance audit
+    checkpoint` wrote for the caller's organization into ATLAS_CHECKPOINT_DIR, newest first: each chain's
+    last position, head hash and counts, with the signature. A copy kept off this host lets
+    `atlas-compliance audit verify --checkpoint` prove that the database still extends it."""
+    directory = settings.checkpoints_path
+
+    def read() -> list[dict]:
+        try:
+            key = signing.load_signing_key(settings, create=False).verifying()
+        except AtlasError:
+            key = None
+        return checkpoints.list_for_org(directory, principal.org_id, key, limit)
+
+    items = await asyncio.to_thread(read)
+    return CheckpointList(checkpoints=[CheckpointOut.model_validate(i) for i in items])

@@ -10,10 +10,12 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..audit import bulk, chain, files, retention
+from ..audit import bulk, chain, checkpoints, files, retention, signing
 from ..audit import repository as audit_repo
 from ..audit import service as audit_service
 from ..auth import service as auth
+from ..config import get_settings
+from ..errors import AtlasError
 from .common import console, fail, run_db
 
 audit_app = typer.Typer(help="Audit trail integrity.", no_args_is_help=True)
@@ -83,8 +85,25 @@ def ingest(file: Path = typer.Argument(..., exists=True, dir_okay=False, readabl
 
 
 @audit_app.command("verify")
-def verify(org: str = typer.Option(None, "--org", help="Organization slug (default: every organization).")) -> None:
-    """Verify the tamper-evident hash chain of one or every organization."""
+def verify(org: str = typer.Option(None, "--org", help="Organization slug (default: every organization)."),
+           checkpoint: Path = typer.Option(None, "--checkpoint", exists=True,
+                                           help="A signed checkpoint file, or a directory of them: also prove "
+                                                "that the database extends every one."),
+           public_key: Path = typer.Option(None, "--public-key", exists=True, dir_okay=False,
+                                           help="Check checkpoint signatures with this Ed25519 public key (PEM) "
+                                                "instead of the installation's key.")) -> None:
+    """Verify the tamper-evident hash chain of one or every organization.
+
+    With --checkpoint, each checkpoint's signature is checked, then the database must extend it: the chain
+    reaches the recorded position, the row there hashes to the recorded head, the chain up to it verifies,
+    and no row the checkpoint counted live is shown as purged unless it was old enough. Exit code 2 names
+    every checkpoint the database does not extend (wiped, wound_back, rewritten, broken, forged_tombstone,
+    bad_signature, unknown_key, malformed, org_missing).
+    """
+    if checkpoint is not None:
+        _verify_checkpoints(checkpoint, org, public_key)
+        return
+
     async def work(db):
         async with db.transaction() as conn:
             if org:
@@ -108,6 +127,81 @@ def verify(org: str = typer.Option(None, "--org", help="Organization slug (defau
                        + (f" [audit id {b.audit_id}]" if b.audit_id else ""))
     if broken:
         raise typer.Exit(2)
+
+
+def _verify_checkpoints(target: Path, org: str | None, public_key: Path | None) -> None:
+    try:
+        key = (signing.load_public_key(public_key) if public_key
+               else signing.load_signing_key(get_settings(), create=False).verifying())
+    except AtlasError as exc:
+        fail(exc.message)
+    files_found = checkpoints.checkpoint_files(target)
+    if not files_found:
+        fail(f"no checkpoint files (*.json) in {target}")
+    read = [checkpoints.read_checkpoint(path, key) for path in files_found]
+
+    async def work(db):
+        wanted = None
+        if org:
+            async with db.transaction() as conn:
+                wanted = (await auth.get_organization(conn, org))["id"]
+        by_org: dict[str, list[checkpoints.Checkpoint]] = {}
+        for cp in read:
+            if cp.statement is not None and (wanted is None or cp.org_id == wanted):
+                by_org.setdefault(str(cp.org_id), []).append(cp)
+        for org_id, group in by_org.items():
+            async with db.transaction() as conn:
+                await checkpoints.check_org(conn, org_id, group)
+        return wanted
+
+    wanted = run_db(work)
+    failed = checked = 0
+    for cp in read:
+        if cp.statement is not None and wanted is not None and cp.org_id != wanted:
+            continue
+        checked += 1
+        what = (f"{cp.statement['org']['slug']} at {cp.statement['createdAt']}" if cp.statement else "")
+        if cp.ok:
+            reach = ", ".join(f"{name} to {c.get('lastSeq')}" for name, c in cp.statement["chains"].items())
+            typer.echo(f"{cp.path}: OK ({what}): the database extends {reach}")
+            continue
+        failed += 1
+        for f in cp.findings:
+            where = f" at row {f.seq}" if f.seq is not None else ""
+            chain_name = "" if f.chain == "-" else f" {f.chain}"
+            typer.echo(f"{cp.path}: FAILED{chain_name} ({f.kind}){where}{' (' + what + ')' if what else ''}: {f.detail}")
+    typer.echo(f"{checked} checkpoint(s) checked, {failed} failed (signing key {key.key_id})")
+    if failed:
+        raise typer.Exit(2)
+
+
+@audit_app.command("checkpoint")
+def checkpoint_cmd(org: str = typer.Option(None, "--org", help="Organization slug (default: every organization)."),
+                   out: Path = typer.Option(None, "--out", file_okay=False,
+                                            help="Directory to write to (default ATLAS_CHECKPOINT_DIR, else "
+                                                 "ATLAS_DATA_DIR/checkpoints).")) -> None:
+    """Write a signed checkpoint of every chain, one file per organization (never overwriting a file).
+
+    Copy the files off this host (object storage with a retention lock, a git repository, a ticket):
+    `audit verify --checkpoint` then proves the database still extends them.
+    """
+    settings = get_settings()
+    try:
+        key = signing.load_signing_key(settings)
+    except AtlasError as exc:
+        fail(exc.message)
+    directory = out or settings.checkpoints_path
+
+    async def work(db):
+        orgs = None
+        if org:
+            async with db.transaction() as conn:
+                o = await auth.get_organization(conn, org)
+            orgs = [{"id": o["id"], "slug": o["slug"]}]
+        return await checkpoints.write_checkpoints(db, settings, key, directory, orgs)
+
+    for path in run_db(work):
+        typer.echo(str(path))
 
 
 @retention_app.command("purge")

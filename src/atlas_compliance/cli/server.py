@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import typer
 
+from ..audit import checkpoints, signing
 from ..config import get_settings
 from ..db import migrate
 from ..errors import AtlasError
@@ -23,7 +25,12 @@ def register(app: typer.Typer) -> None:
 
 def serve(host: str = typer.Option(None, help="Interface to bind (default ATLAS_HOST or 127.0.0.1)."),
           port: int = typer.Option(None, help="Port (default ATLAS_PORT or 8000).")) -> None:
-    """Serve the API and the admin console. Applies pending migrations first."""
+    """Serve the API and the admin console. Applies pending migrations first.
+
+    In the background, writes a signed checkpoint of every organization's chains at start and every
+    ATLAS_CHECKPOINT_INTERVAL seconds (default 3600) into ATLAS_CHECKPOINT_DIR (default
+    ATLAS_DATA_DIR/checkpoints).
+    """
     settings = get_settings()
     configure_logging(settings.log_level)
     host = host or settings.host
@@ -67,7 +74,15 @@ def serve_forever(settings, host: str, port: int, banner=None) -> None:
                     where = "embedded PostgreSQL" if not settings.database_url else "DATABASE_URL"
                     console.print(f"Atlas Compliance on http://{host}:{port}  (database: {where}; "
                                   f"API docs http://{host}:{port}/docs)")
-                await server.serve()
+                # Signed checkpoints of every org's chains, every ATLAS_CHECKPOINT_INTERVAL seconds.
+                task = asyncio.create_task(checkpoints.run_periodically(
+                    db, settings, lambda: signing.load_signing_key(settings)), name="atlas-checkpoints")
+                try:
+                    await server.serve()
+                finally:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     try:
         asyncio.run(main())
