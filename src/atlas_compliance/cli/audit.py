@@ -38,7 +38,7 @@ def _progress() -> Progress:
 def ingest(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
                                        help="NDJSON (.ndjson/.jsonl), JSON array (.json) or CSV (.csv) file."),
            org: str = typer.Option(..., "--org", help="Organization slug."),
-           label: str = typer.Option("", "--label", max=200,
+           label: str = typer.Option("", "--label",
                                      help="New events that may repeat content imported before (another day's "
                                           "log with the same lines): records without eventId get ids of "
                                           "their own under this label. Re-runs of this import use it again."),
