@@ -1,6 +1,6 @@
 """Reports on rows in Atlas's legacy shape, side by side with the bench's own data (DESIGN §7).
 
-    python -m bench.legacy [--scale 1.0] [--repeat 15] [--warmups 3] [--no-check]
+    python -m bench.legacy [--scale 1.0] [--repeat 15] [--warmups 3] [--no-check] [--before-src DIR]
     python -m bench.run --legacy …   (the same)
 
 Two datasets of DESIGN §7's size, generated alike but for the shape of the columns: ``atlas_bench``
@@ -9,11 +9,16 @@ Two datasets of DESIGN §7's size, generated alike but for the shape of the colu
 server per database; each round requests the same report from both, alternating which goes first, so
 both see the same machine load. Then every row of the legacy dataset's reports is checked against
 brute-force SQL. Writes ``bench/legacy-results.json`` and prints the Markdown table for RESULTS.md.
+
+``--before-src DIR`` serves another version of the code as well (a directory holding its
+``atlas_compliance`` package, e.g. ``git archive main src | tar -x -C /tmp/before`` then
+``/tmp/before/src``), on both datasets, in the same rounds: before and after, side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -54,44 +59,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--warmups", type=int, default=3)
     parser.add_argument("--no-check", action="store_true", help="skip the exactness check")
+    parser.add_argument("--before-src", help="a directory holding another version's atlas_compliance package")
     args = parser.parse_args(argv)
     normal_url, _ = ensure_dataset(args.server_url, args.db_name, DatasetParams.scaled(args.scale))
     legacy_url, _ = ensure_dataset(args.server_url, args.legacy_db_name,
                                    DatasetParams.scaled(args.scale, legacy=True))
     cases = [c for c in CASES if c.target_ms is not None]
     out: dict = {"scale": args.scale, "code": results_io.code_facts(), "machine": results_io.machine_facts(legacy_url),
-                 "load_before": os.getloadavg(), "cases": []}
+                 "before_src": args.before_src, "load_before": os.getloadavg(), "cases": []}
     errors: list[str] = []
-    with Server(normal_url) as normal_server, Server(legacy_url) as legacy_server:
-        normal, legacy = _bench(normal_url, normal_server), _bench(legacy_url, legacy_server)
-        try:
-            for case in cases:
-                samples: dict[str, list[float]] = {"normal": [], "legacy": []}
-                rows: dict[str, int] = {}
-                for i in range(args.warmups + args.repeat):
-                    order = [("normal", normal), ("legacy", legacy)]
-                    for name, bench in order if i % 2 == 0 else order[::-1]:
-                        elapsed, doc = bench.ours(case)
-                        rows[name] = doc["totalRows"]
-                        if i >= args.warmups:
-                            samples[name].append(elapsed)
-                n, lg = stats(samples["normal"]), stats(samples["legacy"])
-                result = {"case": case.name, "target_ms": case.target_ms, "normal": n, "legacy": lg,
-                          "ratio": round(lg["median_ms"] / n["median_ms"], 2), "rows": rows,
-                          "pass": lg["median_ms"] <= (case.target_ms or 0)}
-                print(f"{case.name}: normal median {n['median_ms']} ms, legacy median {lg['median_ms']} ms "
-                      f"(×{result['ratio']}), rows {rows}, target {case.target_ms} ms → "
-                      f"{'PASS' if result['pass'] else 'FAIL'}", flush=True)
-                if not args.no_check:
-                    mismatches = legacy.check(case)
-                    result["exact"] = not mismatches
-                    errors.extend(mismatches)
-                    print(f"    legacy exactness vs brute-force SQL: {'OK' if not mismatches else 'MISMATCH'}",
-                          flush=True)
-                out["cases"].append(result)
-        finally:
-            normal.close()
-            legacy.close()
+    variants = [("normal", normal_url, None), ("legacy", legacy_url, None)]
+    if args.before_src:
+        variants += [("normal before", normal_url, Path(args.before_src)), ("legacy before", legacy_url,
+                                                                            Path(args.before_src))]
+    with contextlib.ExitStack() as stack:
+        benches = {}
+        for name, url, src in variants:
+            server = stack.enter_context(Server(url, src))
+            benches[name] = _bench(url, server)
+            stack.callback(benches[name].close)
+        for case in cases:
+            samples: dict[str, list[float]] = {name: [] for name in benches}
+            rows: dict[str, int] = {}
+            names = list(benches)
+            for i in range(args.warmups + args.repeat):
+                for name in names[i % len(names):] + names[:i % len(names)]:  # each goes first in turn
+                    elapsed, doc = benches[name].ours(case)
+                    rows[name] = doc["totalRows"]
+                    if i >= args.warmups:
+                        samples[name].append(elapsed)
+            medians = {name: stats(s) for name, s in samples.items()}
+            result = {"case": case.name, "target_ms": case.target_ms, "timings": medians, "rows": rows,
+                      "ratio": round(medians["legacy"]["median_ms"] / medians["normal"]["median_ms"], 2),
+                      "pass": medians["legacy"]["median_ms"] <= (case.target_ms or 0)}
+            print(f"{case.name}: " + ", ".join(f"{name} median {m['median_ms']} ms" for name, m in medians.items())
+                  + f"; rows {rows}; target {case.target_ms} ms → {'PASS' if result['pass'] else 'FAIL'}", flush=True)
+            if not args.no_check:
+                mismatches = benches["legacy"].check(case)
+                result["exact"] = not mismatches
+                errors.extend(mismatches)
+                print(f"    legacy exactness vs brute-force SQL: {'OK' if not mismatches else 'MISMATCH'}",
+                      flush=True)
+            out["cases"].append(result)
     out["load_after"] = os.getloadavg()
     out["errors"] = errors
     out["written_at"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -103,13 +112,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render(out: dict) -> str:
-    lines = ["| Report | target | bench data: median (p95) | legacy shape: median (p95) | legacy / bench | "
-             "rows | exact |", "|---|---|---|---|---|---|---|"]
+    names = list(out["cases"][0]["timings"]) if out["cases"] else []
+    lines = ["| Report | target | " + " | ".join(f"{n}: median (p95)" for n in names) + " | legacy / normal | rows | "
+             "exact |", "|---|---|" + "---|" * len(names) + "---|---|---|"]
     for c in out["cases"]:
         exact = {True: "yes", False: "**NO**", None: "not checked"}[c.get("exact")]
-        lines.append(f"| {c['case']} | {c['target_ms']} ms | {c['normal']['median_ms']} ms ({c['normal']['p95_ms']}) | "
-                     f"{c['legacy']['median_ms']} ms ({c['legacy']['p95_ms']}) | ×{c['ratio']} | "
-                     f"{c['rows']['legacy']:,} | {exact} |")
+        cells = " | ".join(f"{c['timings'][n]['median_ms']} ms ({c['timings'][n]['p95_ms']})" for n in names)
+        lines.append(f"| {c['case']} | {c['target_ms']} ms | {cells} | ×{c['ratio']} | {c['rows']['legacy']:,} | "
+                     f"{exact} |")
     return "\n".join(lines)
 
 
