@@ -39,8 +39,19 @@ class TableColumns:
 
     def names(self, mask: int) -> list[str]:
         """The names of the set bits that are known, sorted byte-wise."""
-        flags = format(mask, "064b").encode().translate(_FLAG_BYTES)  # b"\x00" or b"\x01" per bit
-        return list(compress(self.by_name, self._flags_in_name_order(flags)))
+        if mask.bit_count() > 4:
+            flags = format(mask, "064b").encode().translate(_FLAG_BYTES)  # b"\x00" or b"\x01" per bit
+            return list(compress(self.by_name, self._flags_in_name_order(flags)))
+        names = []  # a few columns: visit their bits, sort their names
+        bits = self.bits
+        while mask:
+            low = mask & -mask
+            name = bits.get(low.bit_length() - 1)
+            if name is not None:
+                names.append(name)
+            mask ^= low
+        names.sort()
+        return names
 
 
 _FLAG_BYTES = bytes.maketrans(b"01", b"\x00\x01")
