@@ -10,6 +10,7 @@ import psycopg
 
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_DB_NAME = "atlas_bench"
+LEGACY_DB_NAME = "atlas_bench_legacy"  # the --legacy dataset's own database
 MAIN_ORG_PREFIX = "bench-org-"
 EXPORT_ORG_SLUG = "bench-export"
 
@@ -33,9 +34,12 @@ class DatasetParams:
     seed: int = 20260301
 
     @classmethod
-    def scaled(cls, scale: float) -> DatasetParams:
+    def scaled(cls, scale: float, *, legacy: bool = False) -> DatasetParams:
+        """``legacy``: every row in Atlas's legacy shape (a flat ``columns_accessed``, no
+        ``columns_by_table``), as rows written by plain COPY from an older Atlas or another writer."""
         base = cls()
-        return cls(rows=max(1_000, int(base.rows * scale)), users=max(3 * base.orgs, int(base.users * scale)))
+        return cls(rows=max(1_000, int(base.rows * scale)), users=max(3 * base.orgs, int(base.users * scale)),
+                   legacy_rate=1.0 if legacy else base.legacy_rate)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,6 +1,9 @@
 """Generate the DESIGN §7 dataset into the bench database with COPY, through the real schema.
 
-    python -m bench.generate [--scale 0.05] [--server-url URL] [--db-name atlas_bench] [--regenerate]
+    python -m bench.generate [--scale 0.05] [--server-url URL] [--db-name atlas_bench] [--regenerate] [--legacy]
+
+``--legacy`` writes every row in Atlas's legacy shape (a flat ``columns_accessed``, no
+``columns_by_table``) into its own database, ``atlas_bench_legacy`` unless ``--db-name`` says otherwise.
 
 The audit_log triggers (hash chain per row, rollups per statement) run during COPY: that cost is part
 of loading, so rows are sent in statements of ``batch_rows`` (50,000) rows. The dataset is kept between
@@ -27,6 +30,7 @@ from .common import (
     DEFAULT_DB_NAME,
     DEFAULT_SERVER_URL,
     EXPORT_ORG_SLUG,
+    LEGACY_DB_NAME,
     MAIN_ORG_PREFIX,
     DatasetParams,
     connect,
@@ -302,11 +306,15 @@ def ensure_export_org(url: str, *, users: int = 1_000, tables: int = 1_010, per_
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.generate", description=__doc__.splitlines()[0])
     parser.add_argument("--server-url", default=DEFAULT_SERVER_URL)
-    parser.add_argument("--db-name", default=DEFAULT_DB_NAME)
+    parser.add_argument("--db-name", help=f"bench database (default {DEFAULT_DB_NAME}; {LEGACY_DB_NAME} with --legacy)")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of DESIGN §7's rows and users")
     parser.add_argument("--regenerate", action="store_true", help="drop the bench database and generate again")
+    parser.add_argument("--legacy", action="store_true",
+                        help="every row in the legacy shape: flat columns_accessed, no columns_by_table")
     args = parser.parse_args(argv)
-    ensure_dataset(args.server_url, args.db_name, DatasetParams.scaled(args.scale), regenerate=args.regenerate)
+    db_name = args.db_name or (LEGACY_DB_NAME if args.legacy else DEFAULT_DB_NAME)
+    ensure_dataset(args.server_url, db_name, DatasetParams.scaled(args.scale, legacy=args.legacy),
+                   regenerate=args.regenerate)
 
 
 if __name__ == "__main__":

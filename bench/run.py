@@ -1,11 +1,14 @@
 """Run the benchmarks of DESIGN §7 and write bench/RESULTS.md and bench/results.json.
 
-    python -m bench.run [--scale 1.0] [--server-url URL] [--only reports|ingest|export] [--repeat 15]
+    python -m bench.run [--scale 1.0] [--server-url URL] [--only reports|ingest|export] [--repeat 15] [--legacy]
 
 Reports: Data Access 30/90 days and User Activity 30 days for the largest org, ours end to end over
 HTTP vs the naive baseline, interleaved, then checked row by row against brute-force SQL. Ingest:
 HTTP batches (70% repeated / all distinct SQL) and the CLI bulk import. Export: a ≥ 1,000,000-row CSV
 with the server's memory sampled. Exits non-zero when a result is not exact or a run errs.
+``--legacy`` runs on the legacy-shape dataset (every row with a flat ``columns_accessed`` and no
+``columns_by_table``, in ``atlas_bench_legacy``) and writes its results beside the others', in
+``results-legacy.json`` and its own section of RESULTS.md.
 """
 
 from __future__ import annotations
@@ -102,7 +105,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmups", type=int, default=3, help="unrecorded rounds per report (default 3)")
     parser.add_argument("--ingest-concurrency", type=int, default=2, help="HTTP ingest clients (default 2)")
     parser.add_argument("--regenerate", action="store_true", help="drop the bench database and generate again")
-    args = parser.parse_args(argv)
+    parser.add_argument("--legacy", action="store_true",
+                        help="the reports on the legacy-shape dataset beside the bench's own (bench.legacy)")
+    args, rest = parser.parse_known_args(argv)
+    if args.legacy:
+        from . import legacy
+
+        return legacy.main([*rest, "--scale", str(args.scale), "--repeat", str(args.repeat),
+                            "--warmups", str(args.warmups), "--server-url", args.server_url])
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     parts = [args.only] if args.only else ["reports", "export", "ingest"]
 
     url, generation = ensure_dataset(args.server_url, args.db_name, DatasetParams.scaled(args.scale),

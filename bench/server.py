@@ -44,10 +44,13 @@ def free_port() -> int:
 class Server:
     """``python -m uvicorn bench.server:create --factory`` on a free loopback port."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, src: Path | None = None) -> None:
+        """``src``: a directory holding another version of the ``atlas_compliance`` package to serve
+        (e.g. from ``git archive``), for measuring two versions side by side."""
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(REPO_ROOT)}
+        path = str(REPO_ROOT) if src is None else f"{src}{os.pathsep}{REPO_ROOT}"
+        env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": path}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "bench.server:create", "--factory", "--host", "127.0.0.1",
              "--port", str(self.port), "--no-access-log", "--log-level", "warning"],

@@ -28,9 +28,12 @@ Record executed queries for the credential's organization: a JSON array of event
 (`Content-Type: application/x-ndjson`, one event per line). At most {MAX_EVENTS_PER_REQUEST:,} events and
 10 MB per request (413 beyond). Authenticate with an ingest key, or an admin's token.
 
-Each event is validated on its own: invalid ones are listed in `rejected` with a reason, valid ones are
-stored. Events whose `eventId` was already stored count as `duplicates`, so a retried batch stores
-nothing twice. A 2xx answer means every inserted event is committed. Tables and columns are extracted
+Each event is validated on its own: invalid ones are listed in `rejected` (code `invalid_event`) with a
+reason, valid ones are stored. An event whose `eventId` was already stored (or came earlier in the batch)
+counts as a duplicate when it is the same event (same `sql`, `userId`, `timestamp` when given, `sourceId`,
+`sourceType`, `targetHost` and `success`), so a retried batch stores nothing twice; another event under
+that id is refused in `rejected` with code `event_id_conflict`. A 2xx answer means every inserted event
+is committed. Tables and columns are extracted
 from `sql` (in the `sourceType` dialect) unless the event carries `tablesAccessed`, `columnsAccessed` or
 `columnsByTable`.
 """

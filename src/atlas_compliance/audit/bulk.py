@@ -29,7 +29,8 @@ from ..errors import BadRequest
 from . import files
 from . import repository as repo
 from .extraction import Catalog
-from .service import prepare_event, skip_stored
+from .schemas import EventIdentity
+from .service import event_identity, prepare_event, skip_stored
 
 _NUL_ESCAPE = b"\\u0000"
 _PR_SET_PDEATHSIG = 1
@@ -61,7 +62,6 @@ class ChunkJob:
     """What a worker needs besides the records: where they come from and for which org."""
 
     file_name: str
-    path_key: str
     org_id: str
     now: datetime
     catalog: Catalog | None
@@ -69,25 +69,33 @@ class ChunkJob:
 
 @dataclass
 class PreparedChunk:
-    """A worker's answer for one chunk of records: the valid events' ids and COPY lines (same
-    order), the rejected records, or the fatal error that stops the import."""
+    """A worker's answer for one chunk of records: the valid events' ids, identities, record numbers
+    and COPY lines (same order), the rejected records, or the fatal error that stops the import; how
+    many ids were derived (records without eventId) and the content digest after the chunk's last
+    record (see :func:`files.chained`), for the import ledger."""
 
     records: int
     event_ids: list[str | None] = field(default_factory=list)
+    identities: list[EventIdentity] = field(default_factory=list)
+    numbers: list[int] = field(default_factory=list)
     lines: list[bytes] = field(default_factory=list)
     rejected: list[tuple[int, str]] = field(default_factory=list)
     fatal: str | None = None
+    derived: int = 0
+    digest: str | None = None
 
 
-def prepare_chunk(job: ChunkJob, numbers: Sequence[int], records: Sequence[Any]) -> PreparedChunk:
-    """Decode, validate and extract one chunk of records (pure CPU; runs in worker processes)."""
+def prepare_chunk(job: ChunkJob, numbers: Sequence[int], records: Sequence[tuple[Any, str]]) -> PreparedChunk:
+    """Decode, validate and extract one chunk of (record, content digest) pairs (pure CPU; runs in
+    worker processes)."""
     out = PreparedChunk(records=len(records))
-    for number, record in zip(numbers, records, strict=True):
+    for done, (number, (record, digest)) in enumerate(zip(numbers, records, strict=True)):
         try:
-            raw = files.decode_record(job.file_name, job.path_key, number, record)
+            raw, derived = files.decode_record(job.file_name, number, record, digest)
         except BadRequest as exc:
-            out.fatal = exc.message
+            out.fatal, out.records = exc.message, done  # the records before this one count
             return out
+        out.digest = digest
         try:
             row = prepare_event(raw, job.now, job.catalog,
                                 may_hold_nul=not isinstance(record, bytes) or _NUL_ESCAPE in record)
@@ -96,7 +104,10 @@ def prepare_chunk(job: ChunkJob, numbers: Sequence[int], records: Sequence[Any])
             out.rejected.append((number, str(exc) if not isinstance(exc, UnicodeError) else
                                  "text is not valid Unicode (lone surrogate)"))
             continue
+        out.derived += derived  # a valid event with a derived id
         out.event_ids.append(row[0])
+        out.identities.append(event_identity(raw, row))
+        out.numbers.append(number)
         out.lines.append(line)
     return out
 
@@ -106,11 +117,18 @@ class ImportTotals:
     inserted: int = 0
     duplicates: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
+    conflicts: list[tuple[int, str]] = field(default_factory=list)  # (record number, event id)
+    records: int = 0  # records written or refused, in file order
+    derived: int = 0
+    digest: str | None = None  # content digest after the last of those records
 
 
 async def write_chunks(db: Database, org_id: str, chunks: AsyncIterator[PreparedChunk], *, commit_every: int,
-                       on_written: Callable[[int], None] = lambda n: None) -> ImportTotals:
-    """Store the chunks in order, skipping event ids already stored or repeated; returns the totals.
+                       on_written: Callable[[int], None] = lambda n: None,
+                       ledger_id: int | None = None) -> ImportTotals:
+    """Store the chunks in order, skipping event ids already stored or repeated (the same event) and
+    refusing ids reused by another event (``conflicts``); returns the totals. With ``ledger_id``, the
+    import ledger's row is brought up to date in each transaction, with its events.
 
     A chunk with ``fatal`` set (a record that is not JSON) raises :class:`BadRequest` once the events
     before that record are committed.
@@ -123,25 +141,33 @@ async def write_chunks(db: Database, org_id: str, chunks: AsyncIterator[Prepared
             async with writer.transaction():
                 await writer.execute("SET LOCAL statement_timeout = 0")  # the COPY waits for the workers
                 await repo.lock_org_chain(writer, org_id)
-                seen: set[str] = set()
+                seen: dict[str, EventIdentity] = {}
                 events = 0
                 async with writer.cursor() as cur, cur.copy(repo.COPY_SQL) as copy:
                     while chunk is not None and events < commit_every:
                         ids = [i for i in chunk.event_ids if i is not None]
                         async with checker.transaction():
-                            existing = await repo.existing_event_ids(checker, org_id, ids)
-                        kept, duplicates = skip_stored(zip(chunk.event_ids, chunk.lines, strict=True), existing, seen)
-                        totals.duplicates += duplicates
-                        if kept:
-                            await copy.write(b"".join(kept))
-                        totals.inserted += len(kept)
+                            existing = await repo.stored_identities(checker, org_id, ids)
+                        items = zip(chunk.event_ids, chunk.identities,
+                                    zip(chunk.numbers, chunk.event_ids, chunk.lines, strict=True), strict=True)
+                        result = skip_stored(items, existing, seen)
+                        totals.duplicates += result.duplicates
+                        if result.kept:
+                            await copy.write(b"".join(line for _, _, line in result.kept))
+                        totals.inserted += len(result.kept)
+                        totals.conflicts.extend((n, i or "") for n, i, _ in result.conflicts)
                         totals.rejected.extend(chunk.rejected)
+                        totals.records += chunk.records
+                        totals.derived += chunk.derived
+                        totals.digest = chunk.digest or totals.digest
                         events += chunk.records
                         on_written(chunk.records)
                         if chunk.fatal is not None:
                             fatal, chunk = chunk.fatal, None  # the records before it are written and committed
                         else:
                             chunk = await anext(chunks, None)
+                if ledger_id is not None:
+                    await repo.update_file_import(writer, ledger_id, totals)
             if fatal is not None:
                 raise BadRequest(fatal)
     return totals

@@ -8,6 +8,8 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from .schemas import EventIdentity
+
 Row = dict[str, Any]
 
 COPY_COLUMNS = (
@@ -40,6 +42,21 @@ async def existing_event_ids(conn: AsyncConnection, org_id: str, event_ids: Sequ
         "(SELECT 1 FROM audit_log a WHERE a.org_id = %s AND a.event_id = u.event_id LIMIT 1) found",
         (list(event_ids), org_id))
     return {row["event_id"] for row in await cur.fetchall()}
+
+
+async def stored_identities(conn: AsyncConnection, org_id: str, event_ids: Sequence[str]) -> dict[str, EventIdentity]:
+    """What defines each stored event among ``event_ids`` (:class:`EventIdentity`), one index probe per id; soft-deleted
+    rows count, their ids stay taken."""
+    if not event_ids:
+        return {}
+    cur = await conn.execute(
+        "SELECT u.event_id, found.* FROM unnest(%s::text[]) AS u(event_id) CROSS JOIN LATERAL "
+        "(SELECT sha256(convert_to(a.sql, 'UTF8')) AS sql_sha256, a.user_id, a.\"timestamp\", a.source_id, "
+        "a.source_type, a.target_host, a.success FROM audit_log a "
+        "WHERE a.org_id = %s AND a.event_id = u.event_id LIMIT 1) found", (list(event_ids), org_id))
+    return {r["event_id"]: EventIdentity(r["sql_sha256"], r["user_id"], r["timestamp"], True, r["source_id"],
+                                         r["source_type"], r["target_host"], r["success"])
+            for r in await cur.fetchall()}
 
 
 COPY_SQL = "COPY audit_log ({}) FROM STDIN".format(", ".join(f'"{c}"' for c in COPY_COLUMNS))
@@ -227,3 +244,35 @@ async def rows_outside_chain(conn: AsyncConnection, key: str, head_seq: int) -> 
         "AND (chain_seq IS NULL OR row_hash IS NULL OR chain_seq > %s) ORDER BY chain_seq NULLS FIRST LIMIT 1",
         (key, head_seq))
     return await cur.fetchone()
+
+
+# --- the import ledger of the ingest command ------------------------------------------------------
+
+async def file_imports(conn: AsyncConnection, org_id: str) -> list[Row]:
+    """Every import the ``ingest`` command made for the org, oldest first."""
+    cur = await conn.execute(
+        "SELECT id, label, path, records, digest, derived_ids, inserted, started_at, finished_at "
+        "FROM audit_file_import WHERE org_id = %s ORDER BY id", (org_id,))
+    return await cur.fetchall()
+
+
+async def start_file_import(conn: AsyncConnection, org_id: str, label: str, path: str, digest: str) -> int:
+    cur = await conn.execute(
+        "INSERT INTO audit_file_import (org_id, label, path, digest) VALUES (%s, %s, %s, %s) RETURNING id",
+        (org_id, label, path, digest))
+    row = await cur.fetchone()
+    return int(row["id"])
+
+
+async def update_file_import(conn: AsyncConnection, import_id: int, totals: Any) -> None:
+    """How far an import got (a :class:`~atlas_compliance.audit.bulk.ImportTotals`): written in the
+    transaction of the events it counts."""
+    await conn.execute(
+        "UPDATE audit_file_import SET records = %s, digest = coalesce(%s, digest), derived_ids = %s, inserted = %s, "
+        "duplicates = %s, rejected = %s, conflicts = %s WHERE id = %s",
+        (totals.records, totals.digest, totals.derived, totals.inserted, totals.duplicates, len(totals.rejected),
+         len(totals.conflicts), import_id))
+
+
+async def finish_file_import(conn: AsyncConnection, import_id: int) -> None:
+    await conn.execute("UPDATE audit_file_import SET finished_at = now() WHERE id = %s", (import_id,))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
@@ -54,7 +55,10 @@ class AuditEventIn(BaseModel):
 
 
 class RejectedEvent(BaseModel):
-    index: int
+    index: int = Field(description="Position of the event in the batch, from 0.")
+    code: Literal["invalid_event", "event_id_conflict"] = Field(
+        description="invalid_event: the event itself is not valid; event_id_conflict: its eventId is "
+                    "already stored (or earlier in the batch) for another event.")
     error: str
 
 
@@ -62,3 +66,26 @@ class IngestResult(BaseModel):
     inserted: int
     duplicates: int
     rejected: list[RejectedEvent]
+
+
+class EventIdentity(NamedTuple):
+    """What defines an event, compared when its ``eventId`` comes again: the SQL (its SHA-256), who
+    ran it, when (compared only when the event gives a ``timestamp``: one without gets the time of
+    ingest), the source, its dialect, the database host and whether it succeeded. Measurements and
+    labels (``durationMs``, ``rowCount``, ``userLabel``, ``error``, …) are not compared."""
+
+    sql_sha256: bytes
+    user_id: str | None
+    timestamp: datetime
+    timestamp_given: bool
+    source_id: str | None
+    source_type: str | None
+    target_host: str | None
+    success: bool
+
+    def same_event(self, other: EventIdentity) -> bool:
+        """Whether ``other``, met again under this one's id, is the same event (a duplicate)."""
+        return (self.sql_sha256 == other.sql_sha256 and self.user_id == other.user_id
+                and (not other.timestamp_given or self.timestamp == other.timestamp)
+                and (self.source_id, self.source_type, self.target_host, self.success)
+                == (other.source_id, other.source_type, other.target_host, other.success))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import orjson
 from psycopg import AsyncConnection
@@ -19,7 +20,14 @@ from .extraction import (
     normalize_dialect,
     normalize_table_name,
 )
-from .schemas import MAX_SQL_BYTES, MAX_USER_ID_BYTES, AuditEventIn, IngestResult, RejectedEvent
+from .schemas import (
+    MAX_SQL_BYTES,
+    MAX_USER_ID_BYTES,
+    AuditEventIn,
+    EventIdentity,
+    IngestResult,
+    RejectedEvent,
+)
 
 _event_validator = AuditEventIn.model_validate
 
@@ -142,53 +150,96 @@ def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
+def sql_digest(sql: str) -> bytes:
+    """SHA-256 of the SQL's UTF-8 (PostgreSQL computes the same of a stored row: see
+    :func:`~atlas_compliance.audit.repository.stored_identities`)."""
+    return hashlib.sha256(sql.encode("utf-8", "surrogatepass")).digest()
+
+
+def event_identity(raw: dict[str, Any], row: Sequence[Any]) -> EventIdentity:
+    """The identity of a valid event: its raw form and its row from :func:`prepare_event`."""
+    return EventIdentity(sql_digest(row[5]), row[2], row[1], raw.get("timestamp") is not None,
+                         row[10], row[11], row[12], row[8])
+
+
+@dataclass
+class PreparedEvent:
+    index: int
+    row: tuple[Any, ...]
+    identity: EventIdentity
+
+
 def prepare_batch(events: Sequence[Any], now: datetime,
-                  catalog: Catalog | None) -> tuple[list[tuple[Any, ...]], list[RejectedEvent]]:
-    """Validate and extract a batch (pure CPU, no database): the COPY rows of the valid events, in
-    order, and the rejected ones with their reasons. Runs in worker processes for bulk imports."""
+                  catalog: Catalog | None) -> tuple[list[PreparedEvent], list[RejectedEvent]]:
+    """Validate and extract a batch (pure CPU, no database): the valid events with their index and
+    COPY row, in order, and the rejected ones with their reasons."""
     rejected: list[RejectedEvent] = []
-    prepared: list[tuple[Any, ...]] = []
+    prepared: list[PreparedEvent] = []
     for index, raw in enumerate(events):
         try:
-            prepared.append(prepare_event(raw, now, catalog))
+            row = prepare_event(raw, now, catalog)
         except ValueError as exc:
-            rejected.append(RejectedEvent(index=index, error=str(exc)))
+            rejected.append(RejectedEvent(index=index, code="invalid_event", error=str(exc)))
+            continue
+        prepared.append(PreparedEvent(index, row, event_identity(raw, row)))
     return prepared, rejected
 
 
-def skip_stored(items: Iterable[tuple[str | None, T]], existing: Collection[str],
-                seen: set[str]) -> tuple[list[T], int]:
-    """The items whose event id is neither stored (``existing``) nor met before (``seen``, which
-    grows), in order, and how many were skipped. Items without an id are always kept."""
-    kept: list[T] = []
-    duplicates = 0
-    for event_id, item in items:
+@dataclass
+class Sorted(Generic[T]):
+    """Items sorted by :func:`skip_stored`: to store, duplicates skipped, and conflicts refused."""
+
+    kept: list[T]
+    duplicates: int
+    conflicts: list[T]
+
+
+def skip_stored(items: Iterable[tuple[str | None, EventIdentity, T]], existing: Mapping[str, EventIdentity],
+                seen: dict[str, EventIdentity]) -> Sorted[T]:
+    """Sort (event id, identity, item) triples, in order: an id neither stored (``existing``) nor met
+    before (``seen``, which grows) is kept; one met again is a duplicate when it is the same event
+    (:meth:`EventIdentity.same_event`), else an ``event_id_conflict``, never stored. Items without an
+    id are always kept. One helper for the API, the ``ingest`` command and the log imports."""
+    out: Sorted[T] = Sorted([], 0, [])
+    for event_id, identity, item in items:
         if event_id is not None:
-            if event_id in existing or event_id in seen:
-                duplicates += 1
+            before = existing.get(event_id) or seen.get(event_id)
+            if before is not None:
+                if before.same_event(identity):
+                    out.duplicates += 1
+                else:
+                    out.conflicts.append(item)
                 continue
-            seen.add(event_id)
-        kept.append(item)
-    return kept, duplicates
+            seen[event_id] = identity
+        out.kept.append(item)
+    return out
 
 
-async def store_prepared(conn: AsyncConnection, org_id: str, prepared: Sequence[tuple[Any, ...]],
+CONFLICT_MESSAGE = ("eventId {event_id!r} is already stored for another event (different sql, user, timestamp, "
+                    "source, dialect, database host or success); not stored")
+
+
+async def store_prepared(conn: AsyncConnection, org_id: str, prepared: Sequence[PreparedEvent],
                          rejected: list[RejectedEvent]) -> IngestResult:
-    """Store rows made by :func:`prepare_batch`, skipping event ids already stored (or repeated in the
-    batch). The caller commits."""
+    """Store events made by :func:`prepare_batch`, skipping event ids already stored (or repeated in the
+    batch) and refusing reused ids of other events. The caller commits."""
     await repo.lock_org_chain(conn, org_id)
-    existing = await repo.existing_event_ids(conn, org_id, [row[0] for row in prepared if row[0] is not None])
-    rows, duplicates = skip_stored(((row[0], (*row, org_id)) for row in prepared), existing, set())
-    inserted = await repo.copy_events(conn, rows)
-    return IngestResult(inserted=inserted, duplicates=duplicates, rejected=rejected)
+    existing = await repo.stored_identities(conn, org_id, [p.row[0] for p in prepared if p.row[0] is not None])
+    result = skip_stored(((p.row[0], p.identity, p) for p in prepared), existing, {})
+    inserted = await repo.copy_events(conn, [(*p.row, org_id) for p in result.kept])
+    refused = [RejectedEvent(index=p.index, code="event_id_conflict", error=CONFLICT_MESSAGE.format(event_id=p.row[0]))
+               for p in result.conflicts]
+    return IngestResult(inserted=inserted, duplicates=result.duplicates,
+                        rejected=sorted([*rejected, *refused], key=lambda r: r.index))
 
 
 async def ingest_events(conn: AsyncConnection, org_id: str, events: Sequence[Any]) -> IngestResult:
     """Store a batch of raw events for ``org_id``.
 
     Invalid events are rejected one by one with a reason; valid ones are stored. Events whose
-    ``eventId`` is already stored (or repeated within the batch) count as duplicates, so re-sending a
-    batch stores nothing twice. The caller commits.
+    ``eventId`` is already stored (or repeated within the batch) count as duplicates when they are the
+    same event, so re-sending a batch stores nothing twice, and are rejected as ``event_id_conflict``
+    when they are not. The caller commits.
     """
     catalog = await org_catalog(conn, org_id)
     prepared, rejected = prepare_batch(events, datetime.now(UTC), catalog)

@@ -40,20 +40,38 @@ def _progress() -> Progress:
 def ingest(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
                                        help="NDJSON (.ndjson/.jsonl), JSON array (.json) or CSV (.csv) file."),
            org: str = typer.Option(..., "--org", help="Organization slug."),
+           label: str = typer.Option("", "--label",
+                                     help="New events that may repeat content imported before (another day's "
+                                          "log with the same lines): records without eventId get ids of "
+                                          "their own under this label. Re-runs of this import use it again."),
+           rerun: bool = typer.Option(False, "--rerun",
+                                      help="This content was imported before and these are the same events: "
+                                           "store only what is missing, nothing twice."),
            workers: int = typer.Option(0, "--workers", min=0, max=64,
                                        help="Processes that validate events and parse their SQL "
                                             "(default: one per CPU; 1 does it in this process)."),
            commit_every: int = typer.Option(COMMIT_EVERY, "--commit-every", min=1, max=200_000,
                                             help="Events written per transaction."),
            show_rejected: int = typer.Option(10, help="How many rejected records to list.")) -> None:
-    """Import audit events from a file. Re-running the same file stores nothing twice.
+    """Import audit events from a file.
+
+    A record without eventId gets an id derived from the file's content up to that record and its
+    line number: the same content gets the same ids whatever the file is called, and a log that grew
+    keeps the ids of its earlier lines, so re-running an import stores nothing twice.
+    Content already imported that had records without eventId is refused (exit 1, nothing stored):
+    add --rerun if it is the same events again, or --label NAME if they are new events with the same
+    lines. The beginning of a file imported before from the same path (a log that grew, an
+    interrupted import) needs neither: only the rest is stored.
+
+    An eventId already stored for another event (different sql, user, timestamp, source, dialect,
+    database host or success) is refused as an event id conflict, listed, and the command exits 1.
 
     Worker processes decode, validate and parse the events in chunks of up to 5,000.
     Each chunk is streamed into PostgreSQL as soon as it is ready, one COPY per transaction of --commit-every events.
     A record that is not JSON stops the import after the events before it are stored.
     An interrupted import keeps what it committed; running it again stores only the rest.
     """
-    total = files.count_records(file)
+    path = str(file.resolve())
     processes = workers or os.cpu_count() or 1
     pool = bulk.worker_pool(processes)  # forked before the database pool, its threads and sockets exist
 
@@ -61,26 +79,46 @@ def ingest(file: Path = typer.Argument(..., exists=True, dir_okay=False, readabl
         async with db.transaction() as conn:
             org_row = await auth.get_organization(conn, org)
             catalog = await audit_service.org_catalog(conn, org_row["id"])
-        job = bulk.ChunkJob(file_name=file.name, path_key=files.path_key(file), org_id=org_row["id"],
-                            now=datetime.now(UTC), catalog=catalog)
-        batches = bulk.batched_records(files.iter_records(file), BATCH)
+            imports = await audit_repo.file_imports(conn, org_row["id"])
+        found = files.scan(file, label, {e["digest"] for e in imports})
+        reason = None if rerun else files.refusal(found, imports, path)
+        if reason is not None:
+            return reason
+        async with db.transaction() as conn:
+            ledger_id = await audit_repo.start_file_import(conn, org_row["id"], label, path,
+                                                           files.chain_seed(label).hex())
+        job = bulk.ChunkJob(file_name=file.name, org_id=org_row["id"], now=datetime.now(UTC), catalog=catalog)
+        records = ((number, (record, digest)) for number, record, digest in
+                   files.chained(files.iter_records(file), label))
+        batches = bulk.batched_records(records, BATCH)
         with _progress() as progress:
-            task = progress.add_task(f"ingesting {file.name}", total=total)
+            task = progress.add_task(f"ingesting {file.name}", total=found.records)
             chunks = bulk.prepared_in_order(pool, job, batches, inflight=processes + 1, ahead=AHEAD)
             async with contextlib.aclosing(chunks):
-                return await bulk.write_chunks(db, org_row["id"], chunks, commit_every=commit_every,
-                                               on_written=lambda n: progress.advance(task, n))
+                totals = await bulk.write_chunks(db, org_row["id"], chunks, commit_every=commit_every,
+                                                 on_written=lambda n: progress.advance(task, n), ledger_id=ledger_id)
+        async with db.transaction() as conn:
+            await audit_repo.finish_file_import(conn, ledger_id)
+        return totals
 
     try:
         totals = run_db(work)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+    if isinstance(totals, str):
+        fail(f"{file.name}: {totals}. Records without an eventId would get the same ids, so nothing was stored. "
+             "If these are new events (say, another day's log with the same lines), import them with "
+             "--label NAME; if this is the same import again, add --rerun (nothing is stored twice).")
     for number, error in totals.rejected[:show_rejected]:
         console.print(f"  record {number}: {error}", highlight=False)
+    for number, event_id in totals.conflicts[:show_rejected]:
+        console.print(f"  record {number}: eventId {event_id!r} is already stored for another event; not stored",
+                      highlight=False)
+    conflicts = f", {len(totals.conflicts)} event id conflicts" if totals.conflicts else ""
     typer.echo(f"{file.name}: {totals.inserted} inserted, {totals.duplicates} already stored, "
-               f"{len(totals.rejected)} rejected")
-    if totals.rejected and not totals.inserted and not totals.duplicates:
+               f"{len(totals.rejected)} rejected{conflicts}")
+    if totals.conflicts or (totals.rejected and not totals.inserted and not totals.duplicates):
         raise typer.Exit(1)
 
 

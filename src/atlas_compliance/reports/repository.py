@@ -398,19 +398,21 @@ async def stream(conn: AsyncConnection, sql: str, params: dict[str, Any], chunk:
             yield columns, rows
 
 
-async def column_dictionary(conn: AsyncConnection, org_id: str) -> dict[str, dict[int, str]]:
-    """table → {bit: column name} for the org's column masks."""
+async def column_dictionary_size(conn: AsyncConnection, org_id: str) -> int:
+    """How many (table, column) entries with a bit the org's column dictionary holds (index only)."""
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute("SELECT count(*) FROM audit_column_dict WHERE org_id = %s AND bit IS NOT NULL", (org_id,))
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def column_dictionary(conn: AsyncConnection, org_id: str) -> list[tuple[str, str, int]]:
+    """(table, column, bit) of the org's column masks."""
     cur = conn.cursor(row_factory=tuple_row)
     await cur.execute(
         "SELECT table_name, column_name, bit FROM audit_column_dict WHERE org_id = %s AND bit IS NOT NULL",
         (org_id,))
-    found: dict[str, dict[int, str]] = {}
-    for table, column, bit in await cur.fetchall():
-        bits = found.get(table)
-        if bits is None:
-            bits = found[table] = {}
-        bits[bit] = column
-    return found
+    return await cur.fetchall()
 
 
 async def begin_snapshot(conn: AsyncConnection) -> None:

@@ -1,7 +1,7 @@
 """The two compliance reports (DESIGN §5): exact, reproducible, one organization at a time.
 
 Services receive the :class:`Database` because a report runs independent queries concurrently
-(main rows and summary on one connection; roles, PII and last logins on others). Reports only read.
+(main rows and summary on one connection; PII and last logins on others). Reports only read.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from zoneinfo import ZoneInfo
 from ..audit import repository as audit_repo
 from ..auth.schemas import Principal
 from ..db.pool import Database
+from . import columns
 from . import repository as repo
+from .columns import ColumnDictionary
 from .window import ReportFilters, ReportWindow, iso_utc
 from .writers import CSV_FORMATS, csv_chunk, json_bytes, report_filename
 
@@ -54,9 +56,12 @@ async def _read(db: Database, sql: str, params: dict[str, Any], one: bool = Fals
         return await repo.fetch_tuples(conn, sql, params)
 
 
-async def _maps(db: Database, org_id: str, before: datetime | None) -> tuple[dict, dict, dict]:
-    """What rows are decorated with: PII columns, last logins (User Activity), the column dictionary.
-    (Emails and roles come from the report query itself, as of the window's end.)"""
+# What rows are decorated with: PII columns, last logins (User Activity), the column dictionary. Emails and
+# roles come from the report query itself, as of the window's end.
+Maps = tuple[dict[str, set[str]], dict[str, datetime], ColumnDictionary]
+
+
+async def _maps(db: Database, org_id: str, before: datetime | None, *, with_columns: bool) -> Maps:
     async def pii():
         async with db.connection() as conn:
             return await repo.pii_columns(conn, org_id)
@@ -67,11 +72,27 @@ async def _maps(db: Database, org_id: str, before: datetime | None) -> tuple[dic
         async with db.connection() as conn:
             return await repo.last_logins(conn, org_id, before)
 
-    async def columns():
-        async with db.connection() as conn:
-            return await repo.column_dictionary(conn, org_id)
+    async def dictionary():
+        if not with_columns:  # the User Activity Report names no column
+            return ColumnDictionary([])
+        return await column_dictionary(db, org_id)
 
-    return await asyncio.gather(pii(), logins(), columns())
+    return await asyncio.gather(pii(), logins(), dictionary())
+
+
+async def column_dictionary(db: Database, org_id: str, *, conn=None, fresh: bool = False) -> ColumnDictionary:
+    """The org's column dictionary: the one kept from an earlier report while it is whole, else (or
+    ``fresh``) read, on ``conn`` when given (in its snapshot)."""
+    async def read(conn) -> ColumnDictionary:
+        found = None if fresh else columns.kept(org_id, await repo.column_dictionary_size(conn, org_id))
+        if found is None:
+            found = columns.keep(org_id, ColumnDictionary(await repo.column_dictionary(conn, org_id)))
+        return found.for_report()
+
+    if conn is not None:
+        return await read(conn)
+    async with db.connection() as own:
+        return await read(own)
 
 
 def _pii_for(table: str, columns: list[str], pii: dict[str, set[str]]) -> list[str]:
@@ -81,31 +102,6 @@ def _pii_for(table: str, columns: list[str], pii: dict[str, set[str]]) -> list[s
     if "*" in columns:
         return sorted(classified)
     return sorted(classified.intersection(columns))
-
-
-def decode_columns(table: str, mask: int, extra: str | None, dictionary: dict[str, dict[int, str]],
-                   memo: dict | None = None) -> list[str]:
-    """Column names from a rollup bitmask (and the names past a table's 64th column), sorted byte-wise."""
-    memo = memo if memo is not None else {}
-    key = (table, mask, extra)
-    found = memo.get(key)
-    if found is not None:
-        return found
-    bits = dictionary.get(table, {})
-    names = []
-    remaining = mask & 0xFFFFFFFFFFFFFFFF  # bit 63 comes back as the sign bit of a bigint
-    while remaining:  # only the set bits: a pair reads a few of its table's columns
-        low = remaining & -remaining
-        name = bits.get(low.bit_length() - 1)
-        if name is not None:
-            names.append(name)
-        remaining ^= low
-    if extra:
-        names.extend(extra.split(chr(31)))
-        names = list(set(names))
-    names.sort()
-    memo[key] = names
-    return names
 
 
 RowBuilder = Callable[[tuple], dict[str, Any]]
@@ -124,7 +120,7 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def data_access_rows(columns: list[str], pii: dict[str, set[str]], dictionary: dict[str, dict[int, str]],
+def data_access_rows(columns: list[str], pii: dict[str, set[str]], dictionary: ColumnDictionary,
                      memo: dict) -> RowBuilder:
     """A function turning one tuple of the data access query into its API row.
 
@@ -141,7 +137,10 @@ def data_access_rows(columns: list[str], pii: dict[str, set[str]], dictionary: d
         extra = r[i_extra]
         if i_edge is not None and r[i_edge]:
             extra = f"{extra}{chr(31)}{r[i_edge]}" if extra else r[i_edge]
-        names = decode_columns(table, int(r[i_mask] or 0), extra, dictionary, memo)
+        key = (table, r[i_mask], extra)
+        names = memo.get(key)
+        if names is None:
+            names = memo[key] = dictionary.decode(table, int(r[i_mask] or 0), extra)
         return {
             "tableName": table, "userId": user, "userEmail": r[i_email],
             "userRole": r[i_role],
@@ -188,6 +187,11 @@ async def generate(db: Database, request: ReportRequest, *, limit: int, offset: 
     build = _row_builder(request, columns, (pii, logins, dictionary), {})
     with _gc_paused():
         rows = [build(r) for r in raw_rows]
+    if dictionary.stale:  # a rollup row newer than the dictionary read: read it again
+        dictionary = await column_dictionary(db, request.org_id, fresh=True)
+        build = _row_builder(request, columns, (pii, logins, dictionary), {})
+        with _gc_paused():
+            rows = [build(r) for r in raw_rows]
     summary = _summary(request, head)
     total_rows = int(head["total_rows"])
     return {
@@ -212,7 +216,7 @@ def _summary(request: ReportRequest, head: dict[str, Any]) -> dict[str, int]:
             "totalQueries": int(head["summary_total_queries"])}
 
 
-def _row_builder(request: ReportRequest, columns: list[str], maps: tuple[dict, dict, dict],
+def _row_builder(request: ReportRequest, columns: list[str], maps: Maps,
                  memo: dict) -> RowBuilder:
     pii, logins, dictionary = maps
     if request.report == "data-access":
@@ -220,7 +224,7 @@ def _row_builder(request: ReportRequest, columns: list[str], maps: tuple[dict, d
     return user_activity_rows(columns, logins)
 
 
-async def _stream_rows(conn, request: ReportRequest, params: dict[str, Any], maps: tuple[dict, dict, dict]
+async def _stream_rows(db: Database, conn, request: ReportRequest, params: dict[str, Any], maps: Maps
                        ) -> AsyncIterator[list[dict[str, Any]]]:
     """Every row of the report on ``conn`` (inside its transaction), in order, in chunks."""
     if request.report == "data-access":
@@ -229,18 +233,25 @@ async def _stream_rows(conn, request: ReportRequest, params: dict[str, Any], map
         sql = repo.user_activity_sql(request.filters, paged=False)
     memo: dict = {}
     build: RowBuilder | None = None
-    async for columns, chunk in repo.stream(conn, sql, params):
+    async for names, chunk in repo.stream(conn, sql, params):
         if len(memo) > 50_000:
             memo.clear()
         if build is None:
-            build = _row_builder(request, columns, maps, memo)
+            build = _row_builder(request, names, maps, memo)
         with _gc_paused():
             built = [build(r) for r in chunk]
+        if maps[2].stale:  # a rollup row newer than the dictionary: read it again, in this snapshot
+            maps = (maps[0], maps[1], await column_dictionary(db, request.org_id, conn=conn, fresh=True))
+            memo.clear()
+            build = _row_builder(request, names, maps, memo)
+            with _gc_paused():
+                built = [build(r) for r in chunk]
         yield built
 
 
 def _maps_for(db: Database, request: ReportRequest):
-    return _maps(db, request.org_id, request.window.end if request.report == "user-activity" else None)
+    return _maps(db, request.org_id, request.window.end if request.report == "user-activity" else None,
+                 with_columns=request.report == "data-access")
 
 
 async def iter_rows(db: Database, request: ReportRequest) -> AsyncIterator[list[dict[str, Any]]]:
@@ -249,7 +260,7 @@ async def iter_rows(db: Database, request: ReportRequest) -> AsyncIterator[list[
     maps = await _maps_for(db, request)
     async with db.connection() as conn, conn.transaction():
         await repo.set_report_memory(conn)
-        async for built in _stream_rows(conn, request, params, maps):
+        async for built in _stream_rows(db, conn, request, params, maps):
             yield built
 
 
@@ -269,7 +280,7 @@ async def json_stream(db: Database, request: ReportRequest, counter: list[int]) 
         summary = _summary(request, await repo.fetch_one(conn, _summary_sql(request), params))
         yield b'{"rows":['
         separator = b""
-        async for built in _stream_rows(conn, request, params, maps):
+        async for built in _stream_rows(db, conn, request, params, maps):
             counter[0] += len(built)
             yield separator + json_bytes(built)[1:-1]  # the chunk's rows without the list's brackets
             separator = b","

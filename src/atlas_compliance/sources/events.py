@@ -20,7 +20,8 @@ from typing import Any
 
 from ..audit import repository as audit_repo
 from ..audit.extraction import Catalog, extract_access, normalize_table_name
-from ..audit.service import prepare_event
+from ..audit.schemas import EventIdentity
+from ..audit.service import event_identity, prepare_event
 from .pgaudit import strip_prepare
 from .pglog import Skipped
 from .statements import SourceStatement
@@ -57,8 +58,10 @@ class PreparedStatements:
     statements: int
     checkpoint: Any
     event_ids: list[str | None] = field(default_factory=list)
+    identities: list[EventIdentity] = field(default_factory=list)
     lines: list[bytes] = field(default_factory=list)
     timestamps: list[datetime] = field(default_factory=list)
+    starts: list[tuple[str, int]] = field(default_factory=list)  # (file name, line) of each statement
     rejected: list[Skipped] = field(default_factory=list)
 
 
@@ -111,7 +114,8 @@ def prepare_statements(job: StatementJob, checkpoint: Any, statements: Sequence[
     for statement in statements:
         try:
             # Only the SQL can hold a NUL (MariaDB writes one as \0): prepare_event need not search the rest.
-            row = prepare_event(event_of(statement, job), now, job.catalog, may_hold_nul="\x00" in statement.sql)
+            event = event_of(statement, job)
+            row = prepare_event(event, now, job.catalog, may_hold_nul="\x00" in statement.sql)
             line = audit_repo.copy_line((*row, job.org_id))
         except ValueError as exc:  # UnicodeEncodeError (a lone surrogate) is a ValueError too
             reason = str(exc) if not isinstance(exc, UnicodeError) else "text is not valid Unicode"
@@ -119,6 +123,8 @@ def prepare_statements(job: StatementJob, checkpoint: Any, statements: Sequence[
                                         f"statement not stored: {reason}"))
             continue
         out.event_ids.append(row[0])
+        out.identities.append(event_identity(event, row))
         out.lines.append(line)
         out.timestamps.append(statement.timestamp)
+        out.starts.append((job.file_names[statement.start[0]], statement.start[2]))
     return out

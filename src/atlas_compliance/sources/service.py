@@ -15,6 +15,8 @@ from typing import Literal
 
 from ..audit import bulk
 from ..audit import repository as audit_repo
+from ..audit.schemas import EventIdentity
+from ..audit.service import skip_stored
 from ..db.pool import Database
 from ..errors import BadRequest, Conflict
 from . import repository as repo
@@ -226,7 +228,7 @@ async def store_chunks(db: Database, org_id: str, source: str, kind: SourceKind,
             async with writer.transaction():
                 await writer.execute("SET LOCAL statement_timeout = 0")  # the COPY waits for the workers
                 await audit_repo.lock_org_chain(writer, org_id)
-                seen: set[str] = set()
+                seen: dict[str, EventIdentity] = {}
                 statements = stored = 0
                 latest: datetime | None = None
                 checkpoint = None
@@ -234,12 +236,19 @@ async def store_chunks(db: Database, org_id: str, source: str, kind: SourceKind,
                     while chunk is not None and statements < commit_every:
                         ids = [i for i in chunk.event_ids if i is not None]
                         async with checker.transaction():
-                            existing = await audit_repo.existing_event_ids(checker, org_id, ids)
-                        rows = zip(chunk.event_ids, zip(chunk.lines, chunk.timestamps, strict=True), strict=True)
-                        kept, duplicates = bulk.skip_stored(rows, existing, seen)
+                            existing = await audit_repo.stored_identities(checker, org_id, ids)
+                        rows = zip(chunk.event_ids, chunk.identities,
+                                   zip(chunk.lines, chunk.timestamps, chunk.starts, strict=True), strict=True)
+                        result = skip_stored(rows, existing, seen)
+                        kept, duplicates = result.kept, result.duplicates
+                        # An id that names another statement is refused and listed with the skipped lines.
+                        totals.rejected.extend(
+                            Skipped(file, line, "statement not stored: its event id is already stored for "
+                                    "another statement (event id conflict)")
+                            for _, _, (file, line) in result.conflicts)
                         if kept:
-                            await copy.write(b"".join(line for line, _ in kept))
-                            newest = max(ts for _, ts in kept)
+                            await copy.write(b"".join(line for line, _, _ in kept))
+                            newest = max(ts for _, ts, _ in kept)
                             latest = newest if latest is None or newest > latest else latest
                         stored += len(kept)
                         totals.duplicates += duplicates
