@@ -14,6 +14,7 @@ from ..audit import service as audit_service
 from ..audit.retention import MAX_RETENTION_DAYS
 from ..audit.schemas import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, AuditEventIn, IngestResult
 from ..auth.schemas import Principal
+from ..catalog import service as catalog_service
 from ..errors import Forbidden, PayloadTooLarge, Unprocessable
 from .deps import DB, AdminPrincipal, CurrentPrincipal, client_ip
 from .errors import responses
@@ -30,7 +31,9 @@ Each event is validated on its own: invalid ones are listed in `rejected` with a
 stored. Events whose `eventId` was already stored count as `duplicates`, so a retried batch stores
 nothing twice. A 2xx answer means every inserted event is committed. Tables and columns are extracted
 from `sql` (in the `sourceType` dialect) unless the event carries `tablesAccessed`, `columnsAccessed` or
-`columnsByTable`.
+`columnsByTable`, using the organization's schema catalog; columns the SQL places beyond doubt
+(`t.col`, the column list of an insert, the targets of an update's SET) are recorded in the catalog as *learned* after
+the batch commits (docs/catalog.md).
 """
 
 
@@ -98,8 +101,12 @@ async def ingest(request: Request, principal: CurrentPrincipal, db: DB) -> Inges
     _require_writer(principal)
     body = await _read_limited_body(request)
     events = parse_events_body(body, request.headers.get("content-type", ""))
+    learned: set[tuple[str, str]] = set()
     async with db.transaction() as conn:
-        return await audit_service.ingest_events(conn, principal.org_id, events)
+        result = await audit_service.ingest_events(conn, principal.org_id, events, learned)
+    if learned:  # after the commit, outside the org's chain lock: one set-based upsert
+        await catalog_service.learn(db, principal.org_id, learned, audit_service.cached_catalog(principal.org_id))
+    return result
 
 
 class ChainBreakOut(BaseModel):

@@ -84,13 +84,6 @@ async def copy_events(conn: AsyncConnection, rows: Sequence[Sequence[Any]]) -> i
     return len(rows)
 
 
-async def load_catalog(conn: AsyncConnection, org_id: str) -> list[Row]:
-    cur = await conn.execute(
-        "SELECT table_name, array_agg(column_name ORDER BY ordinal, column_name) AS columns "
-        "FROM datasource_catalog WHERE org_id = %s GROUP BY table_name", (org_id,))
-    return await cur.fetchall()
-
-
 async def catalog_version(conn: AsyncConnection, org_id: str) -> Any:
     cur = await conn.execute(
         "SELECT max(scanned_at) AS v, count(*) AS n FROM datasource_catalog WHERE org_id = %s", (org_id,))

@@ -36,17 +36,26 @@ _catalog_cache: dict[str, _CatalogCacheEntry] = {}
 
 
 async def org_catalog(conn: AsyncConnection, org_id: str) -> Catalog | None:
-    """The org's known schema (from PII scans); rebuilt only when a scan changed it."""
+    """The org's schema catalog (introspected, DDL and learned facts: `catalog/facts.py`), rebuilt only
+    when a sync, import, scan or newly learned fact changed it."""
     version = await repo.catalog_version(conn, org_id)
     entry = _catalog_cache.get(org_id)
     if entry is not None and entry.version == version:
         return entry.catalog
     catalog = None
     if version[1]:
-        rows = await repo.load_catalog(conn, org_id)
-        catalog = Catalog({r["table_name"]: tuple(r["columns"]) for r in rows})
+        from ..catalog import repository as catalog_repo
+        from ..catalog.facts import build_catalog
+
+        catalog = build_catalog(await catalog_repo.load_rows(conn, org_id))
     _catalog_cache[org_id] = _CatalogCacheEntry(version, catalog)
     return catalog
+
+
+def cached_catalog(org_id: str) -> Catalog | None:
+    """The org's catalog as last loaded by :func:`org_catalog` (None when never loaded or empty)."""
+    entry = _catalog_cache.get(org_id)
+    return entry.catalog if entry is not None else None
 
 
 def _has_nul(value: Any) -> bool:
@@ -86,10 +95,12 @@ def _dedupe(values: Sequence[str]) -> list[str]:
     return sorted({v for v in values if v})
 
 
-def prepare_event(raw: Any, now: datetime, catalog: Catalog | None, *, may_hold_nul: bool = True) -> tuple[Any, ...]:
+def prepare_event(raw: Any, now: datetime, catalog: Catalog | None, *, may_hold_nul: bool = True,
+                  learned: set[tuple[str, str]] | None = None) -> tuple[Any, ...]:
     """Validate one raw event and return its COPY row (without org_id). Raises ValueError with a reason.
     ``may_hold_nul=False`` skips the NUL search when the caller knows there is none (JSON text
-    without a ``\\u0000`` escape)."""
+    without a ``\\u0000`` escape). ``learned``, when given, receives the (table, column) pairs the
+    event's SQL places beyond doubt (the catalog's learned facts)."""
     if not isinstance(raw, dict):
         raise ValueError("an event must be a JSON object")
     if may_hold_nul and _has_nul(raw):
@@ -114,6 +125,8 @@ def prepare_event(raw: Any, now: datetime, catalog: Catalog | None, *, may_hold_
         columns = list(access.columns) or None
         by_table = {t: list(c) for t, c in access.columns_by_table.items()} if access.tables else None
         parse_error = access.parse_error
+        if learned is not None and access.qualified:
+            learned.update(access.qualified)
     else:
         by_table = None
         if event.columnsByTable is not None:
@@ -142,15 +155,15 @@ def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-def prepare_batch(events: Sequence[Any], now: datetime,
-                  catalog: Catalog | None) -> tuple[list[tuple[Any, ...]], list[RejectedEvent]]:
+def prepare_batch(events: Sequence[Any], now: datetime, catalog: Catalog | None,
+                  learned: set[tuple[str, str]] | None = None) -> tuple[list[tuple[Any, ...]], list[RejectedEvent]]:
     """Validate and extract a batch (pure CPU, no database): the COPY rows of the valid events, in
     order, and the rejected ones with their reasons. Runs in worker processes for bulk imports."""
     rejected: list[RejectedEvent] = []
     prepared: list[tuple[Any, ...]] = []
     for index, raw in enumerate(events):
         try:
-            prepared.append(prepare_event(raw, now, catalog))
+            prepared.append(prepare_event(raw, now, catalog, learned=learned))
         except ValueError as exc:
             rejected.append(RejectedEvent(index=index, error=str(exc)))
     return prepared, rejected
@@ -183,13 +196,16 @@ async def store_prepared(conn: AsyncConnection, org_id: str, prepared: Sequence[
     return IngestResult(inserted=inserted, duplicates=duplicates, rejected=rejected)
 
 
-async def ingest_events(conn: AsyncConnection, org_id: str, events: Sequence[Any]) -> IngestResult:
+async def ingest_events(conn: AsyncConnection, org_id: str, events: Sequence[Any],
+                        learned: set[tuple[str, str]] | None = None) -> IngestResult:
     """Store a batch of raw events for ``org_id``.
 
     Invalid events are rejected one by one with a reason; valid ones are stored. Events whose
     ``eventId`` is already stored (or repeated within the batch) count as duplicates, so re-sending a
-    batch stores nothing twice. The caller commits.
+    batch stores nothing twice. The caller commits. ``learned`` receives the (table, column) pairs
+    the batch's SQL places beyond doubt, for the caller to record after its commit
+    (:func:`atlas_compliance.catalog.service.learn`).
     """
     catalog = await org_catalog(conn, org_id)
-    prepared, rejected = prepare_batch(events, datetime.now(UTC), catalog)
+    prepared, rejected = prepare_batch(events, datetime.now(UTC), catalog, learned)
     return await store_prepared(conn, org_id, prepared, rejected)
