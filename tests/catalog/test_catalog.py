@@ -257,3 +257,24 @@ def test_catalog_endpoint_bad_input_is_4xx(client, org):
         assert_error(client.get(CATALOG, params=params, headers=admin.headers), 422)
     page = client.get(CATALOG, params={"limit": 1}, headers=admin.headers).json()
     assert page == {"columns": [], "total": 0, "limit": 1, "offset": 0}
+
+
+def test_concurrent_learning_of_the_same_facts_stores_each_once(client, org, sql):
+    """Six batches learning the same 400 facts at once, each listing them in its own order: every
+    fact is stored once and no batch fails (a deadlock would make one return 0 and log it)."""
+    import asyncio
+    import random
+
+    from atlas_compliance.catalog import service
+
+    pairs = [(f"t{i % 20}", f"c{i}") for i in range(400)]
+    db = client.app.state.db
+
+    async def all_at_once():
+        batches = [random.Random(seed).sample(pairs, len(pairs)) for seed in range(6)]
+        return await asyncio.gather(*(service.repo_learn_sorted(db, org.id, b) for b in batches))
+
+    added = client.portal.call(all_at_once)
+    assert sum(added) == 400
+    assert sql.execute("SELECT count(*) AS n FROM datasource_catalog WHERE org_id = %s AND origin = 'learned'",
+                       (org.id,)).fetchone()["n"] == 400

@@ -71,6 +71,13 @@ def unknown_pairs(org_id: str, pairs: Collection[tuple[str, str]], catalog: Cata
     return _seen.new(org_id, pairs)
 
 
+async def repo_learn_sorted(db: Database, org_id: str, pairs: Collection[tuple[str, str]]) -> int:
+    """Upsert ``pairs`` as learned facts in one short transaction, sorted (the lock order every
+    writer shares). Raises on failure."""
+    async with db.transaction() as conn:
+        return await repo.learn(conn, org_id, sorted(set(pairs)))
+
+
 async def learn(db: Database, org_id: str, pairs: Collection[tuple[str, str]], catalog: Catalog | None) -> int:
     """Record learned facts after an ingest committed: one set-based upsert in its own short transaction,
     outside the org's chain lock. Never raises (the events are stored; a fact can be learned again
@@ -79,8 +86,7 @@ async def learn(db: Database, org_id: str, pairs: Collection[tuple[str, str]], c
     if not todo:
         return 0
     try:
-        async with db.transaction() as conn:
-            added = await repo.learn(conn, org_id, todo)
+        added = await repo_learn_sorted(db, org_id, todo)
     except Exception as exc:  # learning is best effort: the ingest already succeeded
         log.warning("could not record %d learned catalog facts: %s", len(todo), exc)
         return 0
