@@ -380,7 +380,7 @@ def _analyze(reader: Dialect, tokens: list[Token], sql: str, dialect: str | None
         return _error(f"unsupported statement: {unsupported[0]}")
     columns = tuple(sorted({c for cols in by_table.values() for c in cols}))
     return AccessInfo(tables=tables, columns_by_table=by_table, columns=columns, parse_error=None,
-                      qualified=qualified_columns(statements, _normalize_cached))
+                      qualified=qualified_columns(statements, _normalize_cached, sql))
 
 
 def _collect(collector: AccessCollector, statements: Iterable[exp.Expr | None], reader: Dialect,
