@@ -116,3 +116,26 @@ def test_plain_sql_row_and_api_row_land_in_one_report_row(client, org, sql):
     _, echoed = rows(table="a.b.c.d")
     assert echoed["filters"]["table"] == "a.b.c.d"
     assert echoed["rows"] == []
+
+
+def test_pii_classified_under_the_short_name_flags_the_three_part_name(client, org):
+    """Scans name tables without their database: `prod.public.patients` read through a query is the
+    classified `patients` for PII (row flags and the summary's PII table count)."""
+    admin = org.add_user("admin")
+    key = {"Authorization": f"Bearer {org.ingest_key()}"}
+    detections = [{"tableName": "patients", "columnName": "ssn", "category": "ssn"},
+                  {"tableName": "crm.customers", "columnName": "email", "category": "email"}]
+    resp = client.post("/api/v1/admin/compliance/classifications", json={"detections": detections},
+                       headers=admin.headers)
+    assert resp.status_code == 200, resp.text
+    events = [{"eventId": f"p{i}", "timestamp": "2026-03-02T10:00:00Z", "userId": admin.id, "sql": sql}
+              for i, sql in enumerate(["SELECT ssn, name FROM prod.public.patients",
+                                       "SELECT email FROM prod.crm.customers",
+                                       "SELECT ssn FROM prod.other.patients"])]
+    assert client.post("/api/v1/audit/events", json=events, headers=key).json()["inserted"] == 3
+    body = client.get("/api/v1/admin/compliance/reports/data-access",
+                      params={"startDate": "2026-03-01", "endDate": "2026-03-31"}, headers=admin.headers).json()
+    rows = {r["tableName"]: (r["hasPII"], r["piiColumns"]) for r in body["rows"]}
+    assert rows == {"prod.public.patients": (True, ["ssn"]), "prod.crm.customers": (True, ["email"]),
+                    "prod.other.patients": (False, [])}
+    assert body["summary"]["piiTablesAccessed"] == 2

@@ -278,3 +278,15 @@ def test_concurrent_learning_of_the_same_facts_stores_each_once(client, org, sql
     assert sum(added) == 400
     assert sql.execute("SELECT count(*) AS n FROM datasource_catalog WHERE org_id = %s AND origin = 'learned'",
                        (org.id,)).fetchone()["n"] == 400
+
+
+def test_a_pii_scan_fills_the_catalog_as_introspected(client, org, pg_datasource):
+    from atlas_compliance.pii import scanner
+    from atlas_compliance.pii.scan_store import store_scan
+    from tests.conftest import run_service
+
+    admin = org.add_user("admin")
+    run_service(client, store_scan, org.id, scanner.scan(pg_datasource, sample=5, source_id="clinic-scan"), actor="t")
+    facts = _facts(client, admin.headers)
+    assert facts[("patients", "ssn")] == ("clinic-scan", "introspected")
+    assert {t for t, _ in facts} == {"patients", "visits"}  # a scan reads tables, not views

@@ -46,6 +46,12 @@ def window_params(org_id: str, window: ReportWindow, filters: ReportFilters) -> 
     }
 
 
+# The short form of a three-part name (audit/names.py short_table_name): prod.public.t -> t,
+# prod.s.t -> s.t; NULL for other names.
+_SHORT_NAME = ("(CASE WHEN {n} ~ '^[^.]*\\.[^.]*\\.[^.]*$' THEN CASE WHEN split_part({n}, '.', 2) = 'public' "
+               "THEN split_part({n}, '.', 3) ELSE split_part({n}, '.', 2) || '.' || split_part({n}, '.', 3) END END)")
+
+
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -200,7 +206,8 @@ def _data_access_summary_exprs(filters: ReportFilters) -> str:
        (SELECT count(*) FROM (SELECT table_name FROM pairs GROUP BY table_name) s) AS unique_tables,
        (SELECT count(*) FROM (SELECT p.table_name FROM pairs p GROUP BY p.table_name) s WHERE EXISTS (
             SELECT 1 FROM pii_column_classifications c
-            WHERE c.org_id = %(org)s AND c.table_name = s.table_name AND NOT c.dismissed)) AS pii_tables"""
+            WHERE c.org_id = %(org)s AND c.table_name IN (s.table_name, {_SHORT_NAME.format(n="s.table_name")})
+              AND NOT c.dismissed)) AS pii_tables"""
 
 
 def data_access_summary_sql(filters: ReportFilters) -> str:
