@@ -225,12 +225,24 @@ def test_learned_at_ingest_and_never_overriding(cli, client, org, sql, tmp_path)
     assert learned == {(t, c): ("", "learned") for t, c in [
         ("orders", "total"), ("orders", "customer_id"), ("customers", "email"), ("customers", "id"),
         ("customers", "tier"), ("audit_notes", "author"), ("audit_notes", "body")]}
-    # The learned facts now place unqualified columns; SELECT * still records * (learned is not all).
-    _ingest(client, org, "SELECT total, email FROM orders JOIN customers ON customers.id = orders.customer_id",
-            "SELECT * FROM orders", prefix="m")
+    # Until the ambiguity rule exists, learned facts are recorded, not used: attribution is unchanged.
+    join = "SELECT total, email FROM orders JOIN customers ON customers.id = orders.customer_id"
+    _ingest(client, org, join, "SELECT * FROM orders", prefix="m")
     stored = _stored(sql, org)
-    assert stored["m0"] == {"orders": ["customer_id", "total"], "customers": ["email", "id"]}
-    assert stored["m1"] == {"orders": ["*", "customer_id", "total"]}
+    assert stored["m0"] == {"orders": ["customer_id", "email", "total"], "customers": ["email", "id", "total"]}
+    assert stored["m1"] == {"orders": ["*"]}
+    # With learned attribution switched on, they place the unqualified columns, and SELECT * of a
+    # learned-only table still records * (what the trail showed is not all of the table).
+    from atlas_compliance.audit.extraction import extract_access
+    from atlas_compliance.catalog import repository as catalog_repo
+    from atlas_compliance.catalog.facts import build_catalog
+    from tests.conftest import run_service
+
+    learned_catalog = build_catalog(run_service(client, catalog_repo.load_rows, org.id), with_learned=True)
+    assert extract_access(join, "postgres", learned_catalog).columns_by_table == {
+        "orders": ("customer_id", "total"), "customers": ("email", "id")}
+    assert extract_access("SELECT * FROM orders", "postgres", learned_catalog).columns_by_table == {
+        "orders": ("*", "customer_id", "total")}
     # A DDL fact for the table wins over everything learned about it (orders.total is learned, the DDL
     # says otherwise); learned rows stay listed.
     path = tmp_path / "orders.sql"

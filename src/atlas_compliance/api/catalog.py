@@ -50,7 +50,8 @@ async def list_catalog(
     """The organization's known schema, one entry per (datasource, table, column), with where each fact
     came from: `introspected` (`catalog sync`, `pii scan`), `ddl` (`catalog import`) or `learned` (seen
     qualified in the audit trail). Ordered by datasource, schema, table, ordinal, column. Ingest credits
-    columns with it; learned facts never override the others (docs/catalog.md)."""
+    columns with the introspected and DDL facts; learned facts are listed but not used for that yet, and
+    never override the others (docs/catalog.md)."""
     table_name = normalize_table_name(table) if table and table.strip() else None
     async with db.transaction() as conn:
         rows, total = await repo.list_facts(conn, principal.org_id, source=datasource, table=table_name, origin=origin,

@@ -38,16 +38,16 @@ _catalog_cache: dict[str, _CatalogCacheEntry] = {}
 async def org_catalog(conn: AsyncConnection, org_id: str) -> Catalog | None:
     """The org's schema catalog (introspected, DDL and learned facts: `catalog/facts.py`), rebuilt only
     when a sync, import, scan or newly learned fact changed it."""
-    version = await repo.catalog_version(conn, org_id)
+    from ..catalog import repository as catalog_repo
+    from ..catalog.facts import LEARNED_ATTRIBUTION, build_catalog
+
+    version = await repo.catalog_version(conn, org_id, include_learned=LEARNED_ATTRIBUTION)
     entry = _catalog_cache.get(org_id)
     if entry is not None and entry.version == version:
         return entry.catalog
     catalog = None
     if version[1]:
-        from ..catalog import repository as catalog_repo
-        from ..catalog.facts import build_catalog
-
-        catalog = build_catalog(await catalog_repo.load_rows(conn, org_id))
+        catalog = build_catalog(await catalog_repo.load_rows(conn, org_id, include_learned=LEARNED_ATTRIBUTION))
     _catalog_cache[org_id] = _CatalogCacheEntry(version, catalog)
     return catalog
 

@@ -3,7 +3,8 @@
 Origins, strongest first: ``introspected`` (read from the database itself by `catalog sync` or
 `pii scan`), ``ddl`` (read from `CREATE TABLE` statements by `catalog import`), ``learned`` (seen
 qualified in the audit trail: `t.col`, `INSERT INTO t (col)`, `UPDATE t SET col`). Learned facts
-never override the others: a table that has introspected or DDL facts is known by those alone.
+never override the others: a table that has introspected or DDL facts is known by those alone; and,
+until the ambiguity rule exists, they do not take part in attribution (:data:`LEARNED_ATTRIBUTION`).
 """
 
 from __future__ import annotations
@@ -48,22 +49,38 @@ def dedupe(facts: Iterable[Fact]) -> list[Fact]:
     return kept
 
 
-def build_catalog(rows: Iterable[tuple[str, str, str]]) -> Catalog | None:
+# Whether facts learned from the trail take part in attribution. Not yet: a table known only from
+# learned facts is known *incompletely*, and the extraction treats a known table as not having a column
+# it does not list, so an unqualified column of a join with such a table and an unknown one would be
+# credited to the unknown table alone, a miss when it is the learned table's (SQL alone cannot tell).
+# The ambiguity rule of issue 16 (a column no table can be shown to own is recorded as ambiguous with
+# its candidates) makes them safe to use; until then they are recorded, listed and not used.
+LEARNED_ATTRIBUTION = False
+
+
+def build_catalog(rows: Iterable[tuple[str, str, str]], *,
+                  with_learned: bool | None = None) -> Catalog | None:
     """The extraction :class:`Catalog` from (table, column, origin) rows.
 
     Per table, introspected and DDL facts win: learned facts count only for tables that have no other
-    fact. A learned-only table also lists ``*``: what the trail showed is not all of the table, so a
-    ``SELECT *`` of it is still recorded as ``*`` (all columns) besides the learned ones.
+    fact, and only when ``with_learned`` (default :data:`LEARNED_ATTRIBUTION`, off). A learned-only
+    table also lists ``*``: what the trail showed is not all of the table, so a ``SELECT *`` of it is
+    still recorded as ``*`` (all columns) besides the learned ones.
 
-    >>> build_catalog([("t", "a", "introspected"), ("t", "b", "learned"), ("u", "c", "learned")]).tables
+    >>> rows = [("t", "a", "introspected"), ("t", "b", "learned"), ("u", "c", "learned")]
+    >>> build_catalog(rows).tables
+    mappingproxy({'t': ('a',)})
+    >>> build_catalog(rows, with_learned=True).tables
     mappingproxy({'t': ('a',), 'u': ('*', 'c')})
     """
+    use_learned = LEARNED_ATTRIBUTION if with_learned is None else with_learned
     declared: dict[str, set[str]] = {}
     learned: dict[str, set[str]] = {}
     for table, column, origin in rows:
         (learned if origin == "learned" else declared).setdefault(table, set()).add(column)
     tables: dict[str, list[str]] = {t: sorted(c) for t, c in declared.items()}
-    for table, columns in learned.items():
-        if table not in tables:
-            tables[table] = sorted({*columns, STAR})
+    if use_learned:
+        for table, columns in learned.items():
+            if table not in tables:
+                tables[table] = sorted({*columns, STAR})
     return Catalog(tables) if tables else None

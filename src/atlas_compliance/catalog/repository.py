@@ -42,10 +42,12 @@ async def learn(conn: AsyncConnection, org_id: str, pairs: Sequence[tuple[str, s
     return cur.rowcount
 
 
-async def load_rows(conn: AsyncConnection, org_id: str) -> list[tuple[str, str, str]]:
-    """(table, column, origin) of every fact of the org (for :func:`~.facts.build_catalog`)."""
-    cur = await conn.execute("SELECT table_name, column_name, origin FROM datasource_catalog WHERE org_id = %s",
-                             (org_id,))
+async def load_rows(conn: AsyncConnection, org_id: str, *, include_learned: bool = True) -> list[tuple[str, str, str]]:
+    """(table, column, origin) of the org's facts (for :func:`~.facts.build_catalog`)."""
+    learned = "" if include_learned else " AND origin <> 'learned'"
+    cur = await conn.execute(
+        f"SELECT table_name, column_name, origin FROM datasource_catalog WHERE org_id = %s{learned}",  # noqa: S608
+        (org_id,))
     return [(r["table_name"], r["column_name"], r["origin"]) for r in await cur.fetchall()]
 
 
