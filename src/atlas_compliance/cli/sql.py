@@ -37,7 +37,7 @@ def _read_catalog_file(path: Path, dialect: str | None) -> Catalog | None:
 @sql_app.command("extract")
 def extract(dialect: str = typer.Option(None, "--dialect", help="SQL dialect or datasource type: postgres, mysql, "
                                         "mariadb, sqlite, snowflake, bigquery, tsql, … (default: generic SQL)."),
-            org: str = typer.Option(None, "--org", help="Use this organization's schema catalog (from the database)."),
+            org: str = typer.Option(None, "--org", help="Use this organization's schema catalog (from the database; its introspected and DDL facts, as ingest does)."),
             catalog_file: Path = typer.Option(None, "--catalog", help="Use the tables of this DDL file (CREATE TABLE "
                                               "…) as the catalog instead.", exists=True, dir_okay=False)) -> None:
     """Read one SQL statement (or several: their union) on standard input and print, as JSON, what ingest
