@@ -112,9 +112,9 @@ def test_normalize_table_name():
     assert normalize_table_name("ANALYTICS.Events") == "analytics.events"
     assert normalize_table_name("`crm`.`customers`") == "crm.customers"
     assert normalize_table_name("[dbo].[Patients]") == "dbo.patients"
-    assert normalize_table_name("db.public.orders") == "orders"
-    assert normalize_table_name("proj.dataset.table") == "dataset.table"
-    assert normalize_table_name("`acme-prod.crm.customers`") == "crm.customers"
+    assert normalize_table_name("db.public.orders") == "db.public.orders"
+    assert normalize_table_name("proj.dataset.table") == "proj.dataset.table"
+    assert normalize_table_name("`acme-prod.crm.customers`") == "acme-prod.crm.customers"
     assert normalize_table_name("orders") == "orders"
     assert normalize_table_name("public") == "public"  # a table that happens to be called public
 

@@ -44,6 +44,7 @@ MATRIX = [
      {"tableName": "t_manual", "columnName": "{kind}", "category": "ssn"}, {**ADMIN_ONLY, "admin": 201, "owner": 201,
                                                                           "personal": 201}),
     ("get", "/api/v1/admin/sources", None, ADMIN_ONLY),
+    ("get", "/api/v1/admin/catalog", None, ADMIN_ONLY),
     ("get", "/api/v1/admin/sources/role-mappings", None, ADMIN_ONLY),
     # Admins get through to the mapping itself: no member has this email, and the role is not mapped.
     ("put", "/api/v1/admin/sources/role-mappings/{role}", {"email": "nobody@example.invalid"}, ADMIN_GETS_404),

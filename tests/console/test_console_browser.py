@@ -508,3 +508,29 @@ def test_recorded_sql_is_shown_as_text_folded_and_paged(browser, world):
     assert shown[1:] == [f"select {i} from invoices" for i in range(150)]  # newest first, each once
     assert page.get_attribute("#events-csv", "href").endswith("format=csv")
     assert not page.js_errors
+
+def test_schema_catalog_panel_lists_what_the_api_lists(browser, world):
+    """The read-only catalog panel: one row per (datasource, table, origin), its columns in catalog order."""
+    from atlas_compliance.catalog import service as catalog_service
+    from atlas_compliance.catalog.ddl import read_ddl
+    from tests.conftest import run_service
+
+    org = world["org"]
+    facts = read_ddl("CREATE TABLE patients (id int, mrn text, ssn text); CREATE TABLE lab.results (id int, value text);",
+                     "postgres").facts
+    run_service(org.client, catalog_service.store_source, org.id, "clinic-ddl", "ddl", facts, actor="test")
+    page = new_page(browser, world)
+    page.wait_for_selector("#catalog-wrap:not([hidden])")
+    expected: dict[tuple[str, str, str], list[str]] = {}
+    for c in api(world, "/api/v1/admin/catalog").json()["columns"]:
+        expected.setdefault((c["datasource"] or "audit trail", c["tableName"], c["origin"]), []).append(c["columnName"])
+    rows = page.locator("#catalog-table tbody tr")
+    shown = {}
+    for i in range(rows.count()):
+        row = rows.nth(i)
+        table, columns, origin, _ = row.locator("td").all_inner_texts()
+        shown[(row.locator("th").inner_text(), table, origin)] = columns.split(", ")
+    assert shown == expected
+    assert shown[("clinic-ddl", "patients", "ddl")] == ["id", "mrn", "ssn"]
+    assert page.locator("#catalog-empty").is_hidden() and page.locator("#catalog-more").is_hidden()
+    assert page.js_errors == []

@@ -15,6 +15,7 @@ from ..audit import service as audit_service
 from ..audit.retention import MAX_RETENTION_DAYS
 from ..audit.schemas import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, AuditEventIn, IngestResult
 from ..auth.schemas import Principal
+from ..catalog import service as catalog_service
 from ..config import Settings
 from ..errors import AtlasError, Forbidden, PayloadTooLarge, Unprocessable
 from .deps import DB, AdminPrincipal, CurrentPrincipal, client_ip, get_settings
@@ -35,7 +36,9 @@ counts as a duplicate when it is the same event (same `sql`, `userId`, `timestam
 that id is refused in `rejected` with code `event_id_conflict`. A 2xx answer means every inserted event
 is committed. Tables and columns are extracted
 from `sql` (in the `sourceType` dialect) unless the event carries `tablesAccessed`, `columnsAccessed` or
-`columnsByTable`.
+`columnsByTable`, using the organization's schema catalog; columns the SQL places beyond doubt
+(`t.col`, the column list of an insert, the targets of an update's SET) are recorded in the catalog as *learned* after
+the batch commits (docs/catalog.md).
 """
 
 
@@ -103,8 +106,12 @@ async def ingest(request: Request, principal: CurrentPrincipal, db: DB) -> Inges
     _require_writer(principal)
     body = await _read_limited_body(request)
     events = parse_events_body(body, request.headers.get("content-type", ""))
+    learned: set[tuple[str, str]] = set()
     async with db.transaction() as conn:
-        return await audit_service.ingest_events(conn, principal.org_id, events)
+        result = await audit_service.ingest_events(conn, principal.org_id, events, learned)
+    if learned:  # after the commit, outside the org's chain lock: one set-based upsert
+        await catalog_service.learn(db, principal.org_id, learned, audit_service.cached_catalog(principal.org_id))
+    return result
 
 
 class ChainBreakOut(BaseModel):

@@ -28,7 +28,9 @@ RoleQ = Annotated[str | None, Query(description="Only users whose role at the wi
                                     "member.",
                                     max_length=32)]
 TableQ = Annotated[str | None, Query(description="Only accesses of this table (normalized: case-insensitive, "
-                                     "`public.` optional).", max_length=500)]
+                                     "`public.` optional). A name of one or two parts also matches it "
+                                     "qualified by a database (`patients` finds `prod.public.patients`); "
+                                     "three or more parts match exactly.", max_length=500)]
 Format = Annotated[Literal["json", "csv"], Query(description="json (default) or csv (streamed download).")]
 Tz = Annotated[str, Query(description="IANA time zone for date-only and offset-less values.", max_length=64)]
 Limit = Annotated[int | None, Query(description="Rows per page (JSON); default and maximum: the cap "

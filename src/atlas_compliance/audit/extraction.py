@@ -37,7 +37,8 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Token, Tokenizer, TokenType
 
 from .extraction_scope import AccessCollector
-from .names import MAX_NAME_BYTES, normalize_column_name, normalize_table_name
+from .learning import qualified_columns
+from .names import MAX_NAME_BYTES, normalize_column_name, normalize_table_name, short_table_name
 
 __all__ = ["MAX_NAME_BYTES", "AccessInfo", "Catalog", "cache_info", "extract_access", "normalize_column_name",
            "normalize_dialect", "normalize_table_name"]
@@ -109,10 +110,16 @@ class Catalog:
         return (Catalog, ({table: list(columns) for table, columns in self.tables.items()},))
 
     def columns_of(self, table: str) -> tuple[str, ...] | None:
-        """The known columns of ``table`` (a normalized name), or None when the table is unknown."""
+        """The known columns of ``table`` (a normalized name), or None when the table is unknown. A
+        three-part name the catalog does not hold is looked up by its short form (``prod.public.t``
+        as ``t``), since introspection names tables without their database."""
         found = self.tables.get(table)
         if found is None and table:
-            found = self.tables.get(normalize_table_name(table))
+            table = normalize_table_name(table)
+            found = self.tables.get(table)
+            if found is None and table.count(".") == 2:
+                # prod.public.patients: a catalog that names the table without its database knows it
+                found = self.tables.get(short_table_name(table))
         return found
 
     def __hash__(self) -> int:
@@ -136,12 +143,16 @@ class AccessInfo:
         columns: sorted distinct column names over all tables (Atlas's ``columns_accessed``).
         parse_error: None when parsed; a short message when the text could not be parsed, in which
             case ``tables`` and ``columns`` are empty.
+        qualified: the (table, column) pairs the SQL places beyond doubt, for the schema catalog.
     """
 
     tables: tuple[str, ...]
     columns_by_table: dict[str, tuple[str, ...]]
     columns: tuple[str, ...]
     parse_error: str | None
+    # (table, column) pairs the SQL itself places beyond doubt (t.col, INSERT INTO t (col), UPDATE t
+    # SET col): the schema catalog's learned facts (see audit/learning.py).
+    qualified: tuple[tuple[str, str], ...] = ()
 
 
 def extract_access(sql: str, dialect: str | None = None, catalog: Catalog | None = None) -> AccessInfo:
@@ -368,7 +379,8 @@ def _analyze(reader: Dialect, tokens: list[Token], sql: str, dialect: str | None
     if not tables and unsupported:
         return _error(f"unsupported statement: {unsupported[0]}")
     columns = tuple(sorted({c for cols in by_table.values() for c in cols}))
-    return AccessInfo(tables=tables, columns_by_table=by_table, columns=columns, parse_error=None)
+    return AccessInfo(tables=tables, columns_by_table=by_table, columns=columns, parse_error=None,
+                      qualified=qualified_columns(statements, _normalize_cached, sql))
 
 
 def _collect(collector: AccessCollector, statements: Iterable[exp.Expr | None], reader: Dialect,

@@ -19,6 +19,7 @@ MAX_NAME_BYTES = 512
 FOLD_PREFIX_CHARS = 120  # at most 480 bytes of UTF-8; with "~" and 16 hex digits, under MAX_NAME_BYTES
 
 _QUOTES = str.maketrans("", "", '"`[]')
+_SPACES = " \t\n\r\f\v"
 
 
 def fold_name(name: str) -> str:
@@ -46,20 +47,49 @@ def normalize_column_name(name: str) -> str:
 
 
 def normalize_table_name(name: str) -> str:
-    """Normalize a table name one way everywhere (audit rows, classifications, report filters).
+    """Normalize a table name one way everywhere (audit rows, classifications, catalog, report filters).
 
-    Lowercased; quote characters (``"`[]``) removed; the default schema ``public`` dropped, other
-    schemas kept; in a three-part ``catalog.schema.table`` name (a database, BigQuery project or
-    Snowflake database) the catalog part is dropped, so ``db.public.orders`` is ``orders``; an
-    over-long result is folded (:func:`fold_name`). Idempotent.
+    The rule (the SQL function ``atlas_normalize_table`` applies the same one; both are checked against
+    ``tests/audit/fixtures/table_names.tsv``):
 
-    >>> [normalize_table_name(n) for n in ('"Public"."Orders"', "Analytics.Events", "db.public.orders")]
-    ['orders', 'analytics.events', 'orders']
+    - quote characters (``"`[]``) removed, lowercased;
+    - split on ``.``; spaces, tabs and line breaks around each part removed; empty parts at either end
+      dropped (a stray leading or trailing dot), empty inner parts kept;
+    - a two-part ``public.table`` loses the default schema ``public``; other schemas are kept;
+    - a name of three or more parts (``database.schema.table``: a database, BigQuery project or
+      Snowflake database named in the SQL) is kept whole, ``public`` included, so
+      ``prod.public.patients`` and ``staging.public.patients`` stay two tables and never collide with a
+      schema called ``prod``; nothing is ever cut off the front;
+    - an over-long result is folded (:func:`fold_name`).
+
+    Idempotent.
+
+    >>> [normalize_table_name(n) for n in ('"Public"."Orders"', "Analytics.Events", "DB.public.Orders")]
+    ['orders', 'analytics.events', 'db.public.orders']
     >>> normalize_table_name("`acme-prod.crm.customers`"), normalize_table_name("[dbo].[Patients]")
-    ('crm.customers', 'dbo.patients')
+    ('acme-prod.crm.customers', 'dbo.patients')
     """
-    parts = [p.strip() for p in name.translate(_QUOTES).lower().split(".")]
-    parts = [p for p in parts if p][-2:]
+    parts = [p.strip(_SPACES) for p in name.translate(_QUOTES).lower().split(".")]
+    start, end = 0, len(parts)
+    while start < end and not parts[start]:
+        start += 1
+    while end > start and not parts[end - 1]:
+        end -= 1
+    parts = parts[start:end]
     if len(parts) == 2 and parts[0] == "public":
         del parts[0]
     return fold_name(".".join(parts))
+
+
+def short_table_name(name: str) -> str:
+    """The name without its database part: ``prod.public.patients`` -> ``patients``,
+    ``prod.crm.customers`` -> ``crm.customers``; a one- or two-part name is returned as is. ``name`` is
+    normalized. Report ``table`` filters match a stored name when either form equals the filter.
+
+    >>> short_table_name("prod.public.patients"), short_table_name("crm.customers")
+    ('patients', 'crm.customers')
+    """
+    parts = name.split(".")
+    if len(parts) != 3:
+        return name
+    return parts[2] if parts[1] == "public" else f"{parts[1]}.{parts[2]}"

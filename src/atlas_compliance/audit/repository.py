@@ -101,16 +101,12 @@ async def copy_events(conn: AsyncConnection, rows: Sequence[Sequence[Any]]) -> i
     return len(rows)
 
 
-async def load_catalog(conn: AsyncConnection, org_id: str) -> list[Row]:
+async def catalog_version(conn: AsyncConnection, org_id: str, *, include_learned: bool) -> Any:
+    """(latest recording time, number of facts) of the org's catalog: it changed when either did."""
+    learned = "" if include_learned else " AND origin <> 'learned'"
     cur = await conn.execute(
-        "SELECT table_name, array_agg(column_name ORDER BY ordinal, column_name) AS columns "
-        "FROM datasource_catalog WHERE org_id = %s GROUP BY table_name", (org_id,))
-    return await cur.fetchall()
-
-
-async def catalog_version(conn: AsyncConnection, org_id: str) -> Any:
-    cur = await conn.execute(
-        "SELECT max(scanned_at) AS v, count(*) AS n FROM datasource_catalog WHERE org_id = %s", (org_id,))
+        f"SELECT max(scanned_at) AS v, count(*) AS n FROM datasource_catalog WHERE org_id = %s{learned}",  # noqa: S608
+        (org_id,))
     row = await cur.fetchone()
     return (row["v"], row["n"])
 

@@ -44,17 +44,26 @@ _catalog_cache: dict[str, _CatalogCacheEntry] = {}
 
 
 async def org_catalog(conn: AsyncConnection, org_id: str) -> Catalog | None:
-    """The org's known schema (from PII scans); rebuilt only when a scan changed it."""
-    version = await repo.catalog_version(conn, org_id)
+    """The org's schema catalog (introspected, DDL and learned facts: `catalog/facts.py`), rebuilt only
+    when a sync, import, scan or newly learned fact changed it."""
+    from ..catalog import repository as catalog_repo
+    from ..catalog.facts import LEARNED_ATTRIBUTION, build_catalog
+
+    version = await repo.catalog_version(conn, org_id, include_learned=LEARNED_ATTRIBUTION)
     entry = _catalog_cache.get(org_id)
     if entry is not None and entry.version == version:
         return entry.catalog
     catalog = None
     if version[1]:
-        rows = await repo.load_catalog(conn, org_id)
-        catalog = Catalog({r["table_name"]: tuple(r["columns"]) for r in rows})
+        catalog = build_catalog(await catalog_repo.load_rows(conn, org_id, include_learned=LEARNED_ATTRIBUTION))
     _catalog_cache[org_id] = _CatalogCacheEntry(version, catalog)
     return catalog
+
+
+def cached_catalog(org_id: str) -> Catalog | None:
+    """The org's catalog as last loaded by :func:`org_catalog` (None when never loaded or empty)."""
+    entry = _catalog_cache.get(org_id)
+    return entry.catalog if entry is not None else None
 
 
 def _has_nul(value: Any) -> bool:
@@ -94,10 +103,12 @@ def _dedupe(values: Sequence[str]) -> list[str]:
     return sorted({v for v in values if v})
 
 
-def prepare_event(raw: Any, now: datetime, catalog: Catalog | None, *, may_hold_nul: bool = True) -> tuple[Any, ...]:
+def prepare_event(raw: Any, now: datetime, catalog: Catalog | None, *, may_hold_nul: bool = True,
+                  learned: set[tuple[str, str]] | None = None) -> tuple[Any, ...]:
     """Validate one raw event and return its COPY row (without org_id). Raises ValueError with a reason.
     ``may_hold_nul=False`` skips the NUL search when the caller knows there is none (JSON text
-    without a ``\\u0000`` escape)."""
+    without a ``\\u0000`` escape). ``learned``, when given, receives the (table, column) pairs the
+    event's SQL places beyond doubt (the catalog's learned facts)."""
     if not isinstance(raw, dict):
         raise ValueError("an event must be a JSON object")
     if may_hold_nul and _has_nul(raw):
@@ -122,6 +133,8 @@ def prepare_event(raw: Any, now: datetime, catalog: Catalog | None, *, may_hold_
         columns = list(access.columns) or None
         by_table = {t: list(c) for t, c in access.columns_by_table.items()} if access.tables else None
         parse_error = access.parse_error
+        if learned is not None and access.qualified:
+            learned.update(access.qualified)
     else:
         by_table = None
         if event.columnsByTable is not None:
@@ -169,15 +182,16 @@ class PreparedEvent:
     identity: EventIdentity
 
 
-def prepare_batch(events: Sequence[Any], now: datetime,
-                  catalog: Catalog | None) -> tuple[list[PreparedEvent], list[RejectedEvent]]:
+def prepare_batch(events: Sequence[Any], now: datetime, catalog: Catalog | None,
+                  learned: set[tuple[str, str]] | None = None) -> tuple[list[PreparedEvent], list[RejectedEvent]]:
     """Validate and extract a batch (pure CPU, no database): the valid events with their index and
-    COPY row, in order, and the rejected ones with their reasons."""
+    COPY row, in order, and the rejected ones with their reasons. ``learned`` receives the (table,
+    column) pairs the batch's SQL places beyond doubt (see :func:`atlas_compliance.catalog.service.learn`)."""
     rejected: list[RejectedEvent] = []
     prepared: list[PreparedEvent] = []
     for index, raw in enumerate(events):
         try:
-            row = prepare_event(raw, now, catalog)
+            row = prepare_event(raw, now, catalog, learned=learned)
         except ValueError as exc:
             rejected.append(RejectedEvent(index=index, code="invalid_event", error=str(exc)))
             continue
@@ -233,14 +247,17 @@ async def store_prepared(conn: AsyncConnection, org_id: str, prepared: Sequence[
                         rejected=sorted([*rejected, *refused], key=lambda r: r.index))
 
 
-async def ingest_events(conn: AsyncConnection, org_id: str, events: Sequence[Any]) -> IngestResult:
+async def ingest_events(conn: AsyncConnection, org_id: str, events: Sequence[Any],
+                        learned: set[tuple[str, str]] | None = None) -> IngestResult:
     """Store a batch of raw events for ``org_id``.
 
     Invalid events are rejected one by one with a reason; valid ones are stored. Events whose
     ``eventId`` is already stored (or repeated within the batch) count as duplicates when they are the
     same event, so re-sending a batch stores nothing twice, and are rejected as ``event_id_conflict``
-    when they are not. The caller commits.
+    when they are not. The caller commits. ``learned`` receives the (table, column) pairs the batch's SQL
+    places beyond doubt, for the caller to record after its commit
+    (:func:`atlas_compliance.catalog.service.learn`).
     """
     catalog = await org_catalog(conn, org_id)
-    prepared, rejected = prepare_batch(events, datetime.now(UTC), catalog)
+    prepared, rejected = prepare_batch(events, datetime.now(UTC), catalog, learned)
     return await store_prepared(conn, org_id, prepared, rejected)

@@ -108,7 +108,7 @@ def _print_table(report: str, document: dict) -> None:
 def data_access(org: str = _options()["org"], start: str = _options()["start"], end: str = _options()["end"],
                 user: str = typer.Option(None, "--user", help="Only this user id."),
                 role: str = typer.Option(None, "--role", help="owner, admin or member."),
-                table: str = typer.Option(None, "--table", help="Only accesses of this table."),
+                table: str = typer.Option(None, "--table", help="Only accesses of this table (`patients` also finds `prod.public.patients`)."),
                 tz: str = typer.Option("UTC", "--tz", help="IANA time zone for date-only values."),
                 fmt: str = typer.Option("table", "--format", help="table, json or csv."),
                 output: Path = typer.Option(None, "-o", "--output", help="Write to this file.")) -> None:
@@ -120,7 +120,7 @@ def data_access(org: str = _options()["org"], start: str = _options()["start"], 
 def user_activity(org: str = _options()["org"], start: str = _options()["start"], end: str = _options()["end"],
                   user: str = typer.Option(None, "--user", help="Only this user id."),
                   role: str = typer.Option(None, "--role", help="owner, admin or member."),
-                  table: str = typer.Option(None, "--table", help="Only queries touching this table."),
+                  table: str = typer.Option(None, "--table", help="Only queries touching this table (`patients` also finds `prod.public.patients`)."),
                   tz: str = typer.Option("UTC", "--tz", help="IANA time zone for date-only values."),
                   fmt: str = typer.Option("table", "--format", help="table, json or csv."),
                   output: Path = typer.Option(None, "-o", "--output", help="Write to this file.")) -> None:

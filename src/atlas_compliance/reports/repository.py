@@ -42,7 +42,29 @@ def window_params(org_id: str, window: ReportWindow, filters: ReportFilters) -> 
         "xh0": _midnight(wh), "xh1": _midnight(first_day) if wh < w0 else _midnight(wh),
         "xt0": _midnight(end_day) if wt > w1 else _midnight(wt), "xt1": _midnight(wt),
         "user": filters.user_id, "table": filters.table, "role": filters.role, "wend": window.end,
+        **_table_patterns(filters.table),
     }
+
+
+# The short form of a three-part name (audit/names.py short_table_name): prod.public.t -> t,
+# prod.s.t -> s.t; NULL for other names.
+_SHORT_NAME = ("(CASE WHEN {n} ~ '^[^.]*\\.[^.]*\\.[^.]*$' THEN CASE WHEN split_part({n}, '.', 2) = 'public' "
+               "THEN split_part({n}, '.', 3) ELSE split_part({n}, '.', 2) || '.' || split_part({n}, '.', 3) END END)")
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _table_patterns(table: str | None) -> dict[str, str | None]:
+    """LIKE patterns for the names of ``table`` in other databases: a filter of one or two parts
+    (``patients``, ``crm.customers``) also matches the three-part names whose short form it is
+    (``prod.public.patients``, ``prod.crm.customers``); a filter of three or more parts matches only
+    itself (``tlike`` is then NULL, which LIKE never matches)."""
+    if table is None or table.count(".") >= 2:
+        return {"tlike": None, "tlike4": None}
+    tail = _like_escape(table if "." in table else f"public.{table}")
+    return {"tlike": f"%.{tail}", "tlike4": f"%.%.{tail}"}
 
 
 # True when the org has no audit row (of any kind: failed, deleted or not) in the part of the head
@@ -102,7 +124,9 @@ def _opt(filters: ReportFilters, alias: str, *, table: bool = True) -> str:
     if filters.user_id is not None:
         clauses.append(f" AND {alias}.user_id = %(user)s")
     if table and filters.table is not None:
-        clauses.append(f" AND {alias}.table_name = %(table)s")
+        # The table itself, or the same name in another database (three parts whose short form it is).
+        clauses.append(f" AND ({alias}.table_name = %(table)s OR ({alias}.table_name LIKE %(tlike)s"
+                       f" AND {alias}.table_name NOT LIKE %(tlike4)s))")
     return "".join(clauses)
 
 
@@ -194,7 +218,8 @@ def _data_access_summary_exprs(filters: ReportFilters) -> str:
        (SELECT count(*) FROM (SELECT table_name FROM pairs GROUP BY table_name) s) AS unique_tables,
        (SELECT count(*) FROM (SELECT p.table_name FROM pairs p GROUP BY p.table_name) s WHERE EXISTS (
             SELECT 1 FROM pii_column_classifications c
-            WHERE c.org_id = %(org)s AND c.table_name = s.table_name AND NOT c.dismissed)) AS pii_tables"""
+            WHERE c.org_id = %(org)s AND c.table_name IN (s.table_name, {_SHORT_NAME.format(n="s.table_name")})
+              AND NOT c.dismissed)) AS pii_tables"""
 
 
 def data_access_summary_sql(filters: ReportFilters) -> str:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from ..audit import repository as audit_repo
+from ..audit.names import short_table_name
 from ..auth.schemas import Principal
 from ..db.pool import Database
 from . import columns
@@ -95,8 +96,17 @@ async def column_dictionary(db: Database, org_id: str, *, conn=None, fresh: bool
         return await read(own)
 
 
+def _classified(table: str, pii: dict[str, set[str]]) -> set[str] | None:
+    """The PII columns of ``table``: classified under its name, or, for a name with its database
+    (``prod.public.patients``), under its short form (``patients``), as scans name tables."""
+    found = pii.get(table)
+    if found is None and table.count(".") == 2:
+        found = pii.get(short_table_name(table))
+    return found
+
+
 def _pii_for(table: str, columns: list[str], pii: dict[str, set[str]]) -> list[str]:
-    classified = pii.get(table)
+    classified = _classified(table, pii)
     if not classified:
         return []
     if "*" in columns:
@@ -145,7 +155,7 @@ def data_access_rows(columns: list[str], pii: dict[str, set[str]], dictionary: C
             "tableName": table, "userId": user, "userEmail": r[i_email],
             "userRole": r[i_role],
             "queryCount": int(r[i_count]), "uniqueColumns": names,
-            "hasPII": table in pii, "piiColumns": _pii_for(table, names, pii) if table in pii else [],
+            "hasPII": bool(_classified(table, pii)), "piiColumns": _pii_for(table, names, pii),
             "firstAccess": r[i_first], "lastAccess": r[i_last],
         }
 

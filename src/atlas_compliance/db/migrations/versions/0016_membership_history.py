@@ -9,13 +9,13 @@ open interval of that user with the new address. Existing memberships are backfi
 `member."createdAt"`. Running this file again changes nothing.
 
 Revision ID: 0016
-Revises: 0011
+Revises: 0015
 """
 
 from atlas_compliance.db.migrations.sqlscript import run_sql
 
 revision = "0016"
-down_revision = "0011"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
