@@ -9,13 +9,12 @@ from fastapi import Body, Request
 from pydantic import BaseModel, Field, StrictInt
 
 from ..audit import chain, retention
-from ..audit import repository as audit_repo
 from ..audit import service as audit_service
 from ..audit.retention import MAX_RETENTION_DAYS
 from ..audit.schemas import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, AuditEventIn, IngestResult
 from ..auth.schemas import Principal
 from ..errors import Forbidden, PayloadTooLarge, Unprocessable
-from .deps import DB, AdminPrincipal, CurrentPrincipal, client_ip
+from .deps import DB, AdminPrincipal, CurrentPrincipal, request_actor
 from .errors import responses
 from .routing import api_router
 
@@ -142,10 +141,12 @@ class RetentionUpdate(BaseModel):
     # Strict: `true` or "30" is a mistake to report (422), not a number of days to store. The bounds are
     # documented here and checked by `retention.set_policy` (for the CLI too), which answers 400.
     retentionDays: StrictInt | None = Field(
-        description=f"At least 7 and at most {MAX_RETENTION_DAYS:,}, or null for unlimited.", examples=[365],
+        description=f"At least the installation's minimum (ATLAS_MIN_RETENTION_DAYS, default 365; never below 7) "
+                    f"and at most {MAX_RETENTION_DAYS:,}, or null for unlimited.", examples=[365],
         json_schema_extra={"minimum": 7, "maximum": MAX_RETENTION_DAYS})
     hardDeleteDelayDays: StrictInt | None = Field(
-        default=None, description=f"Days between soft and hard delete, 0 to {MAX_RETENTION_DAYS:,}.",
+        default=None, description="Days between soft and hard delete: at least the installation's minimum "
+                                  f"(ATLAS_MIN_HARD_DELETE_DELAY_DAYS, default 30), at most {MAX_RETENTION_DAYS:,}.",
         examples=[30], json_schema_extra={"minimum": 0, "maximum": MAX_RETENTION_DAYS})
 
 
@@ -167,30 +168,22 @@ async def get_retention(principal: AdminPrincipal, db: DB) -> RetentionPolicy:
             responses=responses(400, 401, 403, 422), summary="Set the retention policy")
 async def put_retention(request: Request, principal: AdminPrincipal, db: DB,
                         body: RetentionUpdate = Body(...)) -> RetentionPolicy:
-    """Set `retentionDays` (7 to 36,500, or null for unlimited) and optionally `hardDeleteDelayDays`
-    (0 to 36,500). Recorded in the admin action log with the previous and new values."""
+    """Set `retentionDays` (the installation's minimum, 365 days by default, to 36,500, or null for
+    unlimited) and optionally `hardDeleteDelayDays` (the installation's minimum, 30 by default, to 36,500).
+    A value below the minimum is refused with 400 `invalid_retention`. Recorded in the admin action log
+    with the previous and new values."""
     async with db.transaction() as conn:
-        previous, new = await retention.set_policy(conn, principal.org_id, body.retentionDays,
-                                                   body.hardDeleteDelayDays, principal.email)
-        await audit_repo.record_admin_action(
-            conn, org_id=principal.org_id, actor_id=principal.user_id, actor_email=principal.email,
-            action_type="audit_retention.policy_update", target_type="audit_retention",
-            target_id=principal.org_id, request_id=request.state.request_id, ip_address=client_ip(request),
-            metadata={"previous": {k: previous[k] for k in ("retentionDays", "hardDeleteDelayDays")},
-                      "new": {k: new[k] for k in ("retentionDays", "hardDeleteDelayDays")}})
+        _, new = await retention.set_policy(conn, principal.org_id, body.retentionDays, body.hardDeleteDelayDays,
+                                            request_actor(request, principal))
     return RetentionPolicy.model_validate(new)
 
 
 @router.post("/api/v1/admin/audit/retention/purge", response_model=PurgeOut, responses=responses(401, 403),
              summary="Run the retention purge now")
 async def purge(request: Request, principal: AdminPrincipal, db: DB) -> PurgeOut:
-    """Soft-delete rows older than the policy and hard-delete rows soft-deleted longer than the delay.
-    Recorded in the admin action log."""
+    """Soft-delete rows older than the policy and hard-delete rows soft-deleted longer than the delay;
+    never rows newer than the installation's minimum retention. Runs as the database function
+    `atlas_retention_purge`, which records the purge in the admin action log in the same statement."""
     async with db.transaction() as conn:
-        result = await retention.purge_org(conn, principal.org_id)
-        await audit_repo.record_admin_action(
-            conn, org_id=principal.org_id, actor_id=principal.user_id, actor_email=principal.email,
-            action_type="audit_retention.manual_purge", target_type="audit_retention",
-            target_id=principal.org_id, request_id=request.state.request_id, ip_address=client_ip(request),
-            metadata={"softDeleted": result.soft_deleted, "hardDeleted": result.hard_deleted})
+        result = await retention.purge_org(conn, principal.org_id, request_actor(request, principal))
     return PurgeOut(orgId=result.org_id, softDeleted=result.soft_deleted, hardDeleted=result.hard_deleted)

@@ -98,10 +98,11 @@ async def catalog_version(conn: AsyncConnection, org_id: str) -> Any:
     return (row["v"], row["n"])
 
 
-async def record_admin_action(conn: AsyncConnection, *, org_id: str | None, actor_id: str | None,
-                              actor_email: str | None, action_type: str, target_type: str, target_id: str,
-                              metadata: dict | None, request_id: str, ip_address: str | None = None,
-                              status: str = "success", scope: str = "workspace") -> None:
+async def insert_admin_action(conn: AsyncConnection, *, org_id: str | None, actor_id: str | None,
+                              actor_email: str | None, scope: str, action_type: str, target_type: str,
+                              target_id: str, status: str, metadata: dict | None, request_id: str,
+                              ip_address: str | None) -> None:
+    """Only :func:`atlas_compliance.audit.admin_actions.record` calls this."""
     from psycopg.types.json import Jsonb
 
     await conn.execute(
@@ -189,28 +190,21 @@ async def upsert_retention(conn: AsyncConnection, org_id: str, retention_days: i
     return await cur.fetchone()
 
 
-async def enable_purge(conn: AsyncConnection) -> None:
-    await conn.execute("SELECT set_config('atlas.retention_purge', 'on', true)")
-
-
-async def soft_delete_older_than(conn: AsyncConnection, org_id: str, days: int) -> int:
+async def retention_floor(conn: AsyncConnection) -> Row:
     cur = await conn.execute(
-        "UPDATE audit_log SET deleted_at = now() WHERE org_id = %s AND deleted_at IS NULL "
-        "AND \"timestamp\" < now() - make_interval(days => %s)", (org_id, days))
-    return cur.rowcount
+        "SELECT min_retention_days, min_hard_delete_delay_days FROM atlas_retention_floor WHERE id")
+    row = await cur.fetchone()
+    return row or {"min_retention_days": 365, "min_hard_delete_delay_days": 30}
 
 
-async def hard_delete_soft_deleted(conn: AsyncConnection, org_id: str, delay_days: int) -> int:
+async def purge(conn: AsyncConnection, org_id: str, *, actor_id: str | None, actor_email: str | None,
+                scope: str, request_id: str, ip_address: str | None) -> Row:
+    """The retention purge, by the schema owner's `atlas_retention_purge` (migration 0013): it applies the
+    policy and the installation floor, tombstones removed rows and records the purge, in one statement."""
     cur = await conn.execute(
-        "DELETE FROM audit_log WHERE org_id = %s AND deleted_at IS NOT NULL "
-        "AND deleted_at <= now() - make_interval(days => %s)", (org_id, delay_days))
-    return cur.rowcount
-
-
-async def record_purge(conn: AsyncConnection, org_id: str, count: int) -> None:
-    await conn.execute(
-        "UPDATE audit_retention_config SET last_purge_at = now(), last_purge_count = %s WHERE org_id = %s",
-        (count, org_id))
+        "SELECT soft_deleted, hard_deleted FROM atlas_retention_purge(%s, %s, %s, %s, %s, %s)",
+        (org_id, actor_id, actor_email, scope, request_id, ip_address))
+    return await cur.fetchone()
 
 
 async def orgs_with_policy(conn: AsyncConnection) -> list[Row]:

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..audit import bulk, chain, files, retention
 from ..audit import repository as audit_repo
 from ..audit import service as audit_service
+from ..audit.admin_actions import CLI_ACTOR
 from ..auth import service as auth
 from .common import console, fail, run_db
 
@@ -120,12 +121,7 @@ def purge(org: str = typer.Option(None, "--org", help="Organization slug (defaul
         out = []
         for o in targets:
             async with db.transaction() as conn:
-                result = await retention.purge_org(conn, o["id"])
-                await audit_repo.record_admin_action(
-                    conn, org_id=o["id"], actor_id="system:cli", actor_email="system:cli", scope="platform",
-                    action_type="audit_retention.manual_purge", target_type="audit_retention", target_id=o["id"],
-                    request_id="cli", metadata={"softDeleted": result.soft_deleted,
-                                                "hardDeleted": result.hard_deleted})
+                result = await retention.purge_org(conn, o["id"], CLI_ACTOR)
             out.append((o["slug"], result))
         return out
 
@@ -148,24 +144,20 @@ def show(org: str = typer.Option(..., "--org", help="Organization slug.")) -> No
 
 @retention_app.command("set")
 def set_policy(org: str = typer.Option(..., "--org", help="Organization slug."),
-               days: str = typer.Option(..., "--days", help="Days to keep (7 to 36,500), or 'unlimited'."),
-               hard_delete_delay: int = typer.Option(None, "--hard-delete-delay", help="Days before hard delete.")
+               days: str = typer.Option(..., "--days", help="Days to keep (at least ATLAS_MIN_RETENTION_DAYS, default 365; at most 36,500), or 'unlimited'."),
+               hard_delete_delay: int = typer.Option(None, "--hard-delete-delay", help="Days before hard delete (at least ATLAS_MIN_HARD_DELETE_DELAY_DAYS, default 30).")
                ) -> None:
     """Set an organization's retention policy."""
     retention_days = None
     if days.lower() != "unlimited":
         if not days.isdigit():
-            fail(f"--days must be a number of days (7 to 36,500) or 'unlimited', got {days!r}")
+            fail(f"--days must be a number of days (up to 36,500) or 'unlimited', got {days!r}")
         retention_days = int(days)
 
     async def work(db):
         async with db.transaction() as conn:
             o = await auth.get_organization(conn, org)
-            _, new = await retention.set_policy(conn, o["id"], retention_days, hard_delete_delay, "system:cli")
-            await audit_repo.record_admin_action(
-                conn, org_id=o["id"], actor_id="system:cli", actor_email="system:cli", scope="platform",
-                action_type="audit_retention.policy_update", target_type="audit_retention", target_id=o["id"],
-                request_id="cli", metadata={"retentionDays": retention_days, "hardDeleteDelayDays": hard_delete_delay})
+            _, new = await retention.set_policy(conn, o["id"], retention_days, hard_delete_delay, CLI_ACTOR)
             return new
     p = run_db(work)
     typer.echo(f"{org}: retention {p['retentionDays'] or 'unlimited'} days, hard delete after "
