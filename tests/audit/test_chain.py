@@ -36,7 +36,9 @@ def test_verify_ok_and_roles(client, org, make_org):
     seed(client, org, 7)
     admin = org.add_user("admin")
     body = client.get(VERIFY, headers=admin.headers).json()
-    assert body == {"ok": True, "rowsChecked": 7, "purgedRows": 0, "headSeq": 7, "firstBreak": None}
+    assert body == {"ok": True, "rowsChecked": 7, "purgedRows": 0, "headSeq": 7, "firstBreak": None, "chains": [
+        {"chain": "tombstone", "ok": True, "records": 0, "headSeq": 0, "firstBreak": None},
+        {"chain": "admin_action", "ok": True, "records": 0, "headSeq": 0, "firstBreak": None}]}
     assert_error(client.get(VERIFY, headers=org.add_user("member").headers), 403)
     assert_error(client.get(VERIFY, headers={"Authorization": f"Bearer {org.ingest_key()}"}), 403)
     assert_error(client.get(VERIFY), 401)

@@ -7,7 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
+from atlas_compliance.cli.main import app
+from atlas_compliance.config import get_settings
 from tests.conftest import assert_error
 
 URL = "/api/v1/audit/events"
@@ -231,3 +234,92 @@ def test_trigger_functions_cannot_be_borrowed(dml_sql):
                "atlas_evidence_chain_insert"):
         with pytest.raises(REFUSED):
             dml_sql.execute(f"CREATE TRIGGER t AFTER INSERT ON mine FOR EACH STATEMENT EXECUTE FUNCTION {fn}()")
+
+
+# --- the tombstone and admin-action chains, attacked by a superuser with the triggers disabled --------
+
+def superuser_tamper(sql, table: str, statement: str, params=()) -> None:
+    with sql.transaction():
+        sql.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        for one in statement.split("; "):
+            sql.execute(one, params)
+        sql.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+
+
+def chain_of(client, admin, name: str) -> dict:
+    body = client.get(VERIFY, headers=admin.headers).json()
+    return {"ok": body["ok"], **next(c for c in body["chains"] if c["chain"] == name)}
+
+
+@pytest.fixture()
+def purged(client, seeded, sql, retention_floor):
+    """The seeded org after a purge that removed its five old rows: 5 tombstones, 3 admin actions."""
+    org = seeded
+    admin = org.add_user("admin")
+    retention_floor(30, 0)
+    assert client.put(RETENTION, json={"retentionDays": 30, "hardDeleteDelayDays": 0},
+                      headers=admin.headers).status_code == 200
+    client.post(f"{RETENTION}/purge", headers=admin.headers)
+    client.post(f"{RETENTION}/purge", headers=admin.headers)
+    body = client.get(VERIFY, headers=admin.headers).json()
+    assert body["ok"] is True and body["purgedRows"] == 5
+    assert [(c["chain"], c["records"], c["headSeq"]) for c in body["chains"]] == [
+        ("tombstone", 5, 5), ("admin_action", 3, 3)]
+    return org, admin
+
+
+def test_policy_change_is_a_chained_admin_action_with_old_and_new_values(purged, sql):
+    org, admin = purged
+    row = sql.execute("SELECT chain_seq, actor_email, scope, metadata FROM admin_action_log WHERE org_id = %s "
+                      "AND action_type = 'audit_retention.policy_update'", (org.id,)).fetchone()
+    assert row["chain_seq"] == 1 and row["scope"] == "workspace" and row["actor_email"] == admin.email
+    assert row["metadata"] == {"previous": {"retentionDays": 365, "hardDeleteDelayDays": 30},
+                               "new": {"retentionDays": 30, "hardDeleteDelayDays": 0}}
+
+
+def test_edited_admin_action_is_found(client, purged, sql):
+    org, admin = purged
+    superuser_tamper(sql, "admin_action_log", "UPDATE admin_action_log SET metadata = '{\"new\": null}' "
+                     "WHERE org_id = %s AND chain_seq = 1", (org.id,))
+    got = chain_of(client, admin, "admin_action")
+    assert got["ok"] is False and got["firstBreak"]["kind"] == "changed" and got["firstBreak"]["seq"] == 1
+
+
+def test_edited_admin_action_with_its_hash_recomputed_breaks_the_next_link(client, purged, sql):
+    org, admin = purged
+    superuser_tamper(sql, "admin_action_log",
+                     "UPDATE admin_action_log SET metadata = '{}' WHERE org_id = %(o)s AND chain_seq = 2; "
+                     "UPDATE admin_action_log t SET row_hash = atlas_admin_action_hash(t, t.prev_hash) "
+                     "WHERE org_id = %(o)s AND chain_seq = 2", {"o": org.id})
+    got = chain_of(client, admin, "admin_action")
+    assert got["firstBreak"]["kind"] == "inserted_out_of_order" and got["firstBreak"]["seq"] == 3
+
+
+def test_removed_newest_admin_action_is_found(client, purged, sql):
+    org, admin = purged
+    superuser_tamper(sql, "admin_action_log", "DELETE FROM admin_action_log WHERE org_id = %s AND chain_seq = 3",
+                     (org.id,))
+    got = chain_of(client, admin, "admin_action")
+    assert got["ok"] is False and got["firstBreak"]["kind"] == "removed" and got["firstBreak"]["seq"] == 3
+
+
+@pytest.mark.parametrize("attack, kind, seq", [
+    ("UPDATE audit_log_tombstone SET purged_at = purged_at - interval '1 day' WHERE chain_key = %(o)s "
+     "AND record_seq = 2", "changed", 2),
+    ("DELETE FROM audit_log_tombstone WHERE chain_key = %(o)s AND record_seq = 3", "removed", 3),
+    ("INSERT INTO audit_log_tombstone (chain_key, chain_seq, audit_id, row_hash) "
+     "VALUES (%(o)s, 999, gen_random_uuid(), '\\x00')", "outside_chain", None),
+])
+def test_tombstone_chain_breaks_are_found_and_named(client, purged, sql, database_url, monkeypatch, attack, kind,
+                                                    seq):
+    org, admin = purged
+    superuser_tamper(sql, "audit_log_tombstone", attack, {"o": org.id})
+    got = chain_of(client, admin, "tombstone")
+    assert got["ok"] is False and got["firstBreak"]["kind"] == kind and got["firstBreak"]["seq"] == seq
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["audit", "verify", "--org", org.slug])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2 and f"{org.slug}: BROKEN tombstone chain at record {seq} ({kind})" in result.output

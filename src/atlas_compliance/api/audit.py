@@ -108,19 +108,30 @@ class ChainBreakOut(BaseModel):
     detail: str
 
 
-class VerifyOut(BaseModel):
+class RecordChainOut(BaseModel):
+    chain: str = Field(description="tombstone (rows removed by the retention purge) | admin_action")
     ok: bool
+    records: int
+    headSeq: int
+    firstBreak: ChainBreakOut | None
+
+
+class VerifyOut(BaseModel):
+    ok: bool = Field(description="True when the audit log's chain and every other evidence chain verify.")
     rowsChecked: int
     purgedRows: int
     headSeq: int
     firstBreak: ChainBreakOut | None
+    chains: list[RecordChainOut] = Field(
+        default_factory=list, description="The org's chains of purge tombstones and of admin actions.")
 
 
 @router.get("/api/v1/admin/audit/verify", response_model=VerifyOut, responses=responses(401, 403),
             summary="Verify the audit log's hash chain")
 async def verify(principal: AdminPrincipal, db: DB) -> VerifyOut:
     """Recompute the organization's hash chain: OK with the number of rows checked, or the first broken
-    link (which row, and whether it was changed, removed or inserted out of order)."""
+    link (which row, and whether it was changed, removed or inserted out of order). The chains of purge
+    tombstones and admin actions are checked too (`chains`); `ok` is false if any of them is broken."""
     async with db.transaction() as conn:
         result = await chain.verify_chain(conn, principal.org_id)
     return VerifyOut.model_validate(result.to_dict())

@@ -221,3 +221,54 @@ async def rows_outside_chain(conn: AsyncConnection, key: str, head_seq: int) -> 
         "AND (chain_seq IS NULL OR row_hash IS NULL OR chain_seq > %s) ORDER BY chain_seq NULLS FIRST LIMIT 1",
         (key, head_seq))
     return await cur.fetchone()
+
+
+# --- the chains of tombstones and admin actions (migration 0013) -----------------------------------
+
+# Per chain: its table, the org key expression, the sequence, link and hash columns, the hash function.
+RECORD_CHAINS = {
+    "tombstone": ("audit_log_tombstone", "t.chain_key", "t.record_seq", "t.record_prev", "t.record_hash",
+                  "atlas_tombstone_hash", "t.audit_id::text"),
+    "admin_action": ("admin_action_log", "coalesce(t.org_id, '')", "t.chain_seq", "t.prev_hash", "t.row_hash",
+                     "atlas_admin_action_hash", "t.id::text"),
+}
+
+
+def _record_chain_sql(chain: str) -> str:
+    table, key, seq, prev, row_hash, fn, rid = RECORD_CHAINS[chain]
+    return f"""
+WITH c AS (
+    SELECT {seq} AS seq, {rid} AS id, {prev} AS prev, {row_hash} AS h, {fn}(t, {prev}) AS calc
+    FROM {table} t WHERE {key} = %(key)s
+), o AS (
+    SELECT c.*, lag(c.seq) OVER w AS before_seq, lag(c.h) OVER w AS before_hash
+    FROM c WINDOW w AS (ORDER BY c.seq NULLS FIRST)
+)
+SELECT seq, id, h IS DISTINCT FROM calc AS changed, before_seq
+FROM o
+WHERE seq IS NULL OR h IS DISTINCT FROM calc
+   OR (before_seq IS NULL AND (seq <> 1 OR prev IS NOT NULL))
+   OR (before_seq IS NOT NULL AND (seq <> before_seq + 1 OR prev IS DISTINCT FROM before_hash))
+ORDER BY seq NULLS FIRST
+LIMIT 1
+"""  # noqa: S608 - identifiers from the fixed RECORD_CHAINS table
+
+
+async def record_chain_first_break(conn: AsyncConnection, chain: str, key: str) -> Row | None:
+    cur = await conn.execute(_record_chain_sql(chain), {"key": key})
+    return await cur.fetchone()
+
+
+async def record_chain_summary(conn: AsyncConnection, chain: str, key: str) -> Row:
+    """Count and newest record of a chain, and its head (NULLs when there is none)."""
+    table, key_expr, seq, _, row_hash, _, _ = RECORD_CHAINS[chain]
+    cur = await conn.execute(
+        f"SELECT (SELECT count(*) FROM {table} t WHERE {key_expr} = %(key)s) AS records, "  # noqa: S608 - fixed
+        f"(SELECT {seq} FROM {table} t WHERE {key_expr} = %(key)s AND {seq} IS NOT NULL "
+        f"ORDER BY {seq} DESC LIMIT 1) AS max_seq, "
+        f"(SELECT {row_hash} FROM {table} t WHERE {key_expr} = %(key)s AND {seq} IS NOT NULL "
+        f"ORDER BY {seq} DESC LIMIT 1) AS max_hash, "
+        "(SELECT last_seq FROM evidence_chain_head WHERE chain = %(chain)s AND chain_key = %(key)s) AS head_seq, "
+        "(SELECT last_hash FROM evidence_chain_head WHERE chain = %(chain)s AND chain_key = %(key)s) AS head_hash",
+        {"key": key, "chain": chain})
+    return await cur.fetchone()

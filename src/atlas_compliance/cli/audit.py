@@ -100,13 +100,21 @@ def verify(org: str = typer.Option(None, "--org", help="Organization slug (defau
 
     broken = False
     for slug, result in run_db(work):
+        records = ", ".join(f"{c.records} {c.chain.replace('_', ' ')} records" for c in result.chains)
         if result.ok:
-            typer.echo(f"{slug}: OK, {result.rows_checked} rows checked ({result.purged_rows} purged by retention)")
-        else:
-            broken = True
+            typer.echo(f"{slug}: OK, {result.rows_checked} rows checked ({result.purged_rows} purged by retention)"
+                       + (f"; {records} chained" if records else ""))
+            continue
+        broken = True
+        if result.first_break is not None:
             b = result.first_break
             typer.echo(f"{slug}: BROKEN at row {b.seq} ({b.kind}): {b.detail}"
                        + (f" [audit id {b.audit_id}]" if b.audit_id else ""))
+        for c in result.chains:
+            if c.first_break is not None:
+                b = c.first_break
+                typer.echo(f"{slug}: BROKEN {c.chain.replace('_', ' ')} chain at record {b.seq} ({b.kind}): {b.detail}"
+                           + (f" [id {b.audit_id}]" if b.audit_id else ""))
     if broken:
         raise typer.Exit(2)
 
