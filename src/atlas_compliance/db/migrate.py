@@ -79,6 +79,23 @@ def _secure(url: str) -> None:
             secure_functions(conn)
 
 
+def apply_retention_floor(url: str, min_retention_days: int, min_hard_delete_delay_days: int):
+    """Write the configured retention floor into the database when the connecting role owns the schema
+    (see :func:`atlas_compliance.db.security.apply_retention_floor`)."""
+    from .security import apply_retention_floor as apply
+
+    with psycopg.connect(to_libpq_url(url), connect_timeout=10, autocommit=True) as conn:
+        return apply(conn, min_retention_days, min_hard_delete_delay_days)
+
+
+def apply_roles(url: str, service_role: str, writer_role: str):
+    """Create (or print) the service and writer roles (see :func:`atlas_compliance.db.security.apply_roles`)."""
+    from .security import apply_roles as apply
+
+    with psycopg.connect(to_libpq_url(url), connect_timeout=10, autocommit=True) as conn:
+        return apply(conn, service_role, writer_role)
+
+
 def current(url: str) -> str | None:
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy import create_engine, pool
