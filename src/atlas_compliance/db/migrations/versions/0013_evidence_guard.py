@@ -41,11 +41,14 @@ TRUST = r"""
 -- Whether the running statement may write Atlas's own evidence tables: it runs as the table's owner
 -- (only SECURITY DEFINER functions owned by the schema owner get there; the service's and outside
 -- writers' roles never own the tables) and in a function that set atlas.owner_write.
+-- (Schema-qualified rather than SET search_path, so that it can be inlined: the guards call it per row.)
 CREATE OR REPLACE FUNCTION atlas_evidence_trusted(rel regclass) RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
-    SELECT coalesce(current_setting('atlas.owner_write', true), '') = 'on'
-       AND EXISTS (SELECT 1 FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
-                   WHERE c.oid = rel AND r.rolname = current_user)
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(pg_catalog.current_setting('atlas.owner_write', true), '') OPERATOR(pg_catalog.=) 'on'
+       AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                   WHERE c.oid OPERATOR(pg_catalog.=) rel
+                     AND c.relowner OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
+                                                             WHERE r.rolname OPERATOR(pg_catalog.=) current_user))
 $$;
 
 -- The installation's retention floor, set by `db upgrade` (the owner) from ATLAS_MIN_RETENTION_DAYS
@@ -147,14 +150,16 @@ AUDIT_GUARD = r"""
 CREATE OR REPLACE FUNCTION atlas_audit_guard() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
-    c RECORD;
+    c    RECORD;
+    same audit_log;
 BEGIN
     IF TG_OP = 'UPDATE' THEN
-        IF atlas_audit_content(NEW) IS DISTINCT FROM atlas_audit_content(OLD)
-           OR NEW.chain_seq IS DISTINCT FROM OLD.chain_seq
-           OR NEW.prev_hash IS DISTINCT FROM OLD.prev_hash
-           OR NEW.row_hash IS DISTINCT FROM OLD.row_hash
-           OR NEW.ingested_at IS DISTINCT FROM OLD.ingested_at THEN
+        -- Every column but deleted_at and parent_audit_id must be unchanged (compared as a whole row:
+        -- cheaper per row than building the hashed content twice).
+        same := NEW;
+        same.deleted_at := OLD.deleted_at;
+        same.parent_audit_id := OLD.parent_audit_id;
+        IF same IS DISTINCT FROM OLD THEN
             RAISE EXCEPTION 'audit_log is append-only: a row''s content can never change (% refused for role %)',
                 TG_OP, current_user USING ERRCODE = 'insufficient_privilege';
         END IF;
