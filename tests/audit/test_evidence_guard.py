@@ -323,3 +323,43 @@ def test_tombstone_chain_breaks_are_found_and_named(client, purged, sql, databas
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 2 and f"{org.slug}: BROKEN tombstone chain at record {seq} ({kind})" in result.output
+
+
+def test_concurrent_admin_actions_and_purges_keep_every_chain_whole(client, seeded, sql, database_url,
+                                                                   retention_floor):
+    """Writers of one org's admin log in parallel (and a purge writing tombstones meanwhile): each record
+    gets the next position, none twice, and every chain verifies."""
+    import threading
+
+    org = seeded
+    admin = org.add_user("admin")
+    retention_floor(30, 0)
+    sql.execute("UPDATE audit_retention_config SET retention_days = 30, hard_delete_delay_days = 0 WHERE org_id = %s",
+                (org.id,))
+    errors: list[BaseException] = []
+
+    def write(worker: int) -> None:
+        try:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                for i in range(25):
+                    with conn.transaction():
+                        conn.execute("INSERT INTO admin_action_log (org_id, action_type, target_type, target_id, "
+                                     "request_id) VALUES (%s, 'test.parallel', 'x', %s, 'r')", (org.id, f"{worker}-{i}"))
+                        if worker == 0 and i == 10:
+                            conn.execute("SELECT * FROM atlas_retention_purge(%s, 'u', 'u', 'workspace', 'r', null)",
+                                         (org.id,))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    seqs = [r["chain_seq"] for r in sql.execute("SELECT chain_seq FROM admin_action_log WHERE org_id = %s "
+                                                "ORDER BY chain_seq", (org.id,)).fetchall()]
+    assert seqs == list(range(1, 102))  # 100 parallel records and the purge's own
+    body = client.get(VERIFY, headers=admin.headers).json()
+    assert body["ok"] is True and body["purgedRows"] == 5, body
+    assert [(c["chain"], c["records"]) for c in body["chains"]] == [("tombstone", 5), ("admin_action", 101)]
