@@ -363,3 +363,29 @@ def test_concurrent_admin_actions_and_purges_keep_every_chain_whole(client, seed
     body = client.get(VERIFY, headers=admin.headers).json()
     assert body["ok"] is True and body["purgedRows"] == 5, body
     assert [(c["chain"], c["records"]) for c in body["chains"]] == [("tombstone", 5), ("admin_action", 101)]
+
+
+def test_member_and_token_changes_are_chained_admin_actions(client, org, sql, database_url, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        email = f"new-{org.slug}@example.test"
+        assert runner.invoke(app, ["users", "create", email, "--org", org.slug, "--role", "member",
+                                   "--password-stdin"], input="a long enough password\n").exit_code == 0
+        assert runner.invoke(app, ["members", "add", email, "--org", org.slug, "--role", "admin"]).exit_code == 0
+        created = runner.invoke(app, ["tokens", "create", "--org", org.slug, "--ingest", "--name", "proxy"])
+        assert created.exit_code == 0, created.output
+        token_id = created.output.split("ingest token ")[1].split()[0].rstrip(",")
+        assert runner.invoke(app, ["tokens", "revoke", token_id]).exit_code == 0
+    finally:
+        get_settings.cache_clear()
+    rows = sql.execute("SELECT chain_seq, action_type, actor_id, scope, target_id, metadata FROM admin_action_log "
+                       "WHERE org_id = %s ORDER BY chain_seq", (org.id,)).fetchall()
+    assert [(r["chain_seq"], r["action_type"], r["actor_id"], r["scope"]) for r in rows] == [
+        (1, "member.user_created", "system:cli", "platform"), (2, "member.role_set", "system:cli", "platform"),
+        (3, "token.created", "system:cli", "platform"), (4, "token.revoked", "system:cli", "platform")]
+    assert rows[1]["metadata"] == {"email": email, "role": "admin"} and rows[3]["target_id"] == token_id
+    admin = org.add_user("admin")
+    body = client.get(VERIFY, headers=admin.headers).json()
+    assert body["ok"] is True and body["chains"][1]["records"] == 4
