@@ -77,8 +77,13 @@ def test_service_role_runs_the_purge_but_cannot_change_evidence(roles, org, sql)
                           "UPDATE atlas_retention_floor SET min_retention_days = 7 WHERE %s::text IS NOT NULL"):
             with pytest.raises(REFUSED):
                 s.execute(statement, (org.id,))
-        with pytest.raises(psycopg.errors.CheckViolation):
+        with pytest.raises(REFUSED):
             s.execute("UPDATE audit_retention_config SET retention_days = 7 WHERE org_id = %s", (org.id,))
+        with pytest.raises(psycopg.errors.CheckViolation):
+            s.execute("SELECT * FROM atlas_set_retention_policy(%s, 7, 0, 'u', 'u', 'workspace', 'r', null)",
+                      (org.id,))
+        s.execute("SELECT * FROM atlas_set_retention_policy(%s, 400, null, 'u', 'u@x', 'workspace', 'r', null)",
+                  (org.id,))
     assert sql.execute("SELECT count(*) AS n FROM audit_log WHERE org_id = %s AND deleted_at IS NULL",
                        (org.id,)).fetchone()["n"] == 1
 

@@ -44,6 +44,12 @@ def state(sql, org_id: str) -> dict:
         {"o": org_id}).fetchone()
 
 
+def set_policy(sql, org_id: str, days: int, delay: int) -> None:
+    """As the owner, through Atlas's own function (as the API does)."""
+    sql.execute("SELECT * FROM atlas_set_retention_policy(%s, %s, %s, 'test', 'test', 'platform', 'test', null)",
+                (org_id, days, delay))
+
+
 def total_queries(client, admin, days: int = 800) -> int:
     params = {"startDate": (datetime.now(UTC) - timedelta(days=days)).date().isoformat(),
               "endDate": datetime.now(UTC).date().isoformat()}
@@ -127,19 +133,21 @@ def test_attack_4_policy_below_the_floor_is_refused_and_purges_nothing_new(clien
         err = assert_error(client.put(RETENTION, json=body, headers=admin.headers), 400, "invalid_retention")
         assert "installation's minimum" in err["message"]
     assert client.get(RETENTION, headers=admin.headers).json()["retentionDays"] == 365
-    # The same through SQL by a DML role: the database refuses it.
-    with pytest.raises(psycopg.errors.CheckViolation, match="installation minimum"):
+    # Through SQL, a DML role cannot change a policy at all; Atlas's own function refuses the floor too.
+    with pytest.raises(REFUSED, match="audit_retention_config"):
         dml_sql.execute("UPDATE audit_retention_config SET retention_days = 7, hard_delete_delay_days = 0 "
                         "WHERE org_id = %s", (org.id,))
+    with pytest.raises(psycopg.errors.CheckViolation, match="installation minimum"):
+        sql.execute("SELECT * FROM atlas_set_retention_policy(%s, 7, 0, 'u', 'u', 'workspace', 'r', null)", (org.id,))
     # Nor can the role lower the floor itself.
     with pytest.raises(REFUSED, match="atlas_retention_floor"):
         dml_sql.execute("UPDATE atlas_retention_floor SET min_retention_days = 0, min_hard_delete_delay_days = 0")
     # Even a policy row forced below the floor (by a superuser) purges nothing newer than the floor.
     with sql.transaction():
-        sql.execute("ALTER TABLE audit_retention_config DISABLE TRIGGER audit_retention_config_floor")
+        sql.execute("ALTER TABLE audit_retention_config DISABLE TRIGGER USER")
         sql.execute("UPDATE audit_retention_config SET retention_days = 7, hard_delete_delay_days = 0 "
                     "WHERE org_id = %s", (org.id,))
-        sql.execute("ALTER TABLE audit_retention_config ENABLE TRIGGER audit_retention_config_floor")
+        sql.execute("ALTER TABLE audit_retention_config ENABLE TRIGGER USER")
     purge = client.post(f"{RETENTION}/purge", headers=admin.headers).json()
     assert purge == {"orgId": org.id, "softDeleted": 5, "hardDeleted": 0}  # only the 2-year-old rows
     after = state(sql, org.id)
@@ -167,7 +175,7 @@ def test_atlas_own_purge_statements_keep_succeeding(client, seeded, sql, dml_sql
     assert cur.rowcount == 0  # the 30-day floor on the hard-delete delay
     # With the floor's delay at 0, the same statement removes them, and each leaves a tombstone.
     retention_floor(365, 0)
-    sql.execute("UPDATE audit_retention_config SET hard_delete_delay_days = 0 WHERE org_id = %s", (org.id,))
+    set_policy(sql, org.id, 365, 0)
     cur = dml_sql.execute("DELETE FROM audit_log WHERE org_id = %s AND deleted_at IS NOT NULL "
                           "AND deleted_at < now() - make_interval(days => 0)", (org.id,))
     assert cur.rowcount == 5
@@ -186,8 +194,7 @@ def test_purge_function_applies_policy_and_records_itself(client, seeded, sql, d
         dml_sql.execute("SELECT * FROM atlas_retention_purge(%s, 'x', 'x', 'workspace', 'r', null)", (org.id,))
     role = dml_sql.execute("SELECT current_user AS r").fetchone()["r"]
     sql.execute(f'GRANT EXECUTE ON FUNCTION atlas_retention_purge(text, text, text, text, text, text) TO "{role}"')
-    sql.execute("UPDATE audit_retention_config SET retention_days = 30, hard_delete_delay_days = 0 WHERE org_id = %s",
-                (org.id,))
+    set_policy(sql, org.id, 30, 0)
     got = dml_sql.execute("SELECT * FROM atlas_retention_purge(%s, 'u9', 'a@x', 'workspace', 'req-1', null)",
                           (org.id,)).fetchone()
     assert got == {"soft_deleted": 5, "hard_deleted": 5}  # a delay of 0 removes them at once
@@ -334,8 +341,7 @@ def test_concurrent_admin_actions_and_purges_keep_every_chain_whole(client, seed
     org = seeded
     admin = org.add_user("admin")
     retention_floor(30, 0)
-    sql.execute("UPDATE audit_retention_config SET retention_days = 30, hard_delete_delay_days = 0 WHERE org_id = %s",
-                (org.id,))
+    set_policy(sql, org.id, 30, 0)
     errors: list[BaseException] = []
 
     def write(worker: int) -> None:
@@ -359,10 +365,10 @@ def test_concurrent_admin_actions_and_purges_keep_every_chain_whole(client, seed
     assert errors == []
     seqs = [r["chain_seq"] for r in sql.execute("SELECT chain_seq FROM admin_action_log WHERE org_id = %s "
                                                 "ORDER BY chain_seq", (org.id,)).fetchall()]
-    assert seqs == list(range(1, 102))  # 100 parallel records and the purge's own
+    assert seqs == list(range(1, 103))  # the policy change, 100 parallel records and the purge's own
     body = client.get(VERIFY, headers=admin.headers).json()
     assert body["ok"] is True and body["purgedRows"] == 5, body
-    assert [(c["chain"], c["records"]) for c in body["chains"]] == [("tombstone", 5), ("admin_action", 101)]
+    assert [(c["chain"], c["records"]) for c in body["chains"]] == [("tombstone", 5), ("admin_action", 102)]
 
 
 def test_member_and_token_changes_are_chained_admin_actions(client, org, sql, database_url, monkeypatch):

@@ -179,14 +179,15 @@ async def get_retention(conn: AsyncConnection, org_id: str) -> Row | None:
     return await cur.fetchone()
 
 
-async def upsert_retention(conn: AsyncConnection, org_id: str, retention_days: int | None,
-                           hard_delete_delay_days: int, updated_by: str | None) -> Row:
+async def set_retention(conn: AsyncConnection, org_id: str, retention_days: int | None, hard_delete_delay_days: int,
+                        *, actor_id: str | None, actor_email: str | None, scope: str, request_id: str,
+                        ip_address: str | None) -> Row:
+    """Store a policy through the schema owner's `atlas_set_retention_policy` (migration 0013), which also
+    records the change (previous and new values) in the admin action log, in one statement."""
     cur = await conn.execute(
-        "INSERT INTO audit_retention_config (org_id, retention_days, hard_delete_delay_days, updated_by) "
-        "VALUES (%s, %s, %s, %s) ON CONFLICT (org_id) DO UPDATE SET retention_days = EXCLUDED.retention_days, "
-        "hard_delete_delay_days = EXCLUDED.hard_delete_delay_days, updated_by = EXCLUDED.updated_by, "
-        "updated_at = now() RETURNING org_id, retention_days, hard_delete_delay_days, updated_at, updated_by, "
-        "last_purge_at, last_purge_count", (org_id, retention_days, hard_delete_delay_days, updated_by))
+        "SELECT org_id, retention_days, hard_delete_delay_days, updated_at, updated_by, last_purge_at, "
+        "last_purge_count FROM atlas_set_retention_policy(%s, %s, %s, %s, %s, %s, %s, %s)",
+        (org_id, retention_days, hard_delete_delay_days, actor_id, actor_email, scope, request_id, ip_address))
     return await cur.fetchone()
 
 

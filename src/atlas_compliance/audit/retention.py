@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from psycopg import AsyncConnection
 
 from ..errors import BadRequest
-from . import admin_actions
 from . import repository as repo
 from .admin_actions import Actor
 
@@ -47,8 +46,8 @@ async def floor(conn: AsyncConnection) -> tuple[int, int]:
 
 async def set_policy(conn: AsyncConnection, org_id: str, retention_days: int | None,
                      hard_delete_delay_days: int | None, actor: Actor) -> tuple[dict, dict]:
-    """Validate and store a policy, and record the change (previous and new values) in the admin
-    action log; return (previous, new)."""
+    """Validate and store a policy; the database function that stores it records the change (previous
+    and new values) in the admin action log. Return (previous, new)."""
     min_days, min_delay = await floor(conn)
     lowest = max(MIN_RETENTION_DAYS, min_days)
     if retention_days is not None and retention_days < lowest:
@@ -68,13 +67,10 @@ async def set_policy(conn: AsyncConnection, org_id: str, retention_days: int | N
     if delay < min_delay:
         raise BadRequest(f"hardDeleteDelayDays must be at least {min_delay} (this installation's minimum); "
                          f"the stored value is {delay}: set it too", code="invalid_retention")
-    row = await repo.upsert_retention(conn, org_id, retention_days, delay, actor.email or actor.user_id)
-    new = policy_dict(row, org_id)
-    keys = ("retentionDays", "hardDeleteDelayDays")
-    await admin_actions.record(conn, actor, org_id=org_id, action_type="audit_retention.policy_update",
-                               target_type="audit_retention", target_id=org_id,
-                               details={"previous": {k: previous[k] for k in keys}, "new": {k: new[k] for k in keys}})
-    return previous, new
+    row = await repo.set_retention(conn, org_id, retention_days, delay, actor_id=actor.user_id,
+                                   actor_email=actor.email, scope=actor.scope, request_id=actor.request_id,
+                                   ip_address=actor.ip)
+    return previous, policy_dict(row, org_id)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ DEFINER_TRIGGER_FUNCTIONS = (
     "atlas_audit_before_insert()",
     "atlas_audit_rollup_insert()",
     "atlas_audit_rollup_remove()",
+    "atlas_default_retention()",
 )
 
 SECURE_SQL = r"""
@@ -106,6 +107,8 @@ def role_statements(conn: psycopg.Connection, service_role: str, writer_role: st
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {sch} TO {s}",
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA {sch} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {s}",
         f"GRANT EXECUTE ON FUNCTION {sch}.atlas_retention_purge(text, text, text, text, text, text) TO {s}",
+        f"GRANT EXECUTE ON FUNCTION {sch}.atlas_set_retention_policy(text, integer, integer, text, text, text, text, "
+        f"text) TO {s}",
         f"REVOKE ALL ON ALL TABLES IN SCHEMA {sch} FROM {w}",
         f"GRANT INSERT ON {sch}.audit_log TO {w}",
     ]

@@ -209,12 +209,13 @@ BEGIN
 END
 $$;
 
--- The rollups and the column dictionary are written only by the audit_log triggers (trusted).
+-- The rollups, the column dictionary and the retention policies are written only by Atlas's own
+-- definer functions (trusted): the audit_log triggers, atlas_set_retention_policy, the purge.
 CREATE OR REPLACE FUNCTION atlas_derived_guard() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     IF NOT atlas_evidence_trusted(TG_RELID) THEN
-        RAISE EXCEPTION '% is maintained by Atlas Compliance''s triggers from audit_log: % is refused for role %',
+        RAISE EXCEPTION '% is written only by Atlas Compliance''s own database functions: % is refused for role %',
             TG_TABLE_NAME, TG_OP, current_user USING ERRCODE = 'insufficient_privilege';
     END IF;
     RETURN NULL;
@@ -462,6 +463,54 @@ CREATE TRIGGER evidence_chain_head_guard BEFORE INSERT OR UPDATE OR DELETE OR TR
     FOR EACH STATEMENT EXECUTE FUNCTION atlas_derived_guard();
 """
 
+POLICY = r"""
+-- Every organization gets the default policy (raised to the floor), whoever creates it; only this trigger
+-- and the functions below write policies.
+DROP TRIGGER IF EXISTS audit_retention_config_guard ON audit_retention_config;
+CREATE TRIGGER audit_retention_config_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON audit_retention_config
+    FOR EACH STATEMENT EXECUTE FUNCTION atlas_derived_guard();
+
+-- Set an org's policy (p_delay NULL: keep the current delay) and record the change, previous and new
+-- values, as an admin action, in one call. A value below the installation floor is refused
+-- (check_violation, by the floor trigger).
+CREATE OR REPLACE FUNCTION atlas_set_retention_policy(p_org TEXT, p_days INTEGER, p_delay INTEGER, p_actor_id TEXT,
+                                                      p_actor_email TEXT, p_scope TEXT, p_request_id TEXT, p_ip TEXT)
+RETURNS SETOF audit_retention_config
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp SET atlas.owner_write = 'on' AS $$
+DECLARE
+    old_days  INTEGER := 365;
+    old_delay INTEGER := 30;
+    found_row BOOLEAN := false;
+    r         audit_retention_config;
+BEGIN
+    IF p_org IS NULL OR p_org = '' THEN
+        RAISE EXCEPTION 'atlas_set_retention_policy needs an organization id' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT c.retention_days, c.hard_delete_delay_days, true INTO old_days, old_delay, found_row
+    FROM audit_retention_config c WHERE c.org_id = p_org FOR UPDATE;
+    IF NOT coalesce(found_row, false) THEN
+        old_days := 365;
+        old_delay := 30;
+    END IF;
+    INSERT INTO audit_retention_config AS c (org_id, retention_days, hard_delete_delay_days, updated_by)
+    VALUES (p_org, p_days, coalesce(p_delay, old_delay), coalesce(p_actor_email, p_actor_id, 'unknown'))
+    ON CONFLICT (org_id) DO UPDATE SET retention_days = EXCLUDED.retention_days,
+        hard_delete_delay_days = EXCLUDED.hard_delete_delay_days, updated_by = EXCLUDED.updated_by, updated_at = now()
+    RETURNING c.* INTO r;
+    INSERT INTO admin_action_log (actor_id, actor_email, scope, org_id, action_type, target_type, target_id,
+                                  status, metadata, ip_address, request_id)
+    VALUES (p_actor_id, p_actor_email, coalesce(p_scope, 'workspace'), p_org, 'audit_retention.policy_update',
+            'audit_retention', p_org, 'success',
+            jsonb_build_object('previous', jsonb_build_object('retentionDays', old_days, 'hardDeleteDelayDays', old_delay),
+                               'new', jsonb_build_object('retentionDays', r.retention_days,
+                                                         'hardDeleteDelayDays', r.hard_delete_delay_days)),
+            p_ip, coalesce(p_request_id, 'none'));
+    RETURN NEXT r;
+END
+$$;
+REVOKE ALL ON FUNCTION atlas_set_retention_policy(TEXT, INTEGER, INTEGER, TEXT, TEXT, TEXT, TEXT, TEXT) FROM PUBLIC;
+"""
+
 PURGE = r"""
 -- The retention purge of one org, as the schema owner: soft-deletes rows older than the policy (never
 -- newer than the installation floor), removes soft-deleted rows past the hard-delete delay (each leaves
@@ -506,7 +555,7 @@ REVOKE ALL ON FUNCTION atlas_retention_purge(TEXT, TEXT, TEXT, TEXT, TEXT, TEXT)
 
 
 def upgrade() -> None:
-    for script in (TRUST, AUDIT_GUARD, REBUILD, CHAINS, PURGE, SECURE_SQL):
+    for script in (TRUST, AUDIT_GUARD, REBUILD, CHAINS, POLICY, PURGE, SECURE_SQL):
         run_sql(script)
 
 
