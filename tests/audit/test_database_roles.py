@@ -129,3 +129,51 @@ def test_db_upgrade_sets_the_floor_from_configuration(database_url, monkeypatch,
     resp = client.put("/api/v1/admin/audit/retention", json={"retentionDays": 2190, "hardDeleteDelayDays": 45},
                       headers=admin.headers)
     assert resp.status_code == 200
+
+
+def test_upgrading_a_database_with_history_chains_its_tombstones_and_admin_actions(server_url):
+    """Migration 0013 on a database written before it: old tombstones and admin actions join their
+    chains, oldest first, and verification passes; then the guard holds."""
+    import asyncio
+
+    from atlas_compliance.audit import chain
+    from atlas_compliance.db import migrate
+    from tests.conftest import _with_dbname
+
+    name = f"atlas_pre0013_{secrets.token_hex(4)}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _with_dbname(server_url, name)
+    try:
+        migrate.upgrade(url, "0010")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO audit_log (org_id, auth_mode, sql, duration_ms, success, \"timestamp\") "
+                         "SELECT 'o1', 'none', 'q' || g, 1, true, now() - interval '900 days' FROM generate_series(1, 4) g")
+            with conn.transaction():  # the purge as it was before 0013
+                conn.execute("SET LOCAL atlas.retention_purge = 'on'")
+                conn.execute("UPDATE audit_log SET deleted_at = now() - interval '60 days' WHERE chain_seq <= 3")
+                conn.execute("DELETE FROM audit_log WHERE deleted_at IS NOT NULL")
+            for i in range(3):
+                conn.execute("INSERT INTO admin_action_log (org_id, action_type, target_type, target_id, request_id) "
+                             "VALUES ('o1', 'old.action', 'x', %s, 'r')", (str(i),))
+        assert "0013" in migrate.upgrade(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            seqs = conn.execute("SELECT record_seq FROM audit_log_tombstone ORDER BY record_seq").fetchall()
+            assert [r[0] for r in seqs] == [1, 2, 3]
+
+        async def verify():
+            conn = await psycopg.AsyncConnection.connect(url, row_factory=psycopg.rows.dict_row)
+            try:
+                return await chain.verify_chain(conn, "o1")
+            finally:
+                await conn.close()
+
+        result = asyncio.run(verify())
+        assert result.ok and result.rows_checked == 4 and result.purged_rows == 3
+        assert [(c.chain, c.records, c.ok) for c in result.chains] == [("tombstone", 3, True),
+                                                                      ("admin_action", 3, True)]
+        with psycopg.connect(url, autocommit=True) as conn, pytest.raises(REFUSED):
+            conn.execute("DELETE FROM admin_action_log")
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -405,28 +405,32 @@ DROP TRIGGER IF EXISTS admin_action_log_guard ON admin_action_log;
 DROP TRIGGER IF EXISTS evidence_chain_head_guard ON evidence_chain_head;
 DO $$
 DECLARE
-    r    RECORD;
+    t    audit_log_tombstone;
+    a    admin_action_log;
     s    BIGINT;
     prev BYTEA;
-    h    BYTEA;
 BEGIN
-    FOR r IN SELECT t.* FROM audit_log_tombstone t WHERE t.record_seq IS NULL
-             ORDER BY t.chain_key, t.purged_at, t.chain_seq LOOP
+    FOR t IN SELECT x.* FROM audit_log_tombstone x WHERE x.record_seq IS NULL
+             ORDER BY x.chain_key, x.purged_at, x.chain_seq LOOP
+        s := NULL;
+        prev := NULL;
         SELECT x.record_seq, x.record_hash INTO s, prev FROM audit_log_tombstone x
-        WHERE x.chain_key = r.chain_key AND x.record_seq IS NOT NULL ORDER BY x.record_seq DESC LIMIT 1;
-        r.record_seq := coalesce(s, 0) + 1;
-        h := atlas_tombstone_hash(r::audit_log_tombstone, prev);
-        UPDATE audit_log_tombstone SET record_seq = r.record_seq, record_prev = prev, record_hash = h
-        WHERE chain_key = r.chain_key AND chain_seq = r.chain_seq;
+        WHERE x.chain_key = t.chain_key AND x.record_seq IS NOT NULL ORDER BY x.record_seq DESC LIMIT 1;
+        t.record_seq := coalesce(s, 0) + 1;
+        UPDATE audit_log_tombstone SET record_seq = t.record_seq, record_prev = prev,
+                                       record_hash = atlas_tombstone_hash(t, prev)
+        WHERE chain_key = t.chain_key AND chain_seq = t.chain_seq;
     END LOOP;
-    FOR r IN SELECT a.* FROM admin_action_log a WHERE a.chain_seq IS NULL
-             ORDER BY coalesce(a.org_id, ''), a."timestamp", a.id LOOP
+    FOR a IN SELECT x.* FROM admin_action_log x WHERE x.chain_seq IS NULL
+             ORDER BY coalesce(x.org_id, ''), x."timestamp", x.id LOOP
+        s := NULL;
+        prev := NULL;
         SELECT x.chain_seq, x.row_hash INTO s, prev FROM admin_action_log x
-        WHERE coalesce(x.org_id, '') = coalesce(r.org_id, '') AND x.chain_seq IS NOT NULL
+        WHERE coalesce(x.org_id, '') = coalesce(a.org_id, '') AND x.chain_seq IS NOT NULL
         ORDER BY x.chain_seq DESC LIMIT 1;
-        r.chain_seq := coalesce(s, 0) + 1;
-        h := atlas_admin_action_hash(r::admin_action_log, prev);
-        UPDATE admin_action_log SET chain_seq = r.chain_seq, prev_hash = prev, row_hash = h WHERE id = r.id;
+        a.chain_seq := coalesce(s, 0) + 1;
+        UPDATE admin_action_log SET chain_seq = a.chain_seq, prev_hash = prev, row_hash = atlas_admin_action_hash(a, prev)
+        WHERE id = a.id;
     END LOOP;
 END
 $$;
