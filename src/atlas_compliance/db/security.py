@@ -109,6 +109,7 @@ def role_statements(conn: psycopg.Connection, service_role: str, writer_role: st
         f"GRANT EXECUTE ON FUNCTION {sch}.atlas_retention_purge(text, text, text, text, text, text) TO {s}",
         f"GRANT EXECUTE ON FUNCTION {sch}.atlas_set_retention_policy(text, integer, integer, text, text, text, text, "
         f"text) TO {s}",
+        f"REVOKE INSERT, UPDATE, DELETE ON {sch}.alembic_version FROM {s}",
         f"REVOKE ALL ON ALL TABLES IN SCHEMA {sch} FROM {w}",
         f"GRANT INSERT ON {sch}.audit_log TO {w}",
     ]
