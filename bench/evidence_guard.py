@@ -102,7 +102,10 @@ def run(server: str, rows: int, rounds: int) -> dict[str, Any]:
     per_row = {k: round(statistics.median(v) / rows * 1e6, 2) for k, v in samples.items()}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=HERE).stdout.strip()
-    return {"written": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit, "rows": rows,
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], capture_output=True, text=True,
+                           cwd=HERE.parent).stdout.split("\n")
+    return {"written": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit,
+            "uncommitted_src_files": [line[3:] for line in dirty if line.strip()], "rows": rows,
             "rounds": rounds, "us_per_row_median": per_row,
             "ratio_insert": round(per_row["insert_current"] / per_row["insert_baseline"], 3),
             "ratio_soft_delete": round(per_row["soft_current"] / per_row["soft_baseline"], 3),
@@ -115,7 +118,8 @@ def render(r: dict[str, Any]) -> str:
     return "\n".join([
         "## Evidence guard (migration 0013): cost per row",
         "",
-        f"Written {r['written']} by `python -m bench.evidence_guard` at commit `{r['commit']}` (raw numbers: "
+        f"Written {r['written']} by `python -m bench.evidence_guard` at commit `{r['commit']}` (uncommitted "
+        f"changes under src/: {', '.join(r['uncommitted_src_files']) or 'none'}; raw numbers: "
         f"`evidence-guard-results.json`). {r['rounds']} interleaved rounds of {r['rows']:,} rows, each round "
         "inserting with one variant then soft-deleting those rows; medians per row.",
         "",
