@@ -169,3 +169,37 @@ def assert_error(resp, status: int, code: str | None = None) -> dict:
     if code is not None:
         assert body["error"] == code, body
     return body
+
+
+@pytest.fixture()
+def retention_floor(database_url: str):
+    """Set the installation's retention floor (as the schema owner, like `db upgrade`) for one test."""
+    def set_floor(days: int, delay: int) -> None:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("UPDATE atlas_retention_floor SET min_retention_days = %s, min_hard_delete_delay_days = %s",
+                         (days, delay))
+
+    yield set_floor
+    set_floor(365, 30)
+
+
+@pytest.fixture()
+def dml_sql(database_url: str) -> Iterator[psycopg.Connection]:
+    """A connection as a non-superuser role that owns nothing, with SELECT/INSERT/UPDATE/DELETE on every
+    table: what an outside writer or a stolen application password would have."""
+    role = f"atlas_dml_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"')
+        conn.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+    parts = urlsplit(to_libpq_url(database_url))
+    url = urlunsplit((parts.scheme, f"{role}@{parts.netloc.split('@')[-1]}", parts.path, parts.query, ""))
+    try:
+        with psycopg.connect(url, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
+            assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == \
+                {"rolsuper": False}
+            yield conn
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(f'DROP OWNED BY "{role}"')
+            conn.execute(f'DROP ROLE "{role}"')

@@ -34,6 +34,15 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(default=120_000, ge=0)
     login_max_failures: int = Field(default=10, ge=1)
     login_window_seconds: int = Field(default=15 * 60, ge=1)
+    min_retention_days: int = Field(
+        default=365, ge=7, le=36_500,
+        description="Installation floor of every org's audit retention (days); HIPAA keeps documentation 6 years "
+                    "(2,190 days). Written into the database by `db upgrade`.")
+    min_hard_delete_delay_days: int = Field(
+        default=30, ge=0, le=36_500,
+        description="Installation floor of the delay between soft and hard delete (days).")
+    service_role: str = Field(default="atlas_service", description="Database role `serve` should connect as.")
+    writer_role: str = Field(default="atlas_writer", description="Database role of outside writers (INSERT only).")
     secure_cookies: bool | None = Field(
         default=None, description="Force the Secure cookie flag; default: on when the request is HTTPS."
     )

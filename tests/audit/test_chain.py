@@ -26,9 +26,9 @@ def test_database_refuses_update_delete_truncate(client, org, sql):
             sql.execute(statement, (org.id,))
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         sql.execute("TRUNCATE audit_log")
-    # Even in purge mode, content cannot change; only deleted_at may be set.
+    # Even for the owner inside Atlas's own purge, content cannot change; only deleted_at may be set.
     with pytest.raises(psycopg.errors.InsufficientPrivilege), sql.transaction():
-        sql.execute("SET LOCAL atlas.retention_purge = 'on'")
+        sql.execute("SET LOCAL atlas.owner_write = 'on'")
         sql.execute("UPDATE audit_log SET sql = 'x' WHERE org_id = %s", (org.id,))
 
 
@@ -36,7 +36,9 @@ def test_verify_ok_and_roles(client, org, make_org):
     seed(client, org, 7)
     admin = org.add_user("admin")
     body = client.get(VERIFY, headers=admin.headers).json()
-    assert body == {"ok": True, "rowsChecked": 7, "purgedRows": 0, "headSeq": 7, "firstBreak": None}
+    assert body == {"ok": True, "rowsChecked": 7, "purgedRows": 0, "headSeq": 7, "firstBreak": None, "chains": [
+        {"chain": "tombstone", "ok": True, "records": 0, "headSeq": 0, "firstBreak": None},
+        {"chain": "admin_action", "ok": True, "records": 0, "headSeq": 0, "firstBreak": None}]}
     assert_error(client.get(VERIFY, headers=org.add_user("member").headers), 403)
     assert_error(client.get(VERIFY, headers={"Authorization": f"Bearer {org.ingest_key()}"}), 403)
     assert_error(client.get(VERIFY), 401)
@@ -102,7 +104,8 @@ def test_row_written_without_the_chain_is_found(client, org, sql):
     assert body["ok"] is False and body["firstBreak"]["kind"] == "outside_chain"
 
 
-def test_retention_purge_keeps_verification_valid(client, org, sql):
+def test_retention_purge_keeps_verification_valid(client, org, sql, retention_floor):
+    retention_floor(30, 0)  # the installation allows 30-day policies and immediate hard delete
     admin = org.add_user("admin")
     key = {"Authorization": f"Bearer {org.ingest_key()}"}
     old = [{"eventId": f"old{i}", "sql": "SELECT 1", "timestamp": "2020-01-01T00:00:00Z",

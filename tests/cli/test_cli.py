@@ -228,7 +228,7 @@ def _processes_naming(text: str) -> list[int]:
     return found
 
 
-def test_ingest_report_verify_retention(cli, tmp_path, make_org, sql):
+def test_ingest_report_verify_retention(cli, tmp_path, make_org, sql, retention_floor):
     org = make_org()
     admin = org.add_user("admin")
     events = [{"sql": f"SELECT id, email FROM patients WHERE id = {i}", "userId": admin.id,
@@ -271,6 +271,9 @@ def test_ingest_report_verify_retention(cli, tmp_path, make_org, sql):
     assert logged == 3
 
     assert f"{org.slug}: OK, 41 rows checked" in cli("audit", "verify", "--org", org.slug).output
+    below = cli("retention", "set", "--org", org.slug, "--days", "30", ok=False)
+    assert below.exit_code == 1 and "at least 365 (this installation's minimum" in below.output
+    retention_floor(30, 0)
     cli("retention", "set", "--org", org.slug, "--days", "30", "--hard-delete-delay", "0")
     assert f"{org.slug}: 41 soft-deleted, 41 hard-deleted" in cli("retention", "purge", "--org", org.slug).output
     assert "OK, 41 rows checked (41 purged" in cli("audit", "verify", "--org", org.slug).output

@@ -190,7 +190,8 @@ def build(client, sql, people, k, spec, events):
 @settings(max_examples=20, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(orgs=orgs_st, q=query_st, purging=st.none() | st.integers(0, ORGS - 1))
-def test_every_endpoint_answers_with_the_callers_org_only(client, sql, people, orgs, q, purging):
+def test_every_endpoint_answers_with_the_callers_org_only(client, sql, people, retention_floor, orgs, q, purging):
+    retention_floor(7, 30)  # this installation allows a 7-day policy
     built = [build(client, sql, people, k, spec, events) for k, (spec, events) in enumerate(orgs)]
     if purging is not None:  # one org purges everything older than a week: all of its (January) trail
         admin = built[purging][1]

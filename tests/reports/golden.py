@@ -73,7 +73,7 @@ def build_golden(client, make_org, sql: psycopg.Connection) -> Golden:
         "columns_accessed, \"timestamp\") VALUES (%s, %s, 'managed', 'q10', 3, true, '[\"Payments\"]', "
         "'[\"amount\", \"id\"]', '2026-01-12T07:00:00Z')", (org.id, c))
     with sql.transaction():
-        sql.execute("SET LOCAL atlas.retention_purge = 'on'")
+        sql.execute("SET LOCAL atlas.owner_write = 'on'")
         sql.execute("UPDATE audit_log SET deleted_at = now() WHERE org_id = %s AND event_id = 'g9'", (org.id,))
     # The other organization: same table names, and even alice's user id, must never leak.
     ingest(client, {"Authorization": f"Bearer {other.ingest_key()}"}, [

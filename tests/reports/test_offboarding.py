@@ -108,8 +108,8 @@ def test_users_disable_ends_every_membership_and_revokes_access(client, org, mak
     assert sql.execute('SELECT banned FROM "user" WHERE id = %s', (clinic["olga"].id,)).fetchone()["banned"] is True
     login = client.post("/api/v1/auth/login", json={"email": clinic["olga"].email, "password": clinic["olga"].password})
     assert login.status_code == 403 and login.json()["error"] == "not_a_member"
-    actions = sql.execute("SELECT org_id, action_type FROM admin_action_log WHERE target_id = %s",
-                          (clinic["olga"].id,)).fetchall()
+    actions = sql.execute("SELECT org_id, action_type FROM admin_action_log WHERE target_id = %s "
+                          "AND action_type = 'user.disable'", (clinic["olga"].id,)).fetchall()
     assert sorted((a["org_id"], a["action_type"]) for a in actions) == sorted(
         [(org.id, "user.disable"), (other.id, "user.disable")])
     row = client.get(f"{REPORTS}/data-access", params=MARCH, headers=clinic["admin"].headers).json()["rows"][0]

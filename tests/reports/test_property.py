@@ -167,7 +167,7 @@ def test_reports_equal_brute_force(client, people, events, window, filters):
                      "VALUES (%s, 'alpha', 'a', 'email')", (org["id"],))
         if deleted:
             with conn.transaction():
-                conn.execute("SET LOCAL atlas.retention_purge = 'on'")
+                conn.execute("SET LOCAL atlas.owner_write = 'on'")
                 conn.execute("UPDATE audit_log SET deleted_at = now() WHERE org_id = %s AND event_id = ANY(%s)",
                              (org["id"], deleted))
     start_text, end_text, start, end = bounds(window)

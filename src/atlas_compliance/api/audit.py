@@ -10,7 +10,6 @@ from fastapi import Body, Depends, Query, Request
 from pydantic import BaseModel, Field, StrictInt
 
 from ..audit import chain, checkpoints, retention, signing
-from ..audit import repository as audit_repo
 from ..audit import service as audit_service
 from ..audit.retention import MAX_RETENTION_DAYS
 from ..audit.schemas import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, AuditEventIn, IngestResult
@@ -18,7 +17,7 @@ from ..auth.schemas import Principal
 from ..catalog import service as catalog_service
 from ..config import Settings
 from ..errors import AtlasError, Forbidden, PayloadTooLarge, Unprocessable
-from .deps import DB, AdminPrincipal, CurrentPrincipal, client_ip, get_settings
+from .deps import DB, AdminPrincipal, CurrentPrincipal, get_settings, request_actor
 from .errors import responses
 from .routing import api_router
 
@@ -121,19 +120,30 @@ class ChainBreakOut(BaseModel):
     detail: str
 
 
-class VerifyOut(BaseModel):
+class RecordChainOut(BaseModel):
+    chain: str = Field(description="tombstone (rows removed by the retention purge) | admin_action")
     ok: bool
+    records: int
+    headSeq: int
+    firstBreak: ChainBreakOut | None
+
+
+class VerifyOut(BaseModel):
+    ok: bool = Field(description="True when the audit log's chain and every other evidence chain verify.")
     rowsChecked: int
     purgedRows: int
     headSeq: int
     firstBreak: ChainBreakOut | None
+    chains: list[RecordChainOut] = Field(
+        default_factory=list, description="The org's chains of purge tombstones and of admin actions.")
 
 
 @router.get("/api/v1/admin/audit/verify", response_model=VerifyOut, responses=responses(401, 403),
             summary="Verify the audit log's hash chain")
 async def verify(principal: AdminPrincipal, db: DB) -> VerifyOut:
     """Recompute the organization's hash chain: OK with the number of rows checked, or the first broken
-    link (which row, and whether it was changed, removed or inserted out of order)."""
+    link (which row, and whether it was changed, removed or inserted out of order). The chains of purge
+    tombstones and admin actions are checked too (`chains`); `ok` is false if any of them is broken."""
     async with db.transaction() as conn:
         result = await chain.verify_chain(conn, principal.org_id)
     return VerifyOut.model_validate(result.to_dict())
@@ -154,10 +164,12 @@ class RetentionUpdate(BaseModel):
     # Strict: `true` or "30" is a mistake to report (422), not a number of days to store. The bounds are
     # documented here and checked by `retention.set_policy` (for the CLI too), which answers 400.
     retentionDays: StrictInt | None = Field(
-        description=f"At least 7 and at most {MAX_RETENTION_DAYS:,}, or null for unlimited.", examples=[365],
+        description=f"At least the installation's minimum (ATLAS_MIN_RETENTION_DAYS, default 365; never below 7) "
+                    f"and at most {MAX_RETENTION_DAYS:,}, or null for unlimited.", examples=[365],
         json_schema_extra={"minimum": 7, "maximum": MAX_RETENTION_DAYS})
     hardDeleteDelayDays: StrictInt | None = Field(
-        default=None, description=f"Days between soft and hard delete, 0 to {MAX_RETENTION_DAYS:,}.",
+        default=None, description="Days between soft and hard delete: at least the installation's minimum "
+                                  f"(ATLAS_MIN_HARD_DELETE_DELAY_DAYS, default 30), at most {MAX_RETENTION_DAYS:,}.",
         examples=[30], json_schema_extra={"minimum": 0, "maximum": MAX_RETENTION_DAYS})
 
 
@@ -179,32 +191,24 @@ async def get_retention(principal: AdminPrincipal, db: DB) -> RetentionPolicy:
             responses=responses(400, 401, 403, 422), summary="Set the retention policy")
 async def put_retention(request: Request, principal: AdminPrincipal, db: DB,
                         body: RetentionUpdate = Body(...)) -> RetentionPolicy:
-    """Set `retentionDays` (7 to 36,500, or null for unlimited) and optionally `hardDeleteDelayDays`
-    (0 to 36,500). Recorded in the admin action log with the previous and new values."""
+    """Set `retentionDays` (the installation's minimum, 365 days by default, to 36,500, or null for
+    unlimited) and optionally `hardDeleteDelayDays` (the installation's minimum, 30 by default, to 36,500).
+    A value below the minimum is refused with 400 `invalid_retention`. Recorded in the admin action log
+    with the previous and new values."""
     async with db.transaction() as conn:
-        previous, new = await retention.set_policy(conn, principal.org_id, body.retentionDays,
-                                                   body.hardDeleteDelayDays, principal.email)
-        await audit_repo.record_admin_action(
-            conn, org_id=principal.org_id, actor_id=principal.user_id, actor_email=principal.email,
-            action_type="audit_retention.policy_update", target_type="audit_retention",
-            target_id=principal.org_id, request_id=request.state.request_id, ip_address=client_ip(request),
-            metadata={"previous": {k: previous[k] for k in ("retentionDays", "hardDeleteDelayDays")},
-                      "new": {k: new[k] for k in ("retentionDays", "hardDeleteDelayDays")}})
+        _, new = await retention.set_policy(conn, principal.org_id, body.retentionDays, body.hardDeleteDelayDays,
+                                            request_actor(request, principal))
     return RetentionPolicy.model_validate(new)
 
 
 @router.post("/api/v1/admin/audit/retention/purge", response_model=PurgeOut, responses=responses(401, 403),
              summary="Run the retention purge now")
 async def purge(request: Request, principal: AdminPrincipal, db: DB) -> PurgeOut:
-    """Soft-delete rows older than the policy and hard-delete rows soft-deleted longer than the delay.
-    Recorded in the admin action log."""
+    """Soft-delete rows older than the policy and hard-delete rows soft-deleted longer than the delay;
+    never rows newer than the installation's minimum retention. Runs as the database function
+    `atlas_retention_purge`, which records the purge in the admin action log in the same statement."""
     async with db.transaction() as conn:
-        result = await retention.purge_org(conn, principal.org_id)
-        await audit_repo.record_admin_action(
-            conn, org_id=principal.org_id, actor_id=principal.user_id, actor_email=principal.email,
-            action_type="audit_retention.manual_purge", target_type="audit_retention",
-            target_id=principal.org_id, request_id=request.state.request_id, ip_address=client_ip(request),
-            metadata={"softDeleted": result.soft_deleted, "hardDeleted": result.hard_deleted})
+        result = await retention.purge_org(conn, principal.org_id, request_actor(request, principal))
     return PurgeOut(orgId=result.org_id, softDeleted=result.soft_deleted, hardDeleted=result.hard_deleted)
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Query, Request
 
-from ..audit import repository as audit_repo
+from ..audit import admin_actions
 from ..auth.schemas import Principal
 from ..pii import service
 from ..pii.schemas import (
@@ -21,7 +21,7 @@ from ..pii.schemas import (
     UpsertRequest,
     UpsertResult,
 )
-from .deps import DB, AdminPrincipal, client_ip
+from .deps import DB, AdminPrincipal, request_actor
 from .errors import responses
 from .routing import api_router
 
@@ -29,10 +29,8 @@ router = api_router(prefix="/api/v1/admin/compliance/classifications", tags=["pi
 
 
 async def _record(conn, request: Request, principal: Principal, action: str, target: str, metadata: dict) -> None:
-    await audit_repo.record_admin_action(
-        conn, org_id=principal.org_id, actor_id=principal.user_id, actor_email=principal.email, action_type=action,
-        target_type="compliance", target_id=target, metadata=metadata, request_id=request.state.request_id,
-        ip_address=client_ip(request))
+    await admin_actions.record(conn, request_actor(request, principal), org_id=principal.org_id,
+                               action_type=action, target_type="compliance", target_id=target, details=metadata)
 
 
 @router.get("", response_model=ClassificationList, responses=responses(400, 401, 403, 422),

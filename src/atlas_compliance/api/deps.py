@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from ..audit.admin_actions import Actor
 from ..auth import service as auth_service
 from ..auth.schemas import Principal
 from ..config import Settings
@@ -67,6 +68,12 @@ async def get_admin(principal: Annotated[Principal, Depends(get_principal)]) -> 
 
 def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
+
+
+def request_actor(request: Request, principal: Principal) -> Actor:
+    """The member acting through this request, for the admin action log."""
+    return Actor(user_id=principal.user_id, email=principal.email, request_id=request.state.request_id,
+                 ip=client_ip(request))
 
 
 DB = Annotated[Database, Depends(get_db)]

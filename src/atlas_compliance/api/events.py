@@ -9,13 +9,13 @@ from fastapi import Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from ..audit import repository as audit_repo
+from ..audit import admin_actions
 from ..auth.schemas import Principal
 from ..db.pool import Database
 from ..reports import explorer
 from ..reports.window import parse_window
 from ..reports.writers import EVENTS_CSV_HEADER, csv_chunk, event_csv_row, json_bytes
-from .deps import DB, AdminPrincipal, client_ip
+from .deps import DB, AdminPrincipal, request_actor
 from .errors import responses
 from .reports import EndDate, StartDate, TableQ, Tz, UserId
 from .routing import api_router
@@ -82,11 +82,10 @@ FormatQ = Annotated[Literal["json", "csv"], Query(description="json (default, pa
 async def _record(db: Database, principal: Principal, request: Request, *, action: str, window, filters,
                   count: int, status: str = "success") -> None:
     async with db.transaction() as conn:
-        await audit_repo.record_admin_action(
-            conn, org_id=principal.org_id, actor_id=principal.user_id, actor_email=principal.email,
-            action_type=action, target_type="audit_events", target_id=principal.org_id,
-            request_id=request.state.request_id, ip_address=client_ip(request), status=status,
-            metadata={"window": window.to_dict(), "filters": filters.to_dict(), "rowCount": count})
+        await admin_actions.record(
+            conn, request_actor(request, principal), org_id=principal.org_id, action_type=action,
+            target_type="audit_events", target_id=principal.org_id, status=status,
+            details={"window": window.to_dict(), "filters": filters.to_dict(), "rowCount": count})
 
 
 def _filename(slug: str, window) -> str:

@@ -9,7 +9,7 @@ from fastapi import Body, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from ..sources import roles
-from .deps import DB, AdminPrincipal, client_ip
+from .deps import DB, AdminPrincipal, request_actor
 from .errors import responses
 from .routing import api_router
 
@@ -101,5 +101,4 @@ async def delete_role_mapping(request: Request, principal: AdminPrincipal, db: D
 
 
 def _actor(request: Request, principal) -> roles.Actor:
-    return roles.Actor(user_id=principal.user_id, email=principal.email, request_id=request.state.request_id,
-                       ip=client_ip(request))
+    return request_actor(request, principal)

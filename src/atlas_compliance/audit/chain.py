@@ -20,6 +20,25 @@ class ChainBreak:
     detail: str
 
 
+def _break_dict(b: ChainBreak | None) -> dict | None:
+    return None if b is None else {"seq": b.seq, "auditId": b.audit_id, "kind": b.kind, "detail": b.detail}
+
+
+@dataclass(frozen=True)
+class RecordChainResult:
+    """One of an org's other evidence chains: purge tombstones or admin actions."""
+
+    chain: str  # tombstone | admin_action
+    ok: bool
+    records: int
+    head_seq: int
+    first_break: ChainBreak | None
+
+    def to_dict(self) -> dict:
+        return {"chain": self.chain, "ok": self.ok, "records": self.records, "headSeq": self.head_seq,
+                "firstBreak": _break_dict(self.first_break)}
+
+
 @dataclass(frozen=True)
 class VerifyResult:
     ok: bool
@@ -27,14 +46,12 @@ class VerifyResult:
     purged_rows: int
     head_seq: int
     first_break: ChainBreak | None
+    chains: tuple[RecordChainResult, ...] = ()
 
     def to_dict(self) -> dict:
-        out: dict = {"ok": self.ok, "rowsChecked": self.rows_checked, "purgedRows": self.purged_rows,
-                     "headSeq": self.head_seq, "firstBreak": None}
-        if self.first_break:
-            b = self.first_break
-            out["firstBreak"] = {"seq": b.seq, "auditId": b.audit_id, "kind": b.kind, "detail": b.detail}
-        return out
+        return {"ok": self.ok, "rowsChecked": self.rows_checked, "purgedRows": self.purged_rows,
+                "headSeq": self.head_seq, "firstBreak": _break_dict(self.first_break),
+                "chains": [c.to_dict() for c in self.chains]}
 
 
 async def verify_chain(conn: AsyncConnection, org_id: str,
@@ -74,8 +91,43 @@ async def verify_chain(conn: AsyncConnection, org_id: str,
     if first is None and outside is not None:
         first = ChainBreak(seq=outside["seq"], audit_id=outside["id"], kind="outside_chain",
                            detail="a row was written without a chain position (chain trigger disabled)")
-    return VerifyResult(ok=first is None, rows_checked=checked, purged_rows=purged, head_seq=head_seq,
-                        first_break=first)
+    chains = tuple([await verify_record_chain(conn, name, key) for name in repo.RECORD_CHAINS])
+    return VerifyResult(ok=first is None and all(c.ok for c in chains), rows_checked=checked, purged_rows=purged,
+                        head_seq=head_seq, first_break=first, chains=chains)
+
+
+async def verify_record_chain(conn: AsyncConnection, chain: str, key: str) -> RecordChainResult:
+    """Recompute every record's hash and link in one of an org's tombstone or admin-action chains, and
+    compare the newest record with the chain's head. Records are never removed, so any gap is a break."""
+    what = "tombstone" if chain == "tombstone" else "admin action"
+    summary = await repo.record_chain_summary(conn, chain, key)
+    records, max_seq = int(summary["records"]), summary["max_seq"]
+    head_seq = summary["head_seq"]
+    broken = await repo.record_chain_first_break(conn, chain, key)
+    first: ChainBreak | None = None
+    if broken is not None:
+        seq = broken["seq"]
+        expected = (broken["before_seq"] + 1) if broken["before_seq"] is not None else 1
+        if seq is None:
+            first = ChainBreak(None, broken["id"], "outside_chain",
+                               f"a {what} record has no chain position (written with the chain trigger disabled)")
+        elif broken["changed"]:
+            first = ChainBreak(seq, broken["id"], "changed", f"{what} record {seq} no longer matches its hash")
+        elif seq > expected:
+            first = ChainBreak(expected, None, "removed", f"{what} records {expected}..{seq - 1} are missing")
+        else:
+            first = ChainBreak(seq, broken["id"], "inserted_out_of_order",
+                               f"{what} record {seq} does not link to the record before it")
+    elif (head_seq or 0) > (max_seq or 0):
+        first = ChainBreak((max_seq or 0) + 1, None, "removed",
+                           f"{what} records {(max_seq or 0) + 1}..{head_seq} (the newest) are missing")
+    elif max_seq is not None and (head_seq is None or max_seq > head_seq):
+        first = ChainBreak(max_seq, None, "outside_chain",
+                           f"{what} records beyond the chain's head ({head_seq or 0}) were written")
+    elif max_seq is not None and summary["max_hash"] != summary["head_hash"]:
+        first = ChainBreak(max_seq, None, "changed", f"the newest {what} record does not match the chain's head")
+    return RecordChainResult(chain=chain, ok=first is None, records=records, head_seq=int(head_seq or 0),
+                             first_break=first)
 
 
 def _classify(row: dict, after: int) -> ChainBreak:

@@ -111,10 +111,11 @@ async def catalog_version(conn: AsyncConnection, org_id: str, *, include_learned
     return (row["v"], row["n"])
 
 
-async def record_admin_action(conn: AsyncConnection, *, org_id: str | None, actor_id: str | None,
-                              actor_email: str | None, action_type: str, target_type: str, target_id: str,
-                              metadata: dict | None, request_id: str, ip_address: str | None = None,
-                              status: str = "success", scope: str = "workspace") -> None:
+async def insert_admin_action(conn: AsyncConnection, *, org_id: str | None, actor_id: str | None,
+                              actor_email: str | None, scope: str, action_type: str, target_type: str,
+                              target_id: str, status: str, metadata: dict | None, request_id: str,
+                              ip_address: str | None) -> None:
+    """Only :func:`atlas_compliance.audit.admin_actions.record` calls this."""
     from psycopg.types.json import Jsonb
 
     await conn.execute(
@@ -191,39 +192,33 @@ async def get_retention(conn: AsyncConnection, org_id: str) -> Row | None:
     return await cur.fetchone()
 
 
-async def upsert_retention(conn: AsyncConnection, org_id: str, retention_days: int | None,
-                           hard_delete_delay_days: int, updated_by: str | None) -> Row:
+async def set_retention(conn: AsyncConnection, org_id: str, retention_days: int | None, hard_delete_delay_days: int,
+                        *, actor_id: str | None, actor_email: str | None, scope: str, request_id: str,
+                        ip_address: str | None) -> Row:
+    """Store a policy through the schema owner's `atlas_set_retention_policy` (migration 0013), which also
+    records the change (previous and new values) in the admin action log, in one statement."""
     cur = await conn.execute(
-        "INSERT INTO audit_retention_config (org_id, retention_days, hard_delete_delay_days, updated_by) "
-        "VALUES (%s, %s, %s, %s) ON CONFLICT (org_id) DO UPDATE SET retention_days = EXCLUDED.retention_days, "
-        "hard_delete_delay_days = EXCLUDED.hard_delete_delay_days, updated_by = EXCLUDED.updated_by, "
-        "updated_at = now() RETURNING org_id, retention_days, hard_delete_delay_days, updated_at, updated_by, "
-        "last_purge_at, last_purge_count", (org_id, retention_days, hard_delete_delay_days, updated_by))
+        "SELECT org_id, retention_days, hard_delete_delay_days, updated_at, updated_by, last_purge_at, "
+        "last_purge_count FROM atlas_set_retention_policy(%s, %s, %s, %s, %s, %s, %s, %s)",
+        (org_id, retention_days, hard_delete_delay_days, actor_id, actor_email, scope, request_id, ip_address))
     return await cur.fetchone()
 
 
-async def enable_purge(conn: AsyncConnection) -> None:
-    await conn.execute("SELECT set_config('atlas.retention_purge', 'on', true)")
-
-
-async def soft_delete_older_than(conn: AsyncConnection, org_id: str, days: int) -> int:
+async def retention_floor(conn: AsyncConnection) -> Row:
     cur = await conn.execute(
-        "UPDATE audit_log SET deleted_at = now() WHERE org_id = %s AND deleted_at IS NULL "
-        "AND \"timestamp\" < now() - make_interval(days => %s)", (org_id, days))
-    return cur.rowcount
+        "SELECT min_retention_days, min_hard_delete_delay_days FROM atlas_retention_floor WHERE id")
+    row = await cur.fetchone()
+    return row or {"min_retention_days": 365, "min_hard_delete_delay_days": 30}
 
 
-async def hard_delete_soft_deleted(conn: AsyncConnection, org_id: str, delay_days: int) -> int:
+async def purge(conn: AsyncConnection, org_id: str, *, actor_id: str | None, actor_email: str | None,
+                scope: str, request_id: str, ip_address: str | None) -> Row:
+    """The retention purge, by the schema owner's `atlas_retention_purge` (migration 0013): it applies the
+    policy and the installation floor, tombstones removed rows and records the purge, in one statement."""
     cur = await conn.execute(
-        "DELETE FROM audit_log WHERE org_id = %s AND deleted_at IS NOT NULL "
-        "AND deleted_at <= now() - make_interval(days => %s)", (org_id, delay_days))
-    return cur.rowcount
-
-
-async def record_purge(conn: AsyncConnection, org_id: str, count: int) -> None:
-    await conn.execute(
-        "UPDATE audit_retention_config SET last_purge_at = now(), last_purge_count = %s WHERE org_id = %s",
-        (count, org_id))
+        "SELECT soft_deleted, hard_deleted FROM atlas_retention_purge(%s, %s, %s, %s, %s, %s)",
+        (org_id, actor_id, actor_email, scope, request_id, ip_address))
+    return await cur.fetchone()
 
 
 async def orgs_with_policy(conn: AsyncConnection) -> list[Row]:
@@ -272,3 +267,53 @@ async def update_file_import(conn: AsyncConnection, import_id: int, totals: Any)
 
 async def finish_file_import(conn: AsyncConnection, import_id: int) -> None:
     await conn.execute("UPDATE audit_file_import SET finished_at = now() WHERE id = %s", (import_id,))
+
+# --- the chains of tombstones and admin actions (migration 0013) -----------------------------------
+
+# Per chain: its table, the org key expression, the sequence, link and hash columns, the hash function.
+RECORD_CHAINS = {
+    "tombstone": ("audit_log_tombstone", "t.chain_key", "t.record_seq", "t.record_prev", "t.record_hash",
+                  "atlas_tombstone_hash", "t.audit_id::text"),
+    "admin_action": ("admin_action_log", "coalesce(t.org_id, '')", "t.chain_seq", "t.prev_hash", "t.row_hash",
+                     "atlas_admin_action_hash", "t.id::text"),
+}
+
+
+def _record_chain_sql(chain: str) -> str:
+    table, key, seq, prev, row_hash, fn, rid = RECORD_CHAINS[chain]
+    return f"""
+WITH c AS (
+    SELECT {seq} AS seq, {rid} AS id, {prev} AS prev, {row_hash} AS h, {fn}(t, {prev}) AS calc
+    FROM {table} t WHERE {key} = %(key)s
+), o AS (
+    SELECT c.*, lag(c.seq) OVER w AS before_seq, lag(c.h) OVER w AS before_hash
+    FROM c WINDOW w AS (ORDER BY c.seq NULLS FIRST)
+)
+SELECT seq, id, h IS DISTINCT FROM calc AS changed, before_seq
+FROM o
+WHERE seq IS NULL OR h IS DISTINCT FROM calc
+   OR (before_seq IS NULL AND (seq <> 1 OR prev IS NOT NULL))
+   OR (before_seq IS NOT NULL AND (seq <> before_seq + 1 OR prev IS DISTINCT FROM before_hash))
+ORDER BY seq NULLS FIRST
+LIMIT 1
+"""  # noqa: S608 - identifiers from the fixed RECORD_CHAINS table
+
+
+async def record_chain_first_break(conn: AsyncConnection, chain: str, key: str) -> Row | None:
+    cur = await conn.execute(_record_chain_sql(chain), {"key": key})
+    return await cur.fetchone()
+
+
+async def record_chain_summary(conn: AsyncConnection, chain: str, key: str) -> Row:
+    """Count and newest record of a chain, and its head (NULLs when there is none)."""
+    table, key_expr, seq, _, row_hash, _, _ = RECORD_CHAINS[chain]
+    cur = await conn.execute(
+        f"SELECT (SELECT count(*) FROM {table} t WHERE {key_expr} = %(key)s) AS records, "  # noqa: S608 - fixed
+        f"(SELECT {seq} FROM {table} t WHERE {key_expr} = %(key)s AND {seq} IS NOT NULL "
+        f"ORDER BY {seq} DESC LIMIT 1) AS max_seq, "
+        f"(SELECT {row_hash} FROM {table} t WHERE {key_expr} = %(key)s AND {seq} IS NOT NULL "
+        f"ORDER BY {seq} DESC LIMIT 1) AS max_hash, "
+        "(SELECT last_seq FROM evidence_chain_head WHERE chain = %(chain)s AND chain_key = %(key)s) AS head_seq, "
+        "(SELECT last_hash FROM evidence_chain_head WHERE chain = %(chain)s AND chain_key = %(key)s) AS head_hash",
+        {"key": key, "chain": chain})
+    return await cur.fetchone()

@@ -9,7 +9,8 @@ from collections.abc import Collection, Sequence
 
 from psycopg import AsyncConnection
 
-from ..audit import repository as audit_repo
+from ..audit import admin_actions
+from ..audit.admin_actions import Actor
 from ..audit.extraction import Catalog
 from ..db.pool import Database
 from ..errors import BadRequest
@@ -33,10 +34,11 @@ async def store_source(conn: AsyncConnection, org_id: str, source: str, origin: 
     commits."""
     source = check_source_name(source)
     await repo.replace_source(conn, org_id, source, origin, facts)
-    await audit_repo.record_admin_action(
-        conn, org_id=org_id, actor_id=actor, actor_email=actor, action_type=f"compliance.catalog_{origin}",
-        target_type="datasource", target_id=source, request_id=request_id,
-        metadata={"tables": len({f.table for f in facts}), "columns": len(facts)})
+    who = Actor(user_id=actor, email=actor, request_id=request_id,
+                scope="platform" if actor.startswith("system:") else "workspace")
+    await admin_actions.record(
+        conn, who, org_id=org_id, action_type=f"compliance.catalog_{origin}", target_type="datasource",
+        target_id=source, details={"tables": len({f.table for f in facts}), "columns": len(facts)})
 
 
 class _Seen:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from ..audit import repository as audit_repo
+from ..audit import admin_actions
+from ..audit.admin_actions import CLI_ACTOR
 from ..auth import offboarding
 from ..auth import repository as auth_repo
 from ..auth import service as auth
@@ -62,8 +63,12 @@ def users_create(
 
     async def work(db):
         async with db.transaction() as conn:
-            return await auth.create_user(conn, email=email, password=password, org_slug=org, role=role,
+            user = await auth.create_user(conn, email=email, password=password, org_slug=org, role=role,
                                           name=name)
+            await admin_actions.record(conn, CLI_ACTOR, org_id=user["org"]["id"], action_type="member.user_created",
+                                       target_type="user", target_id=user["id"],
+                                       details={"email": user["email"], "role": role})
+            return user
     user = run_db(work)
     typer.echo(f"created user {user['email']} as {role} of {org}, id {user['id']}")
 
@@ -79,10 +84,9 @@ def users_disable(email: str = typer.Argument(..., help="Email of the user.")) -
         async with db.transaction() as conn:
             done = await offboarding.disable_user(conn, email=email)
             for m in done["memberships"]:
-                await audit_repo.record_admin_action(
-                    conn, org_id=m["orgId"], actor_id="system:cli", actor_email="system:cli", scope="platform",
-                    action_type="user.disable", target_type="user", target_id=done["userId"], request_id="cli",
-                    metadata={"email": done["email"], "previousRole": m["role"]})
+                await admin_actions.record(
+                    conn, CLI_ACTOR, org_id=m["orgId"], action_type="user.disable", target_type="user",
+                    target_id=done["userId"], details={"email": done["email"], "previousRole": m["role"]})
             return done
     done = run_db(work)
     orgs = ", ".join(f"{m['org']} ({m['role']})" for m in done["memberships"]) or "no organization"
@@ -96,7 +100,11 @@ def members_add(email: str = typer.Argument(..., help="Email of an existing user
     """Add an existing user to an organization, or change their role there."""
     async def work(db):
         async with db.transaction() as conn:
-            return await auth.add_member(conn, email=email, org_slug=org, role=role)
+            member = await auth.add_member(conn, email=email, org_slug=org, role=role)
+            await admin_actions.record(conn, CLI_ACTOR, org_id=member["org"]["id"], action_type="member.role_set",
+                                       target_type="user", target_id=member["user_id"],
+                                       details={"email": member["email"], "role": member["role"]})
+            return member
     member = run_db(work)
     typer.echo(f"{member['email']} is now {member['role']} of {org}")
 
@@ -112,10 +120,9 @@ def members_remove(email: str = typer.Argument(..., help="Email of the member.")
     async def work(db):
         async with db.transaction() as conn:
             done = await offboarding.remove_member(conn, email=email, org_slug=org)
-            await audit_repo.record_admin_action(
-                conn, org_id=done["orgId"], actor_id="system:cli", actor_email="system:cli", scope="platform",
-                action_type="member.remove", target_type="member", target_id=done["userId"], request_id="cli",
-                metadata={"email": done["email"], "previousRole": done["role"]})
+            await admin_actions.record(
+                conn, CLI_ACTOR, org_id=done["orgId"], action_type="member.remove", target_type="member",
+                target_id=done["userId"], details={"email": done["email"], "previousRole": done["role"]})
             return done
     done = run_db(work)
     typer.echo(f"{done['email']} is no longer a member of {org} (was {done['role']}); revoked "
@@ -143,10 +150,17 @@ def tokens_create(
     async def work(db):
         async with db.transaction() as conn:
             if ingest:
-                return await auth.create_ingest_key(conn, org_slug=org, name=name, expires_in_seconds=seconds,
-                                                    created_by="cli")
-            return await auth.create_personal_token(conn, org_slug=org, email=user, name=name,
-                                                    expires_in_seconds=seconds, created_by="cli")
+                created = await auth.create_ingest_key(conn, org_slug=org, name=name, expires_in_seconds=seconds,
+                                                       created_by="cli")
+            else:
+                created = await auth.create_personal_token(conn, org_slug=org, email=user, name=name,
+                                                           expires_in_seconds=seconds, created_by="cli")
+            found = await auth.get_organization(conn, org)
+            await admin_actions.record(conn, CLI_ACTOR, org_id=found["id"], action_type="token.created",
+                                       target_type="api_token", target_id=str(created["id"]),
+                                       details={"kind": created["kind"], "name": created["name"], "user": user,
+                                                "expiresInSeconds": seconds})
+            return created
     created = run_db(work)
     console.print(f"created {created['kind']} token {created['id']}"
                   + (f", expires {created['expiresAt']:%Y-%m-%d %H:%M}Z" if created["expiresAt"] else "")
@@ -159,7 +173,11 @@ def tokens_revoke(token_id: str = typer.Argument(..., help="The token's id (not 
     """Revoke a personal access token or ingest key."""
     async def work(db):
         async with db.transaction() as conn:
-            return await auth.revoke_token(conn, token_id)
+            row = await auth.revoke_token(conn, token_id)
+            await admin_actions.record(conn, CLI_ACTOR, org_id=row["org_id"], action_type="token.revoked",
+                                       target_type="api_token", target_id=str(row["id"]),
+                                       details={"kind": row["kind"], "name": row["name"]})
+            return row
     row = run_db(work)
     typer.echo(f"revoked {row['kind']} token {row['id']} ({row['name']})")
 

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..audit import bulk, chain, checkpoints, files, retention, signing
 from ..audit import repository as audit_repo
 from ..audit import service as audit_service
+from ..audit.admin_actions import CLI_ACTOR
 from ..auth import service as auth
 from ..config import get_settings
 from ..errors import AtlasError
@@ -156,13 +157,21 @@ def verify(org: str = typer.Option(None, "--org", help="Organization slug (defau
 
     broken = False
     for slug, result in run_db(work):
+        records = ", ".join(f"{c.records} {c.chain.replace('_', ' ')} records" for c in result.chains)
         if result.ok:
-            typer.echo(f"{slug}: OK, {result.rows_checked} rows checked ({result.purged_rows} purged by retention)")
-        else:
-            broken = True
+            typer.echo(f"{slug}: OK, {result.rows_checked} rows checked ({result.purged_rows} purged by retention)"
+                       + (f"; {records} chained" if records else ""))
+            continue
+        broken = True
+        if result.first_break is not None:
             b = result.first_break
             typer.echo(f"{slug}: BROKEN at row {b.seq} ({b.kind}): {b.detail}"
                        + (f" [audit id {b.audit_id}]" if b.audit_id else ""))
+        for c in result.chains:
+            if c.first_break is not None:
+                b = c.first_break
+                typer.echo(f"{slug}: BROKEN {c.chain.replace('_', ' ')} chain at record {b.seq} ({b.kind}): {b.detail}"
+                           + (f" [id {b.audit_id}]" if b.audit_id else ""))
     if broken:
         raise typer.Exit(2)
 
@@ -252,12 +261,7 @@ def purge(org: str = typer.Option(None, "--org", help="Organization slug (defaul
         out = []
         for o in targets:
             async with db.transaction() as conn:
-                result = await retention.purge_org(conn, o["id"])
-                await audit_repo.record_admin_action(
-                    conn, org_id=o["id"], actor_id="system:cli", actor_email="system:cli", scope="platform",
-                    action_type="audit_retention.manual_purge", target_type="audit_retention", target_id=o["id"],
-                    request_id="cli", metadata={"softDeleted": result.soft_deleted,
-                                                "hardDeleted": result.hard_deleted})
+                result = await retention.purge_org(conn, o["id"], CLI_ACTOR)
             out.append((o["slug"], result))
         return out
 
@@ -280,24 +284,20 @@ def show(org: str = typer.Option(..., "--org", help="Organization slug.")) -> No
 
 @retention_app.command("set")
 def set_policy(org: str = typer.Option(..., "--org", help="Organization slug."),
-               days: str = typer.Option(..., "--days", help="Days to keep (7 to 36,500), or 'unlimited'."),
-               hard_delete_delay: int = typer.Option(None, "--hard-delete-delay", help="Days before hard delete.")
+               days: str = typer.Option(..., "--days", help="Days to keep (at least ATLAS_MIN_RETENTION_DAYS, default 365; at most 36,500), or 'unlimited'."),
+               hard_delete_delay: int = typer.Option(None, "--hard-delete-delay", help="Days before hard delete (at least ATLAS_MIN_HARD_DELETE_DELAY_DAYS, default 30).")
                ) -> None:
     """Set an organization's retention policy."""
     retention_days = None
     if days.lower() != "unlimited":
         if not days.isdigit():
-            fail(f"--days must be a number of days (7 to 36,500) or 'unlimited', got {days!r}")
+            fail(f"--days must be a number of days (up to 36,500) or 'unlimited', got {days!r}")
         retention_days = int(days)
 
     async def work(db):
         async with db.transaction() as conn:
             o = await auth.get_organization(conn, org)
-            _, new = await retention.set_policy(conn, o["id"], retention_days, hard_delete_delay, "system:cli")
-            await audit_repo.record_admin_action(
-                conn, org_id=o["id"], actor_id="system:cli", actor_email="system:cli", scope="platform",
-                action_type="audit_retention.policy_update", target_type="audit_retention", target_id=o["id"],
-                request_id="cli", metadata={"retentionDays": retention_days, "hardDeleteDelayDays": hard_delete_delay})
+            _, new = await retention.set_policy(conn, o["id"], retention_days, hard_delete_delay, CLI_ACTOR)
             return new
     p = run_db(work)
     typer.echo(f"{org}: retention {p['retentionDays'] or 'unlimited'} days, hard delete after "

@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ..audit import repository as audit_repo
+from ..audit import admin_actions
+from ..audit.admin_actions import CLI_ACTOR
 from ..auth import service as auth
 from ..errors import AtlasError
 from ..reports import explorer
@@ -78,11 +79,11 @@ def events(org: str = typer.Option(..., "--org", help="Organization slug."),
             if output:
                 sink.close()
         async with db.transaction() as conn:
-            await audit_repo.record_admin_action(
-                conn, org_id=org_id, actor_id="system:cli", actor_email="system:cli", scope="platform",
+            await admin_actions.record(
+                conn, CLI_ACTOR, org_id=org_id,
                 action_type="audit_events.export" if fmt != "table" else "audit_events.view",
-                target_type="audit_events", target_id=org_id, request_id="cli",
-                metadata={"window": window.to_dict(), "filters": filters.to_dict(), "rowCount": count})
+                target_type="audit_events", target_id=org_id,
+                details={"window": window.to_dict(), "filters": filters.to_dict(), "rowCount": count})
         return rows, count
 
     rows, count = run_db(work)

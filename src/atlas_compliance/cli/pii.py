@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from ..audit import repository as audit_repo
+from ..audit import admin_actions
 from ..auth import service as auth
 from ..pii import scanner, service
 from ..pii.categories import PHI_CATEGORIES, PII_CATEGORIES
@@ -83,10 +83,9 @@ def add(table: str = typer.Argument(..., help="Table of the column, e.g. encount
         async with db.transaction() as conn:
             org_row = await auth.get_organization(conn, org)
             row = await service.add_manual(conn, org_row["id"], body, actor="system:cli")
-            await audit_repo.record_admin_action(
-                conn, org_id=org_row["id"], actor_id="system:cli", actor_email="system:cli",
-                action_type="compliance.pii_manual_add", target_type="compliance", target_id=row["id"],
-                request_id="cli", metadata=body.model_dump(exclude_none=True))
+            await admin_actions.record(
+                conn, admin_actions.CLI_ACTOR, org_id=org_row["id"], action_type="compliance.pii_manual_add",
+                target_type="compliance", target_id=row["id"], details=body.model_dump(exclude_none=True))
             return row
 
     row = run_db(work)

@@ -64,6 +64,10 @@ def serve_forever(settings, host: str, port: int, banner=None) -> None:
     async def main() -> None:
         with database_url(settings, exclusive=True) as url:
             async with open_database(url, settings) as db:
+                floor = migrate.apply_retention_floor(url, settings.min_retention_days,
+                                                      settings.min_hard_delete_delay_days)
+                if floor.note:
+                    console.print(f"warning: {floor.note}", highlight=False)
                 app = create_app(db, settings)
                 config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
                                         lifespan="on")
@@ -91,16 +95,37 @@ def serve_forever(settings, host: str, port: int, banner=None) -> None:
 
 
 @db_app.command("upgrade")
-def upgrade() -> None:
-    """Apply pending database migrations."""
+def upgrade(roles: bool = typer.Option(True, "--roles/--no-roles",
+                                       help="Create the service and writer roles and grant their rights "
+                                            "(or print the SQL when this role may not).")) -> None:
+    """Apply pending database migrations, set the installation's retention floor
+    (ATLAS_MIN_RETENTION_DAYS, ATLAS_MIN_HARD_DELETE_DELAY_DAYS) and the database roles
+    (ATLAS_SERVICE_ROLE, ATLAS_WRITER_ROLE). Run it as the role that owns the schema."""
     settings = get_settings()
     try:
         with database_url(settings) as url:
             applied = migrate.upgrade(url)
             head = migrate.current(url)
+            floor = migrate.apply_retention_floor(url, settings.min_retention_days,
+                                                  settings.min_hard_delete_delay_days)
+            plan = migrate.apply_roles(url, settings.service_role, settings.writer_role) if roles else None
     except AtlasError as exc:
         fail(exc.message)
     if applied:
         typer.echo(f"applied {len(applied)} migration(s): {', '.join(applied)}; now at {head}")
     else:
         typer.echo(f"database is up to date (revision {head})")
+    if floor.note:
+        typer.echo(f"warning: {floor.note}", err=True)
+    else:
+        typer.echo(f"retention floor: {floor.min_retention_days} days, hard delete after at least "
+                   f"{floor.min_hard_delete_delay_days} days" + (" (updated)" if floor.changed else ""))
+    if plan is not None:
+        if plan.applied:
+            typer.echo(f"roles: {settings.service_role} (service), {settings.writer_role} (INSERT on audit_log) "
+                       "granted; give them LOGIN or grant them to login roles")
+        elif plan.statements:
+            typer.echo(f"roles not set up: {plan.reason}. Run:", err=True)
+            typer.echo(";\n".join(plan.statements) + ";")
+        else:
+            typer.echo(f"roles not set up: {plan.reason}", err=True)

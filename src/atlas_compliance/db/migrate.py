@@ -62,10 +62,38 @@ def upgrade(url: str, revision: str = "head") -> list[str]:
         before = MigrationContext.configure(conn).get_current_revision()
     engine.dispose()
     command.upgrade(cfg, revision)
+    _secure(url)
     if before == script.get_current_head():
         return []
     revs = [rev.revision for rev in script.iterate_revisions(revision, before)]
     return list(reversed(revs))
+
+
+def _secure(url: str) -> None:
+    """Re-apply the definer attributes of the audit_log trigger functions (see db/security.py): a
+    migration that replaces one of them with CREATE OR REPLACE resets them."""
+    from .security import secure_functions
+
+    with psycopg.connect(to_libpq_url(url), connect_timeout=10, autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('atlas_retention_floor') IS NOT NULL").fetchone()[0]:
+            secure_functions(conn)
+
+
+def apply_retention_floor(url: str, min_retention_days: int, min_hard_delete_delay_days: int):
+    """Write the configured retention floor into the database when the connecting role owns the schema
+    (see :func:`atlas_compliance.db.security.apply_retention_floor`)."""
+    from .security import apply_retention_floor as apply
+
+    with psycopg.connect(to_libpq_url(url), connect_timeout=10, autocommit=True) as conn:
+        return apply(conn, min_retention_days, min_hard_delete_delay_days)
+
+
+def apply_roles(url: str, service_role: str, writer_role: str):
+    """Create (or print) the service and writer roles (see :func:`atlas_compliance.db.security.apply_roles`)."""
+    from .security import apply_roles as apply
+
+    with psycopg.connect(to_libpq_url(url), connect_timeout=10, autocommit=True) as conn:
+        return apply(conn, service_role, writer_role)
 
 
 def current(url: str) -> str | None:

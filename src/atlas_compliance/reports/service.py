@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from ..audit import repository as audit_repo
+from ..audit import admin_actions
 from ..audit.names import short_table_name
 from ..auth.schemas import Principal
 from ..db.pool import Database
@@ -325,11 +325,11 @@ async def record_report_action(db: Database, principal: Principal | None, reques
     """Every report generation and export is itself evidence: who, which report, filters, format, rows."""
     action = "compliance.report_export" if fmt in ("csv", "json-download") else "compliance.report_generate"
     async with db.transaction() as conn:
-        await audit_repo.record_admin_action(
-            conn, org_id=request.org_id,
-            actor_id=principal.user_id if principal else actor, actor_email=principal.email if principal else actor,
-            action_type=action, target_type="compliance_report", target_id=request.report,
-            metadata={"reportType": request.report, "filters": request.filters_dict(),
-                      "window": request.window.to_dict(), "format": fmt, "rowCount": row_count},
-            request_id=request_id, ip_address=ip, status=status,
-            scope="workspace" if principal else "platform")
+        who = (admin_actions.Actor(user_id=principal.user_id, email=principal.email, request_id=request_id, ip=ip)
+               if principal else admin_actions.Actor(user_id=actor, email=actor, request_id=request_id, ip=ip,
+                                                     scope="platform"))
+        await admin_actions.record(
+            conn, who, org_id=request.org_id, action_type=action, target_type="compliance_report",
+            target_id=request.report, status=status,
+            details={"reportType": request.report, "filters": request.filters_dict(),
+                     "window": request.window.to_dict(), "format": fmt, "rowCount": row_count})

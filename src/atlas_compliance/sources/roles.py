@@ -8,12 +8,12 @@ chain is untouched. Each change is recorded in ``admin_action_log``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection
 
-from ..audit import repository as audit_repo
+from ..audit import admin_actions
+from ..audit.admin_actions import CLI_ACTOR, Actor
 from ..auth import repository as auth_repo
 from ..errors import BadRequest, NotFound
 from . import repository as repo
@@ -21,19 +21,7 @@ from .events import role_identity
 
 MAX_ROLE_NAME = 200
 
-
-@dataclass(frozen=True)
-class Actor:
-    """Who changes a mapping, for the admin action log."""
-
-    user_id: str | None
-    email: str | None
-    request_id: str
-    ip: str | None = None
-    scope: str = "workspace"
-
-
-CLI_ACTOR = Actor(user_id="system:cli", email="system:cli", request_id="cli", scope="platform")
+__all__ = ["CLI_ACTOR", "Actor", "map_role", "role_mappings", "unmap_role", "validate_role_name"]
 
 
 def validate_role_name(role: str) -> str:
@@ -64,11 +52,10 @@ async def map_role(conn: AsyncConnection, org_id: str, role: str, email: str, ac
         raise NotFound(f"no member of this organization has the email {email.strip()[:200]!r}", code="member_not_found")
     previous = await repo.role_mapping(conn, org_id, identity)
     await repo.upsert_role_mapping(conn, org_id, identity, user["id"], actor.email)
-    await audit_repo.record_admin_action(
-        conn, org_id=org_id, actor_id=actor.user_id, actor_email=actor.email, scope=actor.scope,
-        action_type="sources.role_mapped", target_type="db_role", target_id=identity, request_id=actor.request_id,
-        ip_address=actor.ip, metadata={"role": role, "userId": user["id"], "email": user["email"],
-                                       "previousUserId": previous["user_id"] if previous else None})
+    await admin_actions.record(
+        conn, actor, org_id=org_id, action_type="sources.role_mapped", target_type="db_role", target_id=identity,
+        details={"role": role, "userId": user["id"], "email": user["email"],
+                 "previousUserId": previous["user_id"] if previous else None})
     return {"role": role, "identity": identity, "userId": user["id"], "email": user["email"],
             "previousUserId": previous["user_id"] if previous else None}
 
@@ -79,10 +66,9 @@ async def unmap_role(conn: AsyncConnection, org_id: str, role: str, actor: Actor
     removed = await repo.delete_role_mapping(conn, org_id, identity)
     if removed is None:
         raise NotFound(f"the database role {role[:60]!r} is not mapped in this organization", code="role_not_mapped")
-    await audit_repo.record_admin_action(
-        conn, org_id=org_id, actor_id=actor.user_id, actor_email=actor.email, scope=actor.scope,
-        action_type="sources.role_unmapped", target_type="db_role", target_id=identity, request_id=actor.request_id,
-        ip_address=actor.ip, metadata={"role": role, "previousUserId": removed["user_id"]})
+    await admin_actions.record(
+        conn, actor, org_id=org_id, action_type="sources.role_unmapped", target_type="db_role", target_id=identity,
+        details={"role": role, "previousUserId": removed["user_id"]})
     return {"role": role, "identity": identity, "previousUserId": removed["user_id"]}
 
 

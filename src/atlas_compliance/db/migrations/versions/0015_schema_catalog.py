@@ -13,13 +13,13 @@ the audit trail at ingest; datasource ''). `scanned_at` is when the fact was rec
 were written by PII scans: they are `introspected`.
 
 Revision ID: 0015
-Revises: 0011
+Revises: 0013
 """
 
 from atlas_compliance.db.migrations.sqlscript import run_sql
 
 revision = "0015"
-down_revision = "0011"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
