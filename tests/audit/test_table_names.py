@@ -113,6 +113,10 @@ def test_plain_sql_row_and_api_row_land_in_one_report_row(client, org, sql):
     assert rows(table="PROD.public.patients")[0] == {"prod.public.patients": (1, ["ssn"])}
     assert rows(table="prod.patients")[0] == {"prod.patients": (1, ["ssn"])}
     assert rows(table="orders")[0] == {"db.public.orders": (2, ["id", "total"])}
+    activity = client.get("/api/v1/admin/compliance/reports/user-activity", params={**window, "table": "patients"},
+                          headers=admin.headers).json()["rows"]
+    assert [(r["userId"], r["totalQueries"], r["tablesAccessed"]) for r in activity] == [
+        (admin.id, 3, ["patients", "prod.public.patients", "staging.public.patients"])]
     _, echoed = rows(table="a.b.c.d")
     assert echoed["filters"]["table"] == "a.b.c.d"
     assert echoed["rows"] == []

@@ -60,3 +60,11 @@ def test_unknown_dialect():
     with pytest.raises(BadRequest):
         dialect_of("cobol")
     assert dialect_of(None) is None and dialect_of("PostgreSQL") == "postgres"
+
+
+def test_hostile_names_are_folded_or_dropped_never_stored_raw():
+    long_name = "c" * 700
+    result = read_ddl(f'CREATE TABLE t ("{long_name}" int, "nul\x00name" int, ok int);', "postgres")
+    columns = [f.column for f in result.facts]
+    assert "ok" in columns and not any("\x00" in c for c in columns)
+    assert all(len(c.encode()) <= 512 for c in columns) and any(c.startswith("c" * 120 + "~") for c in columns)

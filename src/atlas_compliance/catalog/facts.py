@@ -37,13 +37,18 @@ class Fact:
                     schema.lower() if schema else None, data_type.lower() if data_type else None, ordinal)
 
 
+def _storable(f: Fact) -> bool:
+    """PostgreSQL text cannot hold NUL: a name with one (only a hostile DDL file can have it) is dropped."""
+    return "\x00" not in f"{f.table}{f.column}{f.schema or ''}{f.data_type or ''}"
+
+
 def dedupe(facts: Iterable[Fact]) -> list[Fact]:
-    """The first fact of each (table, column), in order."""
+    """The first fact of each (table, column), in order; empty names and names with NUL dropped."""
     seen: set[tuple[str, str]] = set()
     kept = []
     for f in facts:
         key = (f.table, f.column)
-        if f.table and f.column and key not in seen:
+        if f.table and f.column and key not in seen and _storable(f):
             seen.add(key)
             kept.append(f)
     return kept
