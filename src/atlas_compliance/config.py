@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(default=120_000, ge=0)
     login_max_failures: int = Field(default=10, ge=1)
     login_window_seconds: int = Field(default=15 * 60, ge=1)
+    max_login_body_bytes: int = Field(
+        default=8 * 1024, ge=1024, description="Largest request body of a login (API and console form), bytes.")
+    max_upload_body_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="Largest body sent to /api/v1/admin/compliance/classifications, bytes.")
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest request body of the other routes (ingest: 10 MiB), bytes.")
     secure_cookies: bool | None = Field(
         default=None, description="Force the Secure cookie flag; default: on when the request is HTTPS."
     )

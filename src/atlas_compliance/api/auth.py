@@ -14,7 +14,7 @@ from .routing import api_router
 router = api_router(prefix="/api/v1/auth", tags=["auth"])
 
 
-@router.post("/login", response_model=LoginResponse, responses=responses(400, 401, 403, 422, 429),
+@router.post("/login", response_model=LoginResponse, responses=responses(400, 401, 403, 413, 422, 429),
              summary="Log in with email and password")
 async def login(body: LoginRequest, request: Request, db: DB) -> LoginResponse:
     """Open a session (default 7 days) in one organization and return its bearer token.
