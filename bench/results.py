@@ -102,9 +102,10 @@ def save(results: dict[str, Any]) -> None:
     RESULTS_JSON.write_text(json.dumps(results, indent=1, default=str) + "\n")
     text = render(results)
     kept = RESULTS_MD.read_text() if RESULTS_MD.exists() else ""
-    start, end = "<!-- bench.hook:start -->", "<!-- bench.hook:end -->"
-    if start in kept and end in kept:  # bench.hook's section is measured separately: keep it
-        text = text.rstrip("\n") + "\n\n" + start + kept.split(start, 1)[1].split(end, 1)[0] + end + "\n"
+    for script in ("hook", "bodies"):  # sections measured separately by bench.hook and bench.bodies: keep them
+        start, end = f"<!-- bench.{script}:start -->", f"<!-- bench.{script}:end -->"
+        if start in kept and end in kept:
+            text = text.rstrip("\n") + "\n\n" + start + kept.split(start, 1)[1].split(end, 1)[0] + end + "\n"
     RESULTS_MD.write_text(text)
 
 
