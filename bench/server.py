@@ -53,7 +53,7 @@ class Server:
         env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": path}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "bench.server:create", "--factory", "--host", "127.0.0.1",
-             "--port", str(self.port), "--no-access-log", "--log-level", "warning"],
+             "--port", str(self.port), "--no-access-log", "--log-level", "warning", "--no-proxy-headers"],
             cwd=REPO_ROOT, env=env)
         self.ps = psutil.Process(self.proc.pid)
         deadline = time.monotonic() + 60

@@ -40,7 +40,8 @@ class ThreadServer:
         self.base = f"http://127.0.0.1:{self.port}"
         app = create_app(Database(database_url), settings, manage_pool=True)
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
-                                                    access_log=False, lifespan="on"))
+                                                    access_log=False, lifespan="on",
+                                                    proxy_headers=False))  # as `serve` runs it
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> ThreadServer:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,6 +44,17 @@ class Settings(BaseSettings):
         description="Installation floor of the delay between soft and hard delete (days).")
     service_role: str = Field(default="atlas_service", description="Database role `serve` should connect as.")
     writer_role: str = Field(default="atlas_writer", description="Database role of outside writers (INSERT only).")
+
+    max_login_body_bytes: int = Field(
+        default=8 * 1024, ge=1024, description="Largest request body of a login (API and console form), bytes.")
+    max_upload_body_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="Largest body sent to /api/v1/admin/compliance/classifications, bytes.")
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest request body of the other routes (ingest: 10 MiB), bytes.")
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or CIDR networks of reverse proxies whose X-Forwarded-For "
+        "is believed (default none: the connection's peer is the client address).")
     secure_cookies: bool | None = Field(
         default=None, description="Force the Secure cookie flag; default: on when the request is HTTPS."
     )
@@ -61,6 +73,28 @@ class Settings(BaseSettings):
     @property
     def checkpoints_path(self) -> Path:
         return Path(self.checkpoint_dir or Path(self.data_dir) / "checkpoints").expanduser()
+
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip():
+                try:
+                    ipaddress.ip_network(item.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"ATLAS_TRUSTED_PROXIES: {item.strip()!r} is not an address or CIDR "
+                                     "network, e.g. 10.0.0.0/8,192.0.2.10") from None
+        return value
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return _networks(self.trusted_proxies)
+
+
+@lru_cache(maxsize=16)
+def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in text.split(",") if item.strip())
 
 
 @lru_cache(maxsize=1)

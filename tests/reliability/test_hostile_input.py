@@ -518,8 +518,9 @@ LOGIN_CASES = {
     **{f"password={k}": ({"email": "{admin}" if k.startswith("sqli") else f"{k}@nobody.example", "password": v},
                          401) for k, v in TEXT.items()},
     "org=sqli": ({"email": "{admin}", "password": "{password}", "org": TEXT["sqli-or"]}, 403),  # not a member
-    "email=1mb": ({"email": MEGABYTE, "password": "pw"}, 422),
-    "password=1mb": ({"email": "{admin}", "password": MEGABYTE}, 422),
+    # A login body is at most 8 KiB (issue 13 item 5): refused before the handler runs.
+    "email=1mb": ({"email": MEGABYTE, "password": "pw"}, 413),
+    "password=1mb": ({"email": "{admin}", "password": MEGABYTE}, 413),
     "email=nul-byte": ({"email": NUL, "password": "pw"}, 400),
     "email=number": ({"email": 1, "password": "pw"}, 422),
     "password=null": ({"email": "{admin}", "password": None}, 422),
@@ -563,7 +564,8 @@ def test_malformed_body(client, world, unchanged, method, path, raw):
     headers = world["ingest"] if path == INGEST else world["admin"]
     resp = client.request(method, path.replace("{cid}", world["cid"]), content=raw,
                           headers={**headers, "Content-Type": "application/json"})
-    unchanged(resp, 422)
+    # A login body over 8 KiB (the 10,000-byte nesting) is refused for its size before it is parsed.
+    unchanged(resp, 413 if path == LOGIN and len(raw) > 8 * 1024 else 422)
 
 
 # ---------------------------------------------------------------- the console

@@ -111,6 +111,9 @@ SECRET_NAME = re.compile(r"token|secret|password|passwd|csrf|nonce|hmac|mac$|dig
 # Comparisons that match the name pattern but involve no secret (checked by hand).
 NOT_SECRETS = {
     ("audit/extraction.py", "token.token_type == TokenType.NUMBER"),  # a SQL lexer token's type
+    # SHA-256 of an import file's own content, matched against the org's import ledger: public facts.
+    ("audit/files.py", "digest in known"),
+    ("audit/files.py", "e['digest'] == entry['digest']"),
 }
 
 

@@ -6,7 +6,6 @@ from fastapi import Request
 
 from ..auth import service
 from ..auth.schemas import LoginRequest, LoginResponse, LogoutResponse, MeResponse
-from ..errors import Unauthorized
 from .deps import DB, CurrentPrincipal, client_ip, get_settings
 from .errors import responses
 from .routing import api_router
@@ -14,26 +13,22 @@ from .routing import api_router
 router = api_router(prefix="/api/v1/auth", tags=["auth"])
 
 
-@router.post("/login", response_model=LoginResponse, responses=responses(400, 401, 403, 422, 429),
+@router.post("/login", response_model=LoginResponse, responses=responses(400, 401, 403, 413, 422, 429),
              summary="Log in with email and password")
 async def login(body: LoginRequest, request: Request, db: DB) -> LoginResponse:
     """Open a session (default 7 days) in one organization and return its bearer token.
 
-    Wrong passwords and unknown emails both answer 401. After 10 failures for one email (or 30 from
-    one client address) within 15 minutes, attempts answer 429 with `Retry-After`.
+    Wrong passwords and unknown emails both answer 401. After 10 failures for one email from one client
+    address (or 30 from one client address, whatever the emails) within 15 minutes, attempts from that
+    address answer 429 with `Retry-After`; the same user signing in from another address is not affected.
+    The client address is the connection's peer, or with `ATLAS_TRUSTED_PROXIES` the right-most address
+    of `X-Forwarded-For` that is not a trusted proxy.
     """
     settings = get_settings(request)
-    failure: Unauthorized | None = None
-    async with db.transaction() as conn:
-        try:
-            result = await service.login(
-                conn, email=body.email, password=body.password, org_slug=body.org, ip=client_ip(request),
-                user_agent=request.headers.get("user-agent"), ttl_seconds=settings.session_ttl,
-                max_failures=settings.login_max_failures, window_seconds=settings.login_window_seconds)
-        except Unauthorized as exc:
-            failure = exc  # leave the block normally so the recorded failed attempt is committed
-    if failure is not None:
-        raise failure
+    result = await service.login(
+        db, email=body.email, password=body.password, org_slug=body.org, ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"), ttl_seconds=settings.session_ttl,
+        max_failures=settings.login_max_failures, window_seconds=settings.login_window_seconds)
     return LoginResponse(token=result.token, expiresAt=result.expires_at, user=result.user,
                          organization=result.organization, role=result.role)
 

@@ -6,6 +6,7 @@ sent after the commit.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -66,8 +67,48 @@ async def get_admin(principal: Annotated[Principal, Depends(get_principal)]) -> 
     return auth_service.require_admin(principal)
 
 
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def forwarded_client(peer: str | None, forwarded_for: list[str], trusted: tuple) -> str | None:
+    """The client address: the connection's peer, unless the peer is a trusted proxy; then the right-most
+    address of ``X-Forwarded-For`` that is not a trusted proxy (the left part of the header is whatever the
+    client wrote, so it is never believed). An entry that is not an address ends the walk at the proxy that
+    passed it on.
+
+    >>> import ipaddress
+    >>> proxies = (ipaddress.ip_network("10.0.0.0/8"),)
+    >>> forwarded_client("10.0.0.2", ["6.6.6.6, 198.51.100.7, 10.0.0.9"], proxies)
+    '198.51.100.7'
+    >>> forwarded_client("203.0.113.5", ["6.6.6.6"], proxies)
+    '203.0.113.5'
+    """
+    if not trusted or peer is None:
+        return peer
+    current = peer
+    hops = [hop for value in forwarded_for for hop in value.split(",") if hop.strip()]
+    for hop in [None, *reversed(hops)]:
+        address = _address(current) if hop is None else _address(hop)
+        if address is None:
+            return current
+        current = str(address)
+        if not any(address in network for network in trusted):
+            return current
+    return current
+
+
 def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    """The address login limits count and logs store (see :func:`forwarded_client`)."""
+    peer = request.client.host if request.client else None
+    settings: Settings = request.app.state.settings
+    return forwarded_client(peer, request.headers.getlist("x-forwarded-for"), settings.trusted_networks)
 
 
 def request_actor(request: Request, principal: Principal) -> Actor:

@@ -32,7 +32,10 @@ TableQ = Annotated[str | None, Query(description="Only accesses of this table (n
                                      "qualified by a database (`patients` finds `prod.public.patients`); "
                                      "three or more parts match exactly.", max_length=500)]
 Format = Annotated[Literal["json", "csv"], Query(description="json (default) or csv (streamed download).")]
-Tz = Annotated[str, Query(description="IANA time zone for date-only and offset-less values.", max_length=64)]
+Tz = Annotated[str, Query(description="IANA time zone for date-only and offset-less values, in any case "
+                          "(`europe/paris`; `window.tz` gives the canonical name). Server-dependent names "
+                          "(`localtime`, `posixrules`, `Factory`, `posix/…`, `right/…`) answer 400 `invalid_tz`.",
+                          max_length=64)]
 Limit = Annotated[int | None, Query(description="Rows per page (JSON); default and maximum: the cap "
                                     "(10,000 data access, 5,000 user activity).")]
 Offset = Annotated[int, Query(description="Rows to skip (JSON paging).")]

@@ -80,22 +80,35 @@ async def list_members(conn: AsyncConnection, org_id: str) -> list[Row]:
     return await cur.fetchall()
 
 
-async def count_recent_failures(conn: AsyncConnection, *, email: str | None, ip: str | None,
+async def lock_login_address(conn: AsyncConnection, ip: str | None) -> None:
+    """Serialize the rate-limit check and the recording of an attempt per client address (until commit),
+    so that parallel attempts cannot all pass the check before any of them is counted."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('atlas-login:' || %s, 0))", (ip or "",))
+
+
+async def count_recent_failures(conn: AsyncConnection, *, ip: str | None, email: str | None = None,
                                 window_seconds: int) -> tuple[int, datetime | None]:
+    """Failed (or not yet decided) attempts from ``ip`` within the window, for one ``email`` if given."""
+    where = "ip_address IS NULL" if ip is None else "ip_address = %(ip)s"
     if email is not None:
-        where, value = "email = %s", email
-    else:
-        where, value = "ip_address = %s", ip
+        where += " AND email = %(email)s"
     cur = await conn.execute(
         f"SELECT count(*) AS n, min(attempted_at) AS oldest FROM login_attempt WHERE {where} "  # noqa: S608
-        "AND NOT success AND attempted_at > now() - make_interval(secs => %s)", (value, window_seconds))
+        "AND NOT success AND attempted_at > now() - make_interval(secs => %(window)s)",
+        {"ip": ip, "email": email, "window": window_seconds})
     row = await cur.fetchone()
     return int(row["n"]), row["oldest"]
 
 
-async def record_login_attempt(conn: AsyncConnection, email: str, ip: str | None, success: bool) -> None:
-    await conn.execute("INSERT INTO login_attempt (email, ip_address, success) VALUES (%s, %s, %s)",
-                       (email, ip, success))
+async def record_login_attempt(conn: AsyncConnection, email: str, ip: str | None, success: bool) -> int:
+    cur = await conn.execute("INSERT INTO login_attempt (email, ip_address, success) VALUES (%s, %s, %s) "
+                             "RETURNING id", (email, ip, success))
+    row = await cur.fetchone()
+    return int(row["id"])
+
+
+async def mark_login_succeeded(conn: AsyncConnection, attempt_id: int) -> None:
+    await conn.execute("UPDATE login_attempt SET success = true WHERE id = %s", (attempt_id,))
 
 
 async def insert_session(conn: AsyncConnection, *, user_id: str, org_id: str, token_hash: str, ttl_seconds: int,

@@ -9,15 +9,19 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import AsyncConnection
 
-from ..errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited, Unauthorized
+from ..errors import AtlasError, BadRequest, Conflict, Forbidden, NotFound, RateLimited, Unauthorized
 from . import repository as repo
-from .passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
+from .passwords import MIN_PASSWORD_LENGTH, hash_password_async, verify_password_async
 from .schemas import ROLES, Principal
 from .tokens import PREFIXES, hash_token, new_token
+
+if TYPE_CHECKING:
+    from ..db.pool import Database
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
@@ -78,7 +82,7 @@ async def create_user(conn: AsyncConnection, *, email: str, password: str, org_s
     except psycopg.errors.UniqueViolation:
         raise Conflict(f"a user with email {email!r} already exists; use 'members add' to add them to "
                        "another organization", code="user_exists") from None
-    await repo.set_password(conn, user["id"], hash_password(password))
+    await repo.set_password(conn, user["id"], await hash_password_async(password))
     await repo.upsert_member(conn, org["id"], user["id"], role)
     return {**user, "role": role, "org": org}
 
@@ -102,53 +106,75 @@ class LoginResult:
     role: str
 
 
-async def _check_rate_limit(conn: AsyncConnection, *, email: str, ip: str | None, max_failures: int,
-                            window_seconds: int) -> None:
-    checks: list[tuple[str | None, str | None, int]] = [(email, None, max_failures)]
-    if ip:
-        checks.append((None, ip, max_failures * 3))
-    for by_email, by_ip, limit in checks:
-        count, oldest = await repo.count_recent_failures(conn, email=by_email, ip=by_ip,
-                                                         window_seconds=window_seconds)
+def _rate_limited(oldest: datetime, window_seconds: int) -> RateLimited:
+    retry = oldest + timedelta(seconds=window_seconds) - datetime.now(UTC)
+    seconds = max(1, int(retry.total_seconds()) + 1)
+    return RateLimited(f"too many failed login attempts; try again in {seconds} seconds",
+                       headers={"Retry-After": str(seconds)})
+
+
+async def reserve_login_attempt(conn: AsyncConnection, *, email: str, ip: str | None, max_failures: int,
+                                window_seconds: int) -> int:
+    """Check the rate limits and record the attempt as failed, atomically; return the attempt's id.
+
+    Limits (the window is ``window_seconds``): ``max_failures`` failures per (email, client address) pair
+    and ``3 × max_failures`` per client address, whatever the emails. There is deliberately no limit per
+    email alone: it would let anyone lock any user out by guessing wrong from elsewhere, while the real
+    user, from their own address, still signs in. The attempt counts as a failure from the moment it is
+    recorded (before the password is checked), so parallel attempts cannot overtake the limit; a correct
+    password then marks it succeeded. The caller commits right away: the lock is held only for this.
+    """
+    await repo.lock_login_address(conn, ip)
+    checks = ((email, max_failures), (None, max_failures * 3))
+    for by_email, limit in checks:
+        count, oldest = await repo.count_recent_failures(conn, ip=ip, email=by_email, window_seconds=window_seconds)
         if count >= limit and oldest is not None:
-            retry = oldest + timedelta(seconds=window_seconds) - datetime.now(UTC)
-            seconds = max(1, int(retry.total_seconds()) + 1)
-            raise RateLimited(f"too many failed login attempts; try again in {seconds} seconds",
-                              headers={"Retry-After": str(seconds)})
+            raise _rate_limited(oldest, window_seconds)
+    return await repo.record_login_attempt(conn, email, ip, False)
 
 
-async def login(conn: AsyncConnection, *, email: str, password: str, org_slug: str | None, ip: str | None,
+def _choose_organization(memberships: list, org_slug: str | None):
+    """The membership to open the session in, or the error to answer."""
+    if org_slug:
+        chosen = [m for m in memberships if m["slug"] == org_slug]
+        if not chosen:
+            return Forbidden(f"you are not a member of organization {org_slug!r}", code="not_a_member")
+        return chosen[0]
+    if len(memberships) > 1:
+        return BadRequest("you belong to several organizations; choose one with 'org': "
+                          + ", ".join(m["slug"] for m in memberships), code="org_required")
+    if not memberships:
+        return Forbidden("you are not a member of any organization", code="not_a_member")
+    return memberships[0]
+
+
+async def login(db: Database, *, email: str, password: str, org_slug: str | None, ip: str | None,
                 user_agent: str | None, ttl_seconds: int, max_failures: int, window_seconds: int,
                 origin: str = "api") -> LoginResult:
     """Verify the password and open a session in one organization.
 
     Unknown users and wrong passwords get the same 401 (and cost the same time); repeated failures
-    per email or client address get 429 with ``Retry-After``.
+    per (email, client address) or per client address get 429 with ``Retry-After``. Three short
+    transactions: reserve the attempt (rate limit), then the password check off the event loop with no
+    database connection held, then the session.
     """
     email_key = email.strip().lower()
-    await _check_rate_limit(conn, email=email_key, ip=ip, max_failures=max_failures,
-                            window_seconds=window_seconds)
-    user = await repo.get_user_by_email(conn, email_key)
-    ok = verify_password(user["password"] if user else None, password)
-    await repo.record_login_attempt(conn, email_key, ip, ok)
+    async with db.transaction() as conn:
+        attempt_id = await reserve_login_attempt(conn, email=email_key, ip=ip, max_failures=max_failures,
+                                                 window_seconds=window_seconds)
+        user = await repo.get_user_by_email(conn, email_key)
+    ok = await verify_password_async(user["password"] if user else None, password)
     if not ok or user is None:
         raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
-    memberships = await repo.list_memberships(conn, user["id"])
-    if org_slug:
-        chosen = [m for m in memberships if m["slug"] == org_slug]
-        if not chosen:
-            raise Forbidden(f"you are not a member of organization {org_slug!r}", code="not_a_member")
-    else:
-        chosen = memberships
-        if len(chosen) > 1:
-            raise BadRequest("you belong to several organizations; choose one with 'org': "
-                             + ", ".join(m["slug"] for m in chosen), code="org_required")
-        if not chosen:
-            raise Forbidden("you are not a member of any organization", code="not_a_member")
-    org = chosen[0]
-    token = new_token("session")
-    session = await repo.insert_session(conn, user_id=user["id"], org_id=org["id"], token_hash=token.hash,
-                                        ttl_seconds=ttl_seconds, ip=ip, user_agent=user_agent, origin=origin)
+    async with db.transaction() as conn:
+        await repo.mark_login_succeeded(conn, attempt_id)
+        org = _choose_organization(await repo.list_memberships(conn, user["id"]), org_slug)
+        if not isinstance(org, AtlasError):  # an error is raised after the commit: the attempt stays succeeded
+            token = new_token("session")
+            session = await repo.insert_session(conn, user_id=user["id"], org_id=org["id"], token_hash=token.hash,
+                                                ttl_seconds=ttl_seconds, ip=ip, user_agent=user_agent, origin=origin)
+    if isinstance(org, AtlasError):
+        raise org
     return LoginResult(
         token=token.token,
         expires_at=session["expires_at"],

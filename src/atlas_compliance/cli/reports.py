@@ -109,7 +109,7 @@ def data_access(org: str = _options()["org"], start: str = _options()["start"], 
                 user: str = typer.Option(None, "--user", help="Only this user id."),
                 role: str = typer.Option(None, "--role", help="owner, admin or member."),
                 table: str = typer.Option(None, "--table", help="Only accesses of this table (`patients` also finds `prod.public.patients`)."),
-                tz: str = typer.Option("UTC", "--tz", help="IANA time zone for date-only values."),
+                tz: str = typer.Option("UTC", "--tz", help="IANA time zone for date-only values, any case (europe/paris); not localtime, posixrules or Factory."),
                 fmt: str = typer.Option("table", "--format", help="table, json or csv."),
                 output: Path = typer.Option(None, "-o", "--output", help="Write to this file.")) -> None:
     """Who queried which tables, when, and how often."""
@@ -121,7 +121,7 @@ def user_activity(org: str = _options()["org"], start: str = _options()["start"]
                   user: str = typer.Option(None, "--user", help="Only this user id."),
                   role: str = typer.Option(None, "--role", help="owner, admin or member."),
                   table: str = typer.Option(None, "--table", help="Only queries touching this table (`patients` also finds `prod.public.patients`)."),
-                  tz: str = typer.Option("UTC", "--tz", help="IANA time zone for date-only values."),
+                  tz: str = typer.Option("UTC", "--tz", help="IANA time zone for date-only values, any case (europe/paris); not localtime, posixrules or Factory."),
                   fmt: str = typer.Option("table", "--format", help="table, json or csv."),
                   output: Path = typer.Option(None, "-o", "--output", help="Write to this file.")) -> None:
     """What each user has been doing: queries, tables, last activity and login."""

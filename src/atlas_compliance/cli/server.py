@@ -69,8 +69,10 @@ def serve_forever(settings, host: str, port: int, banner=None) -> None:
                 if floor.note:
                     console.print(f"warning: {floor.note}", highlight=False)
                 app = create_app(db, settings)
+                # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from any loopback
+                # peer; the app trusts it only from ATLAS_TRUSTED_PROXIES (api.deps.client_ip).
                 config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
-                                        lifespan="on")
+                                        lifespan="on", proxy_headers=False)
                 server = _server_class()(config)
                 if banner is not None:
                     await banner(db, host, port)

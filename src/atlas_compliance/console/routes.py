@@ -120,17 +120,17 @@ async def login_submit(
     failure: AtlasError | None = None
     async with request.app.state.db.transaction() as conn:
         secret = await csrf.installation_secret(conn)
-        if not csrf.login_token_valid(secret, request.cookies.get(csrf.LOGIN_COOKIE), csrf_token):
-            failure = Forbidden("the login form expired or was not sent by this site", code="csrf_failed")
-        else:
-            try:
-                result = await auth_service.login(
-                    conn, email=email, password=password, org_slug=org or None, ip=client_ip(request),
-                    user_agent=request.headers.get("user-agent"), ttl_seconds=settings.session_ttl,
-                    max_failures=settings.login_max_failures, window_seconds=settings.login_window_seconds,
-                    origin="console")
-            except AtlasError as exc:
-                failure = exc  # leave the block normally so that the failed attempt is committed
+    if not csrf.login_token_valid(secret, request.cookies.get(csrf.LOGIN_COOKIE), csrf_token):
+        failure = Forbidden("the login form expired or was not sent by this site", code="csrf_failed")
+    else:
+        try:
+            result = await auth_service.login(
+                request.app.state.db, email=email, password=password, org_slug=org or None, ip=client_ip(request),
+                user_agent=request.headers.get("user-agent"), ttl_seconds=settings.session_ttl,
+                max_failures=settings.login_max_failures, window_seconds=settings.login_window_seconds,
+                origin="console")
+        except AtlasError as exc:
+            failure = exc
     if failure is not None:
         return await _login_failure(request, failure, email=email, org=org, next_url=next_url)
     previous = await current_session(request)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
 
 from ..audit.extraction import normalize_table_name
 from ..errors import BadRequest
@@ -71,11 +72,42 @@ def iso_utc(value: datetime | None) -> str | None:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
-def parse_tz(tz: str | None) -> ZoneInfo:
+# Names that are not a place: their meaning depends on the server (``localtime`` is the server's own
+# zone, ``posixrules`` the rules POSIX TZ strings fall back to, ``Factory`` a placeholder) or on its
+# tzdata build (``posix/…`` and ``right/…`` copies, the latter counting leap seconds). A report must
+# mean the same on every installation, so these are refused.
+SERVER_DEPENDENT_ZONES = frozenset({"localtime", "posixrules", "factory"})
+SERVER_DEPENDENT_PREFIXES = ("posix/", "right/", "systemv/")
+
+
+@cache
+def _zone_names() -> dict[str, str]:
+    """IANA zone names by their lowercase form -> the canonical spelling."""
+    return {name.lower(): name for name in available_timezones()
+            if name.lower() not in SERVER_DEPENDENT_ZONES and not name.lower().startswith(SERVER_DEPENDENT_PREFIXES)}
+
+
+def canonical_tz(tz: str | None) -> str:
+    """The canonical IANA name for ``tz``, matched case-insensitively (``utc`` -> ``UTC``,
+    ``europe/paris`` -> ``Europe/Paris``); a name that is not a place is refused with ``invalid_tz``.
+
+    >>> canonical_tz("europe/paris"), canonical_tz(" utc "), canonical_tz(None)
+    ('Europe/Paris', 'UTC', 'UTC')
+    """
     name = (tz or "UTC").strip()
+    canonical = _zone_names().get(name.lower()) if 0 < len(name) <= 64 else None
+    if canonical is None:
+        if name.lower() in SERVER_DEPENDENT_ZONES or name.lower().startswith(SERVER_DEPENDENT_PREFIXES):
+            raise BadRequest(f"invalid tz {tz!r}: a name whose meaning depends on the server is not accepted; "
+                             "use an IANA time zone name, e.g. UTC or America/New_York", code="invalid_tz")
+        raise BadRequest(f"invalid tz {tz!r}: use an IANA time zone name, e.g. UTC or America/New_York",
+                         code="invalid_tz")
+    return canonical
+
+
+def parse_tz(tz: str | None) -> ZoneInfo:
+    name = canonical_tz(tz)
     try:
-        if not name or len(name) > 64 or ".." in name or name.startswith("/"):
-            raise ValueError(name)
         return ZoneInfo(name)
     except Exception:
         raise BadRequest(f"invalid tz {tz!r}: use an IANA time zone name, e.g. UTC or America/New_York",
