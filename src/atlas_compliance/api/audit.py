@@ -30,7 +30,9 @@ Each event is validated on its own: invalid ones are listed in `rejected` with a
 stored. Events whose `eventId` was already stored count as `duplicates`, so a retried batch stores
 nothing twice. A 2xx answer means every inserted event is committed. Tables and columns are extracted
 from `sql` (in the `sourceType` dialect) unless the event carries `tablesAccessed`, `columnsAccessed` or
-`columnsByTable`.
+`columnsByTable`. A statement over the analysis budget (256 KiB or 2 s by default, see
+`ATLAS_PARSE_MAX_BYTES` and `ATLAS_PARSE_SECONDS`) is stored with `parse_error` "too complex to
+analyse: …" and no tables, never refused.
 """
 
 
@@ -98,8 +100,7 @@ async def ingest(request: Request, principal: CurrentPrincipal, db: DB) -> Inges
     _require_writer(principal)
     body = await _read_limited_body(request)
     events = parse_events_body(body, request.headers.get("content-type", ""))
-    async with db.transaction() as conn:
-        return await audit_service.ingest_events(conn, principal.org_id, events)
+    return await audit_service.ingest_batch(db, principal.org_id, events, request.app.state.analysis)
 
 
 class ChainBreakOut(BaseModel):

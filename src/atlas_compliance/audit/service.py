@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Iterable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -11,10 +13,11 @@ import orjson
 from psycopg import AsyncConnection
 from pydantic import ValidationError
 
+from ..db.pool import Database
 from . import repository as repo
+from .analysis import analyse, begin_item
 from .extraction import (
     Catalog,
-    extract_access,
     normalize_column_name,
     normalize_dialect,
     normalize_table_name,
@@ -86,10 +89,12 @@ def _dedupe(values: Sequence[str]) -> list[str]:
     return sorted({v for v in values if v})
 
 
-def prepare_event(raw: Any, now: datetime, catalog: Catalog | None, *, may_hold_nul: bool = True) -> tuple[Any, ...]:
+def prepare_event(raw: Any, now: datetime, catalog: Catalog | None, *, may_hold_nul: bool = True,
+                  over_budget: str | None = None) -> tuple[Any, ...]:
     """Validate one raw event and return its COPY row (without org_id). Raises ValueError with a reason.
     ``may_hold_nul=False`` skips the NUL search when the caller knows there is none (JSON text
-    without a ``\\u0000`` escape)."""
+    without a ``\\u0000`` escape). The SQL is analysed within the process's budget
+    (:func:`~.analysis.analyse`); ``over_budget`` (a parse_error) stores it unanalysed instead."""
     if not isinstance(raw, dict):
         raise ValueError("an event must be a JSON object")
     if may_hold_nul and _has_nul(raw):
@@ -109,11 +114,15 @@ def prepare_event(raw: Any, now: datetime, catalog: Catalog | None, *, may_hold_
     dialect = normalize_dialect(event.sourceType)
     parse_error = None
     if event.tablesAccessed is None and event.columnsAccessed is None and event.columnsByTable is None:
-        access = extract_access(event.sql, dialect, catalog)
-        tables = list(access.tables) or None
-        columns = list(access.columns) or None
-        by_table = {t: list(c) for t, c in access.columns_by_table.items()} if access.tables else None
-        parse_error = access.parse_error
+        if over_budget is not None:
+            tables = columns = by_table = None
+            parse_error = over_budget
+        else:
+            access = analyse(event.sql, dialect, catalog)
+            tables = list(access.tables) or None
+            columns = list(access.columns) or None
+            by_table = {t: list(c) for t, c in access.columns_by_table.items()} if access.tables else None
+            parse_error = access.parse_error
     else:
         by_table = None
         if event.columnsByTable is not None:
@@ -145,14 +154,39 @@ def _json(value: Any) -> str | None:
 def prepare_batch(events: Sequence[Any], now: datetime,
                   catalog: Catalog | None) -> tuple[list[tuple[Any, ...]], list[RejectedEvent]]:
     """Validate and extract a batch (pure CPU, no database): the COPY rows of the valid events, in
-    order, and the rejected ones with their reasons. Runs in worker processes for bulk imports."""
+    order, and the rejected ones with their reasons. Runs in worker processes (see
+    :func:`prepare_batch_off_loop`)."""
     rejected: list[RejectedEvent] = []
     prepared: list[tuple[Any, ...]] = []
     for index, raw in enumerate(events):
         try:
-            prepared.append(prepare_event(raw, now, catalog))
+            prepared.append(prepare_event(raw, now, catalog, over_budget=begin_item(index)))
         except ValueError as exc:
             rejected.append(RejectedEvent(index=index, error=str(exc)))
+    return prepared, rejected
+
+
+MAX_PART_EVENTS = 1_000
+
+
+async def prepare_batch_off_loop(executor: Executor | None, events: Sequence[Any], now: datetime,
+                                 catalog: Catalog | None) -> tuple[list[tuple[Any, ...]], list[RejectedEvent]]:
+    """:func:`prepare_batch` in ``executor`` (an :class:`~.analysis.AnalysisPool`; None: here), in
+    parts of at most 1,000 events spread over its workers, so the event loop goes on serving while
+    a batch is analysed and other batches interleave with a large one."""
+    if executor is None or not events:
+        return prepare_batch(events, now, catalog)
+    workers = getattr(executor, "workers", 1)
+    size = min(MAX_PART_EVENTS, -(-len(events) // workers))
+    loop = asyncio.get_running_loop()
+    parts = await asyncio.gather(*(
+        loop.run_in_executor(executor, prepare_batch, list(events[start:start + size]), now, catalog)
+        for start in range(0, len(events), size)))
+    prepared: list[tuple[Any, ...]] = []
+    rejected: list[RejectedEvent] = []
+    for number, (rows, refused) in enumerate(parts):
+        prepared.extend(rows)
+        rejected.extend(RejectedEvent(index=r.index + number * size, error=r.error) for r in refused)
     return prepared, rejected
 
 
@@ -181,6 +215,18 @@ async def store_prepared(conn: AsyncConnection, org_id: str, prepared: Sequence[
     rows, duplicates = skip_stored(((row[0], (*row, org_id)) for row in prepared), existing, set())
     inserted = await repo.copy_events(conn, rows)
     return IngestResult(inserted=inserted, duplicates=duplicates, rejected=rejected)
+
+
+async def ingest_batch(db: Database, org_id: str, events: Sequence[Any], executor: Executor | None) -> IngestResult:
+    """Store a batch as :func:`ingest_events` does, analysing it in ``executor`` between two
+    transactions: one reads the org's catalog, the other (holding the org's write lock) only writes.
+    No connection is held while the batch is analysed. Commits."""
+    now = datetime.now(UTC)
+    async with db.transaction() as conn:
+        catalog = await org_catalog(conn, org_id)
+    prepared, rejected = await prepare_batch_off_loop(executor, events, now, catalog)
+    async with db.transaction() as conn:
+        return await store_prepared(conn, org_id, prepared, rejected)
 
 
 async def ingest_events(conn: AsyncConnection, org_id: str, events: Sequence[Any]) -> IngestResult:
