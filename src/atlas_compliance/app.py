@@ -12,7 +12,7 @@ from .api import auth as auth_routes
 from .api import docs_ui, health
 from .api.errors import install_error_handlers
 from .api.middleware import RequestContextMiddleware
-from .audit.analysis import AnalysisPool, ParseBudget
+from .audit.analysis import AnalysisPool, budget_of
 from .config import Settings, get_settings
 from .db.pool import Database
 
@@ -75,8 +75,7 @@ def create_app(db: Database, settings: Settings | None = None, *, manage_pool: b
 
 def analysis_pool(settings: Settings) -> AnalysisPool:
     """The pool that analyses ingested SQL, sized and budgeted by the settings (not started yet)."""
-    return AnalysisPool(settings.parse_workers or None,
-                        ParseBudget(max_bytes=settings.parse_max_bytes, seconds=settings.parse_seconds))
+    return AnalysisPool(settings.parse_workers or None, budget_of(settings))
 
 
 def _include_optional_routers(app: FastAPI) -> None:

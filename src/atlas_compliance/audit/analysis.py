@@ -61,6 +61,11 @@ class ParseBudget:
 DEFAULT_BUDGET = ParseBudget()
 
 
+def budget_of(settings: Any) -> ParseBudget:
+    """The budget set by ``ATLAS_PARSE_MAX_BYTES`` and ``ATLAS_PARSE_SECONDS``."""
+    return ParseBudget(max_bytes=settings.parse_max_bytes, seconds=settings.parse_seconds)
+
+
 def too_complex(reason: str) -> AccessInfo:
     return AccessInfo(tables=(), columns_by_table={}, columns=(), parse_error=f"{TOO_COMPLEX}: {reason}")
 
@@ -168,8 +173,13 @@ def _worker_main(conn: Connection, progress: Any, budget: ParseBudget) -> None:
             progress[1] = 0.0
         try:
             conn.send(result)
+        except OSError:  # the pool is gone (shut down while this batch was analysed)
+            return
         except Exception as exc:  # an unpicklable answer or exception
-            conn.send(("error", RuntimeError(f"analysis worker could not send its answer: {exc!r}")))
+            try:
+                conn.send(("error", RuntimeError(f"analysis worker could not send its answer: {exc!r}")))
+            except OSError:
+                return
 
 
 # --- the pool --------------------------------------------------------------------------------------
@@ -219,6 +229,10 @@ class AnalysisPool(Executor):
     def worker_pids(self) -> list[int]:
         with self._lock:
             return [w.process.pid for w in self._all if w.process.pid is not None]
+
+    def start(self) -> None:
+        """Start the workers now (blocks while they start: call it from a thread, not the event loop)."""
+        self._start()
 
     def _start(self) -> ThreadPoolExecutor:
         with self._lock:

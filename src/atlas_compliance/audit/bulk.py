@@ -26,7 +26,7 @@ from typing import Any
 
 from ..db.pool import Database
 from ..errors import BadRequest
-from . import files
+from . import analysis, files
 from . import repository as repo
 from .extraction import Catalog
 from .service import prepare_event, skip_stored
@@ -35,18 +35,26 @@ _NUL_ESCAPE = b"\\u0000"
 _PR_SET_PDEATHSIG = 1
 
 
-def worker_pool(processes: int) -> ProcessPoolExecutor | None:
+def worker_pool(processes: int, budget: analysis.ParseBudget = analysis.DEFAULT_BUDGET) -> ProcessPoolExecutor | None:
     """``processes`` worker processes (None for one: the work then runs in this process), started
     now: before any database connection exists, so that none inherits one (a worker left holding
     the socket of a killed import would keep its transaction, and the org's chain lock, open).
-    On Linux each worker also dies with this process."""
+    On Linux each worker also dies with this process. Each analyses SQL within ``budget``, its own
+    timer stopping a statement over the time budget (:class:`~.analysis.AnalysisPool` also replaces
+    a worker stuck where the timer cannot reach)."""
     if processes <= 1:
         return None
     pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"),
-                               initializer=_die_with_parent, initargs=(os.getpid(),))
+                               initializer=_worker_start, initargs=(os.getpid(), budget))
     for started in [pool.submit(os.getpid) for _ in range(processes)]:
         started.result()
     return pool
+
+
+def _worker_start(parent: int, budget: analysis.ParseBudget) -> None:
+    _die_with_parent(parent)
+    analysis.configure(budget)
+    analysis.use_timer()
 
 
 def _die_with_parent(parent: int) -> None:
@@ -82,14 +90,15 @@ class PreparedChunk:
 def prepare_chunk(job: ChunkJob, numbers: Sequence[int], records: Sequence[Any]) -> PreparedChunk:
     """Decode, validate and extract one chunk of records (pure CPU; runs in worker processes)."""
     out = PreparedChunk(records=len(records))
-    for number, record in zip(numbers, records, strict=True):
+    for index, (number, record) in enumerate(zip(numbers, records, strict=True)):
+        forced = analysis.begin_item(index)
         try:
             raw = files.decode_record(job.file_name, job.path_key, number, record)
         except BadRequest as exc:
             out.fatal = exc.message
             return out
         try:
-            row = prepare_event(raw, job.now, job.catalog,
+            row = prepare_event(raw, job.now, job.catalog, over_budget=forced,
                                 may_hold_nul=not isinstance(record, bytes) or _NUL_ESCAPE in record)
             line = repo.copy_line((*row, job.org_id))
         except ValueError as exc:  # UnicodeEncodeError (a lone surrogate) is a ValueError too

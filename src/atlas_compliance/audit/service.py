@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from ..db.pool import Database
 from . import repository as repo
-from .analysis import analyse, begin_item
+from .analysis import AnalysisPool, analyse, begin_item
 from .extraction import (
     Catalog,
     normalize_column_name,
@@ -176,6 +176,8 @@ async def prepare_batch_off_loop(executor: Executor | None, events: Sequence[Any
     a batch is analysed and other batches interleave with a large one."""
     if executor is None or not events:
         return prepare_batch(events, now, catalog)
+    if isinstance(executor, AnalysisPool) and not executor.started:
+        await asyncio.to_thread(executor.start)  # starting processes blocks: not on the event loop
     workers = getattr(executor, "workers", 1)
     size = min(MAX_PART_EVENTS, -(-len(events) // workers))
     loop = asyncio.get_running_loop()

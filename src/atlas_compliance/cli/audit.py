@@ -10,10 +10,11 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..audit import bulk, chain, files, retention
+from ..audit import analysis, bulk, chain, files, retention
 from ..audit import repository as audit_repo
 from ..audit import service as audit_service
 from ..auth import service as auth
+from ..config import get_settings
 from .common import console, fail, run_db
 
 audit_app = typer.Typer(help="Audit trail integrity.", no_args_is_help=True)
@@ -46,14 +47,19 @@ def ingest(file: Path = typer.Argument(..., exists=True, dir_okay=False, readabl
            show_rejected: int = typer.Option(10, help="How many rejected records to list.")) -> None:
     """Import audit events from a file. Re-running the same file stores nothing twice.
 
-    Worker processes decode, validate and parse the events in chunks of up to 5,000.
+    Worker processes decode, validate and parse the events in chunks of up to 5,000, each statement
+    within the analysis budget (ATLAS_PARSE_MAX_BYTES, ATLAS_PARSE_SECONDS): one over it is stored
+    with parse_error "too complex to analyse" and no tables.
     Each chunk is streamed into PostgreSQL as soon as it is ready, one COPY per transaction of --commit-every events.
     A record that is not JSON stops the import after the events before it are stored.
     An interrupted import keeps what it committed; running it again stores only the rest.
     """
     total = files.count_records(file)
     processes = workers or os.cpu_count() or 1
-    pool = bulk.worker_pool(processes)  # forked before the database pool, its threads and sockets exist
+    budget = analysis.budget_of(get_settings())
+    analysis.configure(budget)  # with --workers 1 the size budget applies here (no timer in a thread)
+    # Workers from a fork server: none inherits the database pool's threads or sockets.
+    pool = analysis.AnalysisPool(processes, budget) if processes > 1 else None
 
     async def work(db):
         async with db.transaction() as conn:
