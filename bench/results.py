@@ -102,9 +102,10 @@ def save(results: dict[str, Any]) -> None:
     RESULTS_JSON.write_text(json.dumps(results, indent=1, default=str) + "\n")
     text = render(results)
     kept = RESULTS_MD.read_text() if RESULTS_MD.exists() else ""
-    start, end = "<!-- bench.hook:start -->", "<!-- bench.hook:end -->"
-    if start in kept and end in kept:  # bench.hook's section is measured separately: keep it
-        text = text.rstrip("\n") + "\n\n" + start + kept.split(start, 1)[1].split(end, 1)[0] + end + "\n"
+    for name in ("bench.hook", "bench.stall"):  # sections measured separately: keep them
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        if start in kept and end in kept:
+            text = text.rstrip("\n") + "\n\n" + start + kept.split(start, 1)[1].split(end, 1)[0] + end + "\n"
     RESULTS_MD.write_text(text)
 
 

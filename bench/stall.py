@@ -1,6 +1,7 @@
 """Does one client's worst SQL stall everyone else? (issue 13.4) Side by side with a baseline revision.
 
     python -m bench.stall [--baseline-rev main] [--runs 3] [--quiet-seconds 10] [--load-seconds 30]
+    python -m bench.stall --extraction [--baseline-rev main] [--runs 3]
 
 Both revisions are served by uvicorn in a child process on the same database (`atlas_bench_stall`,
 created once: two organizations, the "other" one with 20,000 audited queries). The baseline's `src/`
@@ -14,6 +15,10 @@ baseline, current…; each run measures, sequentially and without think time:
   UNIONs (under it), a batch of
   1,000 thirty-deep nested queries and one statement joining 2,000 distinct tables, each with new
   table names (no cache hit).
+
+`--extraction` instead times the analysis of one statement (``extract_access``, in a fresh process
+per measurement, so no cache helps) for the shapes that grew faster than their size, at three sizes
+each, baseline and current interleaved, and prints the medians (`bench/stall-extraction.json`).
 
 It prints, per revision, the median over runs of each phase's p50 and p99 (nearest rank), and of the
 ratio loaded/quiet of the report's p99; writes `bench/stall-results.json`. A request slower than
@@ -46,6 +51,7 @@ from .common import DEFAULT_SERVER_URL, ensure_database
 from .server import REPO_ROOT, _new_org_with_key, admin_token, free_port
 
 RESULTS_FILE = REPO_ROOT / "bench" / "stall-results.json"
+EXTRACTION_FILE = REPO_ROOT / "bench" / "stall-extraction.json"
 TIMEOUT = 120.0
 OTHER_EVENTS = 20_000
 
@@ -201,6 +207,58 @@ async def _prepare(url: str, stamp: str) -> tuple[str, str]:
     return other_key, attacker_key
 
 
+SHAPES = {
+    "UNION chain": ("union", (2_500, 5_000, 10_000)),
+    "JOIN ... USING chain": ("using", (1_000, 2_000, 4_000)),
+    "tables named in one SELECT": ("tables", (1_000, 2_000, 4_000)),
+    "batch of events, one new table each": ("batch", (1_000, 2_000, 4_000)),
+}
+_TIMER = """
+import sys, time
+from datetime import UTC, datetime
+from atlas_compliance.audit.extraction import extract_access
+from atlas_compliance.audit.service import prepare_batch
+shape, n = sys.argv[1], int(sys.argv[2])
+if shape == "union":
+    sql = " UNION ".join(f"SELECT id, name FROM tbl_{i % 50} WHERE id = {i}" for i in range(n))
+elif shape == "using":
+    sql = "SELECT t0.v FROM t0 " + " ".join(f"JOIN t{i} USING (id)" for i in range(1, n))
+elif shape == "tables":
+    sql = "SELECT " + ", ".join(f"s.t{i}.c" for i in range(n)) + " FROM " + ", ".join(f"s.t{i}" for i in range(n))
+else:
+    events = [{"sql": f"SELECT id, email FROM app.table_{i} WHERE id = 1"} for i in range(n)]
+began = time.perf_counter()
+if shape == "batch":
+    prepare_batch(events, datetime.now(UTC), None)
+else:
+    info = extract_access(sql)
+    assert info.parse_error is None, info.parse_error
+print(time.perf_counter() - began)
+"""
+
+
+def extraction(roots: dict[str, Path], runs: int) -> dict[str, Any]:
+    timings: dict[str, dict[str, dict[int, list[float]]]] = {}
+    for _ in range(runs):
+        for label, (shape, sizes) in SHAPES.items():
+            for n in sizes:
+                for name, root in roots.items():
+                    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+                    out = subprocess.run([sys.executable, "-c", _TIMER, shape, str(n)], env=env, capture_output=True,
+                                         text=True, check=True).stdout
+                    timings.setdefault(label, {}).setdefault(name, {}).setdefault(n, []).append(float(out))
+    return {label: {name: {n: round(statistics.median(v), 3) for n, v in sizes.items()}
+                    for name, sizes in by_rev.items()} for label, by_rev in timings.items()}
+
+
+def extraction_table(result: dict[str, Any]) -> str:
+    lines = ["| shape | size | baseline s | current s |", "|---|---|---|---|"]
+    for label, by_rev in result["medians"].items():
+        for n in by_rev["baseline"]:
+            lines.append(f"| {label} | {int(n):,} | {by_rev['baseline'][n]} | {by_rev['current'][n]} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -210,17 +268,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load-seconds", type=float, default=30)
     parser.add_argument("--server-url", default=DEFAULT_SERVER_URL)
     parser.add_argument("--database", default="atlas_bench_stall")
-    parser.add_argument("--output", type=Path, default=RESULTS_FILE)
+    parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--extraction", action="store_true", help="time the analysis of large statements only")
     args = parser.parse_args(argv)
+    if args.extraction:
+        with tempfile.TemporaryDirectory(prefix="atlas-stall-") as tmp:
+            medians = extraction({"baseline": export_tree(args.baseline_rev, Path(tmp)), "current": REPO_ROOT},
+                                 args.runs)
+        result = {"written": datetime.now(UTC).isoformat(timespec="seconds"), "runs": args.runs,
+                  "baseline_rev": _rev(args.baseline_rev), "current_rev": _rev("HEAD"),
+                  "load_average": round(os.getloadavg()[0], 1), "medians": medians}
+        (args.output or EXTRACTION_FILE).write_text(json.dumps(result, indent=2) + "\n")
+        print(extraction_table(result))
+        if args.output is None:
+            write_section()
+        return 0
 
     url = ensure_database(args.server_url, args.database, recreate=True)
     migrate.upgrade(url)
     stamp = datetime.now(UTC).strftime("%H%M%S")
     other_key, attacker_key = asyncio.run(_prepare(url, stamp))
-    baseline_rev = subprocess.run(["git", "rev-parse", "--short", args.baseline_rev], cwd=REPO_ROOT,
-                                  capture_output=True, text=True, check=True).stdout.strip()
-    current_rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                                 text=True, check=True).stdout.strip()
+    baseline_rev, current_rev = _rev(args.baseline_rev), _rev("HEAD")
     load_before = os.getloadavg()[0]
     results: dict[str, list[dict[str, Any]]] = {"baseline": [], "current": []}
     with tempfile.TemporaryDirectory(prefix="atlas-stall-") as tmp:
@@ -249,9 +317,53 @@ def main(argv: list[str] | None = None) -> int:
            "load_seconds": args.load_seconds, "load_average_before": round(load_before, 1),
            "load_average_after": round(os.getloadavg()[0], 1), "cpus": os.cpu_count(), "summary": summary,
            "raw": results}
-    args.output.write_text(json.dumps(out, indent=2) + "\n")
+    (args.output or RESULTS_FILE).write_text(json.dumps(out, indent=2) + "\n")
     print(table(out))
+    if args.output is None:
+        write_section()
     return 0
+
+
+SECTION_START, SECTION_END = "<!-- bench.stall:start -->", "<!-- bench.stall:end -->"
+
+
+def write_section() -> None:
+    """The "Stalls" section of bench/RESULTS.md, from the two JSON files (kept by ``bench.run``)."""
+    parts = [SECTION_START, "## Stalls: one client's worst SQL against everyone else (issue 13.4)", ""]
+    if RESULTS_FILE.exists():
+        r = json.loads(RESULTS_FILE.read_text())
+        parts += [
+            f"Written {r['written']} by `python -m bench.stall` (raw numbers: `stall-results.json`). {r['runs']} runs "
+            f"per revision, interleaved, each {r['quiet_seconds']:g} s quiet then {r['load_seconds']:g} s while one "
+            "client sends the worst events (a 350 KiB event of 10,000 UNIONs, a 246 KiB event of 7,000 UNIONs, "
+            "1,000 thirty-deep nested queries, a 2,000-table `JOIN … USING` chain; new table names each time). "
+            "Measured sequentially without think time: `/healthz`, and another organization's Data Access report "
+            f"(30 days, {OTHER_EVENTS:,} rows). Medians over runs of each phase's figures; a request still "
+            f"unanswered after {TIMEOUT:g} s counts as {TIMEOUT:g} s (and as an error). Load average (1 min) "
+            f"{r['load_average_before']} at the start, {r['load_average_after']} at the end, on {r['cpus']} cores.",
+            "", table(r), ""]
+    if EXTRACTION_FILE.exists():
+        e = json.loads(EXTRACTION_FILE.read_text())
+        parts += [
+            f"Analysis time of one statement (`python -m bench.stall --extraction`, written {e['written']}, raw "
+            f"numbers: `stall-extraction.json`): a fresh process per measurement (no cache), baseline "
+            f"`{e['baseline_rev']}` and current `{e['current_rev']}` interleaved, median of {e['runs']}; load "
+            f"average {e['load_average']} at the end.", "", extraction_table(e), ""]
+    parts.append(SECTION_END)
+    section = "\n".join(parts) + "\n"
+    results_md = REPO_ROOT / "bench" / "RESULTS.md"
+    text = results_md.read_text()
+    if SECTION_START in text and SECTION_END in text:
+        before, rest = text.split(SECTION_START, 1)
+        text = before + section.rstrip("\n") + rest.split(SECTION_END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    results_md.write_text(text)
+
+
+def _rev(rev: str) -> str:
+    return subprocess.run(["git", "rev-parse", "--short", rev], cwd=REPO_ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
 
 
 def _seed_other(base_url: str, key: str) -> None:

@@ -259,7 +259,11 @@ class AnalysisPool(Executor):
         try:
             forced: dict[int, str] = {}
             while True:
-                worker.conn.send((fn, args, forced))
+                try:
+                    worker.conn.send((fn, args, forced))
+                except OSError:  # the worker died while idle: a new one gets the work
+                    worker = self._replace(worker)
+                    worker.conn.send((fn, args, forced))
                 outcome, value = self._wait(worker)
                 if outcome == "ok":
                     return value
