@@ -16,8 +16,9 @@ baseline, current…; each run measures, sequentially and without think time:
   1,000 thirty-deep nested queries and one statement joining 2,000 distinct tables, each with new
   table names (no cache hit).
 
-`--extraction` instead times the analysis of one statement (``extract_access``, in a fresh process
-per measurement, so no cache helps) for the shapes that grew faster than their size, at three sizes
+`--extraction` instead times the analysis of one statement (as a worker of the pool runs it, or
+``extract_access`` on a revision without the pool; in a fresh process per measurement, so no cache
+helps) for the shapes that grew faster than their size, at three sizes
 each, baseline and current interleaved, and prints the medians (`bench/stall-extraction.json`).
 
 It prints, per revision, the median over runs of each phase's p50 and p99 (nearest rank), and of the
@@ -218,6 +219,13 @@ import sys, time
 from datetime import UTC, datetime
 from atlas_compliance.audit.extraction import extract_access
 from atlas_compliance.audit.service import prepare_batch
+try:  # as a worker of the analysis pool does it, with a budget no statement here reaches
+    from atlas_compliance.audit import analysis
+    analysis.configure(analysis.ParseBudget(max_bytes=1 << 30, seconds=600))
+    analysis.use_timer()
+    extract = analysis.analyse
+except ImportError:  # a revision without the pool: the extractor itself
+    extract = extract_access
 shape, n = sys.argv[1], int(sys.argv[2])
 if shape == "union":
     sql = " UNION ".join(f"SELECT id, name FROM tbl_{i % 50} WHERE id = {i}" for i in range(n))
@@ -231,7 +239,7 @@ began = time.perf_counter()
 if shape == "batch":
     prepare_batch(events, datetime.now(UTC), None)
 else:
-    info = extract_access(sql)
+    info = extract(sql, None, None)
     assert info.parse_error is None, info.parse_error
 print(time.perf_counter() - began)
 """

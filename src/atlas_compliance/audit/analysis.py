@@ -21,6 +21,7 @@ that serves requests.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -122,6 +123,11 @@ def analyse(sql: str, dialect: str | None, catalog: Catalog | None) -> AccessInf
     progress = _analyser.progress
     if progress is not None:
         progress[1] = time.monotonic()
+    # The cyclic garbage collector is paused for the analysis: a large statement's tree (nodes
+    # pointing to their parents) makes its full collections recur while the tree grows, which cost
+    # 2-4x the analysis of a 10,000-UNION statement. The tree is collected once the analysis is done.
+    collecting = gc.isenabled()
+    gc.disable()
     signal.setitimer(signal.ITIMER_REAL, budget.seconds)
     try:
         return extract_access(sql, dialect, catalog)
@@ -134,6 +140,8 @@ def analyse(sql: str, dialect: str | None, catalog: Catalog | None) -> AccessInf
         return too_complex(reason)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
+        if collecting:
+            gc.enable()
         if progress is not None:
             progress[1] = 0.0
 
