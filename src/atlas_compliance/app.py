@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -11,6 +12,7 @@ from .api import auth as auth_routes
 from .api import docs_ui, health
 from .api.errors import install_error_handlers
 from .api.middleware import RequestContextMiddleware
+from .audit.analysis import AnalysisPool, budget_of
 from .config import Settings, get_settings
 from .db.pool import Database
 
@@ -31,6 +33,7 @@ def create_app(db: Database, settings: Settings | None = None, *, manage_pool: b
     servers started by others); otherwise the caller owns the pool.
     """
     settings = settings or get_settings()
+    analysis = analysis_pool(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -39,8 +42,11 @@ def create_app(db: Database, settings: Settings | None = None, *, manage_pool: b
         try:
             yield
         finally:
-            if manage_pool:
-                await db.close()
+            try:
+                await asyncio.to_thread(analysis.shutdown, True, cancel_futures=True)
+            finally:
+                if manage_pool:
+                    await db.close()
 
     app = FastAPI(
         title="Atlas Compliance",
@@ -52,6 +58,7 @@ def create_app(db: Database, settings: Settings | None = None, *, manage_pool: b
     )
     app.state.db = db
     app.state.settings = settings
+    app.state.analysis = analysis  # SQL analysis of ingested events; its workers start on first use
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(auth_routes.router)
@@ -64,6 +71,11 @@ def create_app(db: Database, settings: Settings | None = None, *, manage_pool: b
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def analysis_pool(settings: Settings) -> AnalysisPool:
+    """The pool that analyses ingested SQL, sized and budgeted by the settings (not started yet)."""
+    return AnalysisPool(settings.parse_workers or None, budget_of(settings))
 
 
 def _include_optional_routers(app: FastAPI) -> None:

@@ -55,6 +55,16 @@ class Settings(BaseSettings):
         default="",
         description="Comma-separated addresses or CIDR networks of reverse proxies whose X-Forwarded-For "
         "is believed (default none: the connection's peer is the client address).")
+
+    parse_workers: int = Field(
+        default=0, ge=0, le=256,
+        description="Processes that analyse ingested SQL off the event loop; 0: one per CPU.")
+    parse_max_bytes: int = Field(
+        default=256 * 1024, ge=1024,
+        description="A statement larger than this (bytes of UTF-8) is stored unanalysed: 'too complex to analyse'.")
+    parse_seconds: float = Field(
+        default=2.0, gt=0, le=600,
+        description="Wall-clock seconds the analysis of one statement may take before it is stored unanalysed.")
     secure_cookies: bool | None = Field(
         default=None, description="Force the Secure cookie flag; default: on when the request is HTTPS."
     )

@@ -37,7 +37,9 @@ is committed. Tables and columns are extracted
 from `sql` (in the `sourceType` dialect) unless the event carries `tablesAccessed`, `columnsAccessed` or
 `columnsByTable`, using the organization's schema catalog; columns the SQL places beyond doubt
 (`t.col`, the column list of an insert, the targets of an update's SET) are recorded in the catalog as *learned* after
-the batch commits (docs/catalog.md).
+the batch commits (docs/catalog.md). A statement over the analysis budget (256 KiB or 2 s by default, see
+`ATLAS_PARSE_MAX_BYTES` and `ATLAS_PARSE_SECONDS`) is stored with `parse_error` "too complex to
+analyse: …" and no tables, never refused.
 """
 
 
@@ -106,8 +108,7 @@ async def ingest(request: Request, principal: CurrentPrincipal, db: DB) -> Inges
     body = await _read_limited_body(request)
     events = parse_events_body(body, request.headers.get("content-type", ""))
     learned: set[tuple[str, str]] = set()
-    async with db.transaction() as conn:
-        result = await audit_service.ingest_events(conn, principal.org_id, events, learned)
+    result = await audit_service.ingest_batch(db, principal.org_id, events, request.app.state.analysis, learned)
     if learned:  # after the commit, outside the org's chain lock: one set-based upsert
         await catalog_service.learn(db, principal.org_id, learned, audit_service.cached_catalog(principal.org_id))
     return result

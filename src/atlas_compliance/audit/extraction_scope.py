@@ -93,19 +93,33 @@ class AccessCollector:
         self._scopes: dict[int, Scope] = {}  # id(scope expression) -> scope
         self._sources: dict[int, Sources] = {}  # id(scope) -> its sources
         self._table_refs: dict[int, str | exp.CTE | bool] = {}  # id(Table) -> real name, its CTE, or False
+        self._ctes: dict[int, exp.CTE | None] | None = None  # id(Table) -> the CTE it names (one pass)
+        self._chains: dict[int, list[Sources]] = {}  # id(scope) -> its sources and those around it
+        self._by_suffix: dict[str, list[str]] = {}  # "t", "s.t" -> tables named so (see _add_table)
 
     def result(self) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
         tables = tuple(sorted(self.tables))
         return tables, {t: tuple(sorted(self.columns.get(t, ()))) for t in tables}
 
-    def credit(self, table: str, column: str) -> None:
+    def _add_table(self, table: str) -> None:
+        """Note a table, indexed by each dotted suffix of its name (``s.t`` under ``s.t`` and ``t``),
+        so that a column qualified by a table's name finds it without scanning every table."""
+        if table in self.tables:
+            return
         self.tables.add(table)
+        self._by_suffix.setdefault(table, []).append(table)
+        for index, char in enumerate(table):
+            if char == ".":
+                self._by_suffix.setdefault(table[index + 1:], []).append(table)
+
+    def credit(self, table: str, column: str) -> None:
+        self._add_table(table)
         self.columns.setdefault(table, set()).add(fold_name(column))
 
     def credit_star(self, table: str, excluded: frozenset[str] = frozenset()) -> None:
         known = self._known(table)
         if known:
-            self.tables.add(table)
+            self._add_table(table)
             self.columns.setdefault(table, set()).update(c for c in known if c not in excluded)
         else:
             self.credit(table, STAR)
@@ -122,7 +136,7 @@ class AccessCollector:
             if isinstance(cte.this, exp.DML):
                 self.add_statement(cte.this)  # PostgreSQL's WITH moved AS (DELETE ... RETURNING *)
         self._statement, self._statement_sources = statement, _EMPTY
-        self._sources, self._table_refs = {}, {}
+        self._sources, self._table_refs, self._ctes, self._chains = {}, {}, None, {}
         try:
             scopes = traverse_scope(statement) if isinstance(statement, exp.Query | exp.DDL | exp.DML) else []
         except OptimizeError:
@@ -148,7 +162,7 @@ class AccessCollector:
         for table in statement.find_all(exp.Table):
             name = self.table_name(table)
             if name:
-                self.tables.add(name)
+                self._add_table(name)
                 sources.add_table(table.alias_or_name.lower(), name)
         for column in statement.find_all(exp.Column):
             if not isinstance(column.this, exp.Star):
@@ -166,17 +180,24 @@ class AccessCollector:
             this = table.this
             found = False  # a table function, e.g. generate_series(...) or TABLE(FLATTEN(...))
             if isinstance(this, exp.Identifier | exp.Dot):
-                cte = None if table.args.get("db") else _cte_of(table)
+                cte = None if table.args.get("db") else self._cte_named(table)
                 found = cte or self.normalize(".".join(p.name for p in table.parts)) or False
             elif isinstance(this, exp.DynamicIdentifier) and isinstance(this.this, exp.Literal):
                 found = self.normalize(this.this.name) or False  # Snowflake IDENTIFIER('schema.table')
             self._table_refs[id(table)] = found
         return found
 
+    def _cte_named(self, table: exp.Table) -> exp.CTE | None:
+        if self._ctes is None:
+            self._ctes = _ctes_by_table(self._statement) if self._statement is not None else {}
+        if id(table) in self._ctes:
+            return self._ctes[id(table)]
+        return _cte_of(table)  # a table outside the statement (not expected): walk up from it
+
     def _note_table(self, table: exp.Table) -> None:
         name = None if isinstance(table.parent, exp.JoinHint) else self.table_name(table)
         if name:
-            self.tables.add(name)
+            self._add_table(name)
 
     def sources_of(self, scope: Scope) -> Sources:
         expression = scope.expression
@@ -211,11 +232,23 @@ class AccessCollector:
         else:
             sources.add_opaque(alias, node)
 
-    def _chain(self, scope: Scope | None) -> list[Sources]:
-        frames = []
-        while scope is not None:
-            frames.append(self.sources_of(scope))
-            scope = scope.parent
+    def _chain(self, scope: Scope) -> list[Sources]:
+        """The sources of ``scope`` and of the scopes around it, innermost first (shared: read only).
+
+        Only SELECT scopes (and a DML statement's pseudo-scope) name anything, so the others, such
+        as every level of a chain of UNIONs, are left out; chains are built once per scope, reusing
+        the parent's, so a statement's chains cost time linear in its scopes, not in their depth."""
+        path: list[Scope] = []
+        node: Scope | None = scope
+        while node is not None and id(node) not in self._chains:
+            path.append(node)
+            node = node.parent
+        frames = self._chains[id(node)] if node is not None else []
+        for node in reversed(path):
+            expression = node.expression
+            if isinstance(expression, exp.Select) or (expression is self._statement and not isinstance(expression, exp.Query)):
+                frames = [self.sources_of(node), *frames]
+            self._chains[id(node)] = frames
         return frames
 
     # --- SELECT scopes ----------------------------------------------------------------------------
@@ -241,8 +274,13 @@ class AccessCollector:
                     self.credit_star(table, excluded)
             elif isinstance(node, exp.Table):
                 self._note_table(node)
-        for join in select.args.get("joins") or []:
-            self._join_columns(join, select, sources)
+        joins = select.args.get("joins") or []
+        if any(join.args.get("using") or join.args.get("method") for join in joins):
+            from_ = select.args.get("from_")
+            left = _LeftOfJoin(self, sources, from_.this.alias_or_name.lower() if from_ is not None else None)
+            for join in joins:
+                self._join_columns(join, left)
+                left.add(join.this.alias_or_name.lower())
 
     def _not_a_column(self, column: exp.Column, select: exp.Expr, sources: Sources, aliases: set[str]) -> bool:
         """A SELECT-list alias referenced in ORDER BY / GROUP BY / HAVING / QUALIFY (in GROUP BY and
@@ -260,32 +298,21 @@ class AccessCollector:
     def _catalog_has(self, sources: Sources, column: str) -> bool:
         return any(column in (self._known(t) or ()) for t in sources.real_tables())
 
-    def _join_columns(self, join: exp.Join, select: exp.Expr, sources: Sources) -> None:
+    def _join_columns(self, join: exp.Join, left: _LeftOfJoin) -> None:
         """JOIN ... USING (k) reads k of the joined relation and of the relations before it; NATURAL
         JOIN the columns both sides share, when the catalog knows them (else nothing extra)."""
         using = join.args.get("using") or []
-        natural = str(join.args.get("method") or "").upper() == "NATURAL"
-        if not using and not natural:
+        if not using and str(join.args.get("method") or "").upper() != "NATURAL":
             return
-        from_ = select.args.get("from_")
-        left = [from_.this.alias_or_name.lower()] if from_ is not None else []
-        for other in select.args.get("joins") or []:
-            if other is join:
-                break
-            left.append(other.this.alias_or_name.lower())
-        right_tables = sources.tables.get(join.this.alias_or_name.lower(), [])
-        left_tables = list(dict.fromkeys(t for alias in left for t in sources.tables.get(alias, [])))
-        if natural:
-            left_known = {c for t in left_tables for c in self._known(t) or ()}
-            names = sorted(left_known & {c for t in right_tables for c in self._known(t) or ()})
-        else:
+        right_tables = left.sources.tables.get(join.this.alias_or_name.lower(), [])
+        if using:
             names = [ident.name.lower() for ident in using]
+        else:
+            names = sorted(left.known_columns() & {c for t in right_tables for c in self._known(t) or ()})
         for name in names:
             for table in right_tables:
                 self.credit(table, name)
-            if not any(name in _projected_names(sources.derived[a]) for a in left if a in sources.derived):
-                for table in self._candidates(name, left_tables) or left_tables:
-                    self.credit(table, name)
+            left.credit(name)
 
     # --- resolution -------------------------------------------------------------------------------
     def _resolve(self, column: exp.Column, frames: list[Sources]) -> None:
@@ -314,7 +341,7 @@ class AccessCollector:
                     self._qualified(qualifier[:1], qualifier[1], [sources])
                     return
         dotted = self.normalize(".".join(qualifier))  # a table named, not aliased: `orders.id`, `s.t.col`
-        self._credit_all([t for t in self.tables if t == dotted or t.endswith("." + dotted)], name, star)
+        self._credit_all(list(self._by_suffix.get(dotted, ())), name, star)
 
     def _credit_all(self, tables: list[str], name: str, star: bool) -> None:
         for table in tables:
@@ -422,7 +449,7 @@ class AccessCollector:
                 sources.add_table(bare, name)
         targets = list(dict.fromkeys(targets))
         for name in targets:
-            self.tables.add(name)
+            self._add_table(name)
             for column_name in schema_columns:
                 self.credit(name, column_name)
         # An INSERT's own SELECT cannot see its target; UPDATE/DELETE/MERGE subqueries can correlate.
@@ -454,7 +481,137 @@ class AccessCollector:
         return queries
 
 
+class _LeftOfJoin:
+    """The relations before a JOIN of one SELECT, grown join by join, and what a USING / NATURAL
+    column credits among them. Each name's crediting resumes where the previous join left it, so a
+    chain of n USING joins costs time linear in n (recomputing the left side for every join cost n²).
+    The tables credited are those of :meth:`AccessCollector._candidates` over the left tables (or all
+    of them), unless a derived relation on the left projects the name (its SELECT list credits it)."""
+
+    def __init__(self, collector: AccessCollector, sources: Sources, first: str | None) -> None:
+        self.collector = collector
+        self.sources = sources
+        self.tables: list[str] = []  # the left tables, in order, distinct
+        self._seen: set[str] = set()
+        self.derived: list[Scope] = []
+        self._known: set[str] | None = None  # catalog columns of the left tables, once asked for
+        self._names: dict[str, _LeftCredit] = {}
+        if first is not None:
+            self.add(first)
+
+    def add(self, alias: str) -> None:
+        for table in self.sources.tables.get(alias, []):
+            if table not in self._seen:
+                self._seen.add(table)
+                self.tables.append(table)
+                if self._known is not None:
+                    self._known.update(self.collector._known(table) or ())
+        if alias in self.sources.derived:
+            self.derived.append(self.sources.derived[alias])
+
+    def known_columns(self) -> set[str]:
+        if self._known is None:
+            self._known = {c for t in self.tables for c in self.collector._known(t) or ()}
+        return self._known
+
+    def credit(self, name: str) -> None:
+        state = self._names.get(name)
+        if state is None:
+            state = self._names[name] = _LeftCredit()
+        while state.derived_seen < len(self.derived) and not state.projected:
+            state.projected = name in _projected_names(self.derived[state.derived_seen])
+            state.derived_seen += 1
+        if state.projected:
+            return
+        tables = self.tables
+        catalog = self.collector.catalog is not None
+        for table in tables[state.tables_seen:]:
+            known = self.collector._known(table) if catalog else None
+            if not catalog or (known is not None and name in known):
+                state.having.append(table)
+            elif known is None:
+                state.unknown.append(table)
+        state.tables_seen = len(tables)
+        if state.having:
+            pick, done = state.having, state.having_done
+        elif state.unknown:
+            pick, done = state.unknown, state.unknown_done
+        else:
+            pick, done = tables, state.all_done
+        for table in pick[done:]:
+            self.collector.credit(table, name)
+        if pick is state.having:
+            state.having_done = len(pick)
+        elif pick is state.unknown:
+            state.unknown_done = len(pick)
+        else:
+            state.all_done = len(pick)
+
+
+class _LeftCredit:
+    """How far one name's crediting over the left side of a join chain got."""
+
+    __slots__ = ("all_done", "derived_seen", "having", "having_done", "projected", "tables_seen", "unknown",
+                 "unknown_done")
+
+    def __init__(self) -> None:
+        self.projected = False
+        self.derived_seen = self.tables_seen = self.having_done = self.unknown_done = self.all_done = 0
+        self.having: list[str] = []
+        self.unknown: list[str] = []
+
+
 # --- AST helpers -------------------------------------------------------------------------------------
+_CteFrame = tuple[dict[str, int], list[exp.CTE], int | None, Any]  # first index by name, CTEs, visible limit, outer
+
+
+def _ctes_by_table(statement: exp.Expr) -> dict[int, exp.CTE | None]:
+    """id(Table) -> the CTE its unqualified name refers to (None: a real table), for every table of
+    ``statement``, in one pass from the root: the same rules as :func:`_cte_of`, in time linear in
+    the statement (walking up from each table costs its depth, quadratic over a chain of UNIONs)."""
+    found: dict[int, exp.CTE | None] = {}
+    firsts: dict[int, dict[str, int]] = {}
+
+    def first_index(with_: exp.With) -> dict[str, int]:
+        names = firsts.get(id(with_))
+        if names is None:
+            names = firsts[id(with_)] = {}
+            for index, cte in enumerate(with_.expressions):
+                names.setdefault(cte.alias.lower(), index)
+        return names
+
+    stack: list[tuple[exp.Expr, _CteFrame | None]] = [(statement, None)]
+    while stack:
+        node, env = stack.pop()
+        if isinstance(node, exp.With):  # each CTE body sees the CTEs before it (all: RECURSIVE)
+            recursive = bool(node.args.get("recursive"))
+            position = {id(cte): index for index, cte in enumerate(node.expressions)}
+            for child in node.iter_expressions():
+                index = position.get(id(child))
+                if index is None:
+                    stack.append((child, env))
+                else:
+                    stack.append((child, (first_index(node), node.expressions, None if recursive else index, env)))
+            continue
+        if isinstance(node, exp.Table) and not node.args.get("db"):
+            found[id(node)] = _visible_cte(env, node.name.lower())
+        with_ = node.args.get("with_")
+        inner = (first_index(with_), with_.expressions, None, env) if isinstance(with_, exp.With) else env
+        for child in node.iter_expressions():
+            stack.append((child, env if child is with_ else inner))
+    return found
+
+
+def _visible_cte(env: _CteFrame | None, name: str) -> exp.CTE | None:
+    while env is not None:
+        names, ctes, limit, outer = env
+        index = names.get(name)
+        if index is not None and (limit is None or index < limit):
+            return ctes[index]
+        env = outer
+    return None
+
+
 def _cte_of(table: exp.Table) -> exp.CTE | None:
     """The CTE an unqualified table name refers to, if any, following SQL's visibility rules: a CTE
     body sees the CTEs defined before it (all of them, itself included, under WITH RECURSIVE)."""

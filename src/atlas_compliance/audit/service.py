@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -12,10 +14,11 @@ import orjson
 from psycopg import AsyncConnection
 from pydantic import ValidationError
 
+from ..db.pool import Database
 from . import repository as repo
+from .analysis import AnalysisPool, analyse, begin_item
 from .extraction import (
     Catalog,
-    extract_access,
     normalize_column_name,
     normalize_dialect,
     normalize_table_name,
@@ -104,11 +107,13 @@ def _dedupe(values: Sequence[str]) -> list[str]:
 
 
 def prepare_event(raw: Any, now: datetime, catalog: Catalog | None, *, may_hold_nul: bool = True,
-                  learned: set[tuple[str, str]] | None = None) -> tuple[Any, ...]:
+                  learned: set[tuple[str, str]] | None = None, over_budget: str | None = None) -> tuple[Any, ...]:
     """Validate one raw event and return its COPY row (without org_id). Raises ValueError with a reason.
     ``may_hold_nul=False`` skips the NUL search when the caller knows there is none (JSON text
-    without a ``\\u0000`` escape). ``learned``, when given, receives the (table, column) pairs the
-    event's SQL places beyond doubt (the catalog's learned facts)."""
+    without a ``\\u0000`` escape). The SQL is analysed within the process's budget
+    (:func:`~.analysis.analyse`); ``over_budget`` (a parse_error) stores it unanalysed instead.
+    ``learned``, when given, receives the (table, column) pairs the event's SQL places beyond doubt
+    (the catalog's learned facts)."""
     if not isinstance(raw, dict):
         raise ValueError("an event must be a JSON object")
     if may_hold_nul and _has_nul(raw):
@@ -128,13 +133,17 @@ def prepare_event(raw: Any, now: datetime, catalog: Catalog | None, *, may_hold_
     dialect = normalize_dialect(event.sourceType)
     parse_error = None
     if event.tablesAccessed is None and event.columnsAccessed is None and event.columnsByTable is None:
-        access = extract_access(event.sql, dialect, catalog)
-        tables = list(access.tables) or None
-        columns = list(access.columns) or None
-        by_table = {t: list(c) for t, c in access.columns_by_table.items()} if access.tables else None
-        parse_error = access.parse_error
-        if learned is not None and access.qualified:
-            learned.update(access.qualified)
+        if over_budget is not None:
+            tables = columns = by_table = None
+            parse_error = over_budget
+        else:
+            access = analyse(event.sql, dialect, catalog)
+            tables = list(access.tables) or None
+            columns = list(access.columns) or None
+            by_table = {t: list(c) for t, c in access.columns_by_table.items()} if access.tables else None
+            parse_error = access.parse_error
+            if learned is not None and access.qualified:
+                learned.update(access.qualified)
     else:
         by_table = None
         if event.columnsByTable is not None:
@@ -186,16 +195,56 @@ def prepare_batch(events: Sequence[Any], now: datetime, catalog: Catalog | None,
                   learned: set[tuple[str, str]] | None = None) -> tuple[list[PreparedEvent], list[RejectedEvent]]:
     """Validate and extract a batch (pure CPU, no database): the valid events with their index and
     COPY row, in order, and the rejected ones with their reasons. ``learned`` receives the (table,
-    column) pairs the batch's SQL places beyond doubt (see :func:`atlas_compliance.catalog.service.learn`)."""
+    column) pairs the batch's SQL places beyond doubt (see :func:`atlas_compliance.catalog.service.learn`).
+    Runs in worker processes too (see :func:`prepare_batch_off_loop`)."""
     rejected: list[RejectedEvent] = []
     prepared: list[PreparedEvent] = []
     for index, raw in enumerate(events):
         try:
-            row = prepare_event(raw, now, catalog, learned=learned)
+            row = prepare_event(raw, now, catalog, learned=learned, over_budget=begin_item(index))
         except ValueError as exc:
             rejected.append(RejectedEvent(index=index, code="invalid_event", error=str(exc)))
             continue
         prepared.append(PreparedEvent(index, row, event_identity(raw, row)))
+    return prepared, rejected
+
+
+MAX_PART_EVENTS = 1_000
+
+
+def _prepare_part(events: Sequence[Any], now: datetime, catalog: Catalog | None
+                  ) -> tuple[list[PreparedEvent], list[RejectedEvent], set[tuple[str, str]]]:
+    """:func:`prepare_batch` in a worker process, returning the learned pairs (a set filled there would
+    stay there)."""
+    learned: set[tuple[str, str]] = set()
+    prepared, rejected = prepare_batch(events, now, catalog, learned)
+    return prepared, rejected, learned
+
+
+async def prepare_batch_off_loop(executor: Executor | None, events: Sequence[Any], now: datetime,
+                                 catalog: Catalog | None, learned: set[tuple[str, str]] | None = None
+                                 ) -> tuple[list[PreparedEvent], list[RejectedEvent]]:
+    """:func:`prepare_batch` in ``executor`` (an :class:`~.analysis.AnalysisPool`; None: here), in
+    parts of at most 1,000 events spread over its workers, so the event loop goes on serving while
+    a batch is analysed and other batches interleave with a large one."""
+    if executor is None or not events:
+        return prepare_batch(events, now, catalog, learned)
+    if isinstance(executor, AnalysisPool) and not executor.started:
+        await asyncio.to_thread(executor.start)  # starting processes blocks: not on the event loop
+    workers = getattr(executor, "workers", 1)
+    size = min(MAX_PART_EVENTS, -(-len(events) // workers))
+    loop = asyncio.get_running_loop()
+    parts = await asyncio.gather(*(
+        loop.run_in_executor(executor, _prepare_part, list(events[start:start + size]), now, catalog)
+        for start in range(0, len(events), size)))
+    prepared: list[PreparedEvent] = []
+    rejected: list[RejectedEvent] = []
+    for number, (done, refused, found) in enumerate(parts):
+        offset = number * size
+        prepared.extend(PreparedEvent(p.index + offset, p.row, p.identity) for p in done)
+        rejected.extend(RejectedEvent(index=r.index + offset, code=r.code, error=r.error) for r in refused)
+        if learned is not None:
+            learned.update(found)
     return prepared, rejected
 
 
@@ -245,6 +294,19 @@ async def store_prepared(conn: AsyncConnection, org_id: str, prepared: Sequence[
                for p in result.conflicts]
     return IngestResult(inserted=inserted, duplicates=result.duplicates,
                         rejected=sorted([*rejected, *refused], key=lambda r: r.index))
+
+
+async def ingest_batch(db: Database, org_id: str, events: Sequence[Any], executor: Executor | None,
+                       learned: set[tuple[str, str]] | None = None) -> IngestResult:
+    """Store a batch as :func:`ingest_events` does, analysing it in ``executor`` between two
+    transactions: one reads the org's catalog, the other (holding the org's write lock) only writes.
+    No connection is held while the batch is analysed. Commits."""
+    now = datetime.now(UTC)
+    async with db.transaction() as conn:
+        catalog = await org_catalog(conn, org_id)
+    prepared, rejected = await prepare_batch_off_loop(executor, events, now, catalog, learned)
+    async with db.transaction() as conn:
+        return await store_prepared(conn, org_id, prepared, rejected)
 
 
 async def ingest_events(conn: AsyncConnection, org_id: str, events: Sequence[Any],

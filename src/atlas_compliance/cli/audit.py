@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..audit import bulk, chain, checkpoints, files, retention, signing
+from ..audit import analysis, bulk, chain, checkpoints, files, retention, signing
 from ..audit import repository as audit_repo
 from ..audit import service as audit_service
 from ..audit.admin_actions import CLI_ACTOR
@@ -67,14 +67,19 @@ def ingest(file: Path = typer.Argument(..., exists=True, dir_okay=False, readabl
     An eventId already stored for another event (different sql, user, timestamp, source, dialect,
     database host or success) is refused as an event id conflict, listed, and the command exits 1.
 
-    Worker processes decode, validate and parse the events in chunks of up to 5,000.
+    Worker processes decode, validate and parse the events in chunks of up to 5,000, each statement
+    within the analysis budget (ATLAS_PARSE_MAX_BYTES, ATLAS_PARSE_SECONDS): one over it is stored
+    with parse_error "too complex to analyse" and no tables.
     Each chunk is streamed into PostgreSQL as soon as it is ready, one COPY per transaction of --commit-every events.
     A record that is not JSON stops the import after the events before it are stored.
     An interrupted import keeps what it committed; running it again stores only the rest.
     """
     path = str(file.resolve())
     processes = workers or os.cpu_count() or 1
-    pool = bulk.worker_pool(processes)  # forked before the database pool, its threads and sockets exist
+    budget = analysis.budget_of(get_settings())
+    analysis.configure(budget)  # with --workers 1 the size budget applies here (no timer in a thread)
+    # Workers from a fork server: none inherits the database pool's threads or sockets.
+    pool = analysis.AnalysisPool(processes, budget) if processes > 1 else None
 
     async def work(db):
         async with db.transaction() as conn:

@@ -12,9 +12,10 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..audit import bulk
+from ..audit import analysis, bulk
 from ..audit import service as audit_service
 from ..auth import service as auth
+from ..config import get_settings
 from ..errors import BadRequest
 from ..sources import roles, service
 from ..sources.events import StatementJob
@@ -169,7 +170,10 @@ def _run(options: service.ReadOptions, files: list[Path] | None, org: str, follo
             fail("stderr logs need the server's log_line_prefix: pass --log-line-prefix (or follow its csvlog or "
                  "jsonlog)")
     processes = workers or os.cpu_count() or 1
-    pool = bulk.worker_pool(processes)  # forked before the database pool, its threads and sockets exist
+    # Forked before the database pool, its threads and sockets exist; SQL analysed within the budget.
+    budget = analysis.budget_of(get_settings())
+    analysis.configure(budget)
+    pool = bulk.worker_pool(processes, budget)
 
     async def work(db):
         async with db.transaction() as conn:

@@ -19,7 +19,8 @@ from functools import lru_cache
 from typing import Any
 
 from ..audit import repository as audit_repo
-from ..audit.extraction import Catalog, extract_access, normalize_table_name
+from ..audit.analysis import analyse
+from ..audit.extraction import Catalog, normalize_table_name
 from ..audit.schemas import EventIdentity
 from ..audit.service import event_identity, prepare_event
 from .pgaudit import strip_prepare
@@ -87,7 +88,7 @@ def _access(statement: SourceStatement, catalog: Catalog | None) -> dict[str, An
     """Tables as the server named them (plus the SQL's own when the server named only some), each with
     the columns the SQL reads of it."""
     body = strip_prepare(statement.sql) if statement.prepared_body else statement.sql
-    access = extract_access(body, statement.dialect, catalog)
+    access = analyse(body, statement.dialect, catalog)  # within the budget: over it, no tables from the SQL
     tables = [_normalized(t) for t in statement.tables or ()]
     if statement.tables is None or not statement.tables_complete:
         tables.extend(access.tables)

@@ -218,7 +218,8 @@ async def store_chunks(db: Database, org_id: str, source: str, kind: SourceKind,
                        chunks: AsyncIterator[PreparedStatements], *, commit_every: int,
                        on_stored: Callable[[PreparedStatements], None] = lambda c: None,
                        totals: StoreTotals | None = None) -> StoreTotals:
-    """Store prepared chunks in order. Each transaction holds the org's chain lock and one COPY, skips
+    """Store prepared chunks in order. Each transaction (going on while the next chunk is already
+    prepared, so the lock is not held while SQL is parsed) holds the org's chain lock and one COPY, skips
     event ids already stored (or repeated), notes the source, and saves the position of the last chunk
     that carried one: the events and the position a follower resumes from commit together."""
     totals = totals or StoreTotals()
@@ -226,7 +227,7 @@ async def store_chunks(db: Database, org_id: str, source: str, kind: SourceKind,
     async with db.connection() as writer, db.connection() as checker:
         while chunk is not None:
             async with writer.transaction():
-                await writer.execute("SET LOCAL statement_timeout = 0")  # the COPY waits for the workers
+                await writer.execute("SET LOCAL statement_timeout = 0")  # one COPY of up to commit_every statements
                 await audit_repo.lock_org_chain(writer, org_id)
                 seen: dict[str, EventIdentity] = {}
                 statements = stored = 0
@@ -256,11 +257,15 @@ async def store_chunks(db: Database, org_id: str, source: str, kind: SourceKind,
                         statements += chunk.statements
                         checkpoint = chunk.checkpoint if chunk.checkpoint is not None else checkpoint
                         on_stored(chunk)
-                        chunk = await anext(chunks, None)
+                        ready, chunk = await bulk.next_chunk_if_ready(chunks)
+                        if not ready:
+                            break  # commit: the lock is not held while the workers parse
                 await repo.record_import(writer, org_id, source, kind, stored, latest)
                 if checkpoint is not None:
                     await repo.save_positions(writer, org_id, source, checkpoint)
             totals.inserted += stored
+            if chunk is None:
+                chunk = await anext(chunks, None)  # None again at the end
     return totals
 
 
