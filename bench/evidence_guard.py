@@ -73,8 +73,8 @@ def run(server: str, rows: int, rounds: int) -> dict[str, Any]:
         migrate.upgrade(url)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("UPDATE atlas_retention_floor SET min_retention_days = 30, min_hard_delete_delay_days = 30")
-            conn.execute("INSERT INTO audit_retention_config (org_id, retention_days, updated_by) VALUES "
-                         "('bench-guard', 30, 'bench') ON CONFLICT (org_id) DO NOTHING")
+            conn.execute("SELECT * FROM atlas_set_retention_policy('bench-guard', 30, 30, 'bench', 'bench', "
+                         "'platform', 'bench', NULL)")
             for r in range(rounds):
                 for variant in (("current", "baseline") if r % 2 == 0 else ("baseline", "current")):
                     if variant == "current":
