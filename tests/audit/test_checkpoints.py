@@ -77,36 +77,41 @@ def plain_verify_ok(cli, org) -> str:
     return out
 
 
-GUARDED = ("audit_log", "audit_log_tombstone", "audit_chain_head")  # every guard an attacker switches off
+# every guard an attacker switches off
+GUARDED = ("audit_log", "audit_log_tombstone", "audit_chain_head", "evidence_chain_head")
 
 
-def superuser(sql, *statements: tuple[str, tuple]) -> None:
-    """What an attacker holding the database superuser does: switch the guards off and rewrite rows."""
+def superuser(sql, *statements: tuple[str, tuple], keep: tuple[str, ...] = ()) -> None:
+    """What an attacker holding the database superuser does: switch the guards off and rewrite rows.
+
+    ``keep`` names triggers left on, e.g. the tombstone chain's own, so that a forged record is chained
+    and its chain head moved exactly as the purge would have done it."""
+    triggers = sql.execute("SELECT tgrelid::regclass::text AS t, tgname FROM pg_trigger "
+                           "WHERE NOT tgisinternal AND tgrelid::regclass::text = ANY(%s)",
+                           (list(GUARDED),)).fetchall()
+    off = [(row["t"], row["tgname"]) for row in triggers if row["tgname"] not in keep]
     with sql.transaction():
         sql.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        for table in GUARDED:
-            sql.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        for table, name in off:
+            sql.execute(f'ALTER TABLE {table} DISABLE TRIGGER "{name}"')
         for statement, params in statements:
             sql.execute(statement, params)
-        for table in GUARDED:
-            sql.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+        for table, name in off:
+            sql.execute(f'ALTER TABLE {table} ENABLE TRIGGER "{name}"')
 
 
 def recompute_from(sql, org, first: int) -> None:
     """Recompute every hash from position ``first`` to the end and move the head: the chain verifies again."""
     last = sql.execute("SELECT max(chain_seq) AS m FROM audit_log WHERE org_id = %s", (org.id,)).fetchone()["m"]
-    with sql.transaction():
-        sql.execute("ALTER TABLE audit_log DISABLE TRIGGER USER")
-        for seq in range(first, last + 1):
-            prev = sql.execute("SELECT row_hash FROM audit_log WHERE org_id = %s AND chain_seq = %s",
-                               (org.id, seq - 1)).fetchone()
-            sql.execute("UPDATE audit_log SET prev_hash = %s WHERE org_id = %s AND chain_seq = %s",
-                        (prev["row_hash"] if prev else None, org.id, seq))
-            sql.execute("UPDATE audit_log a SET row_hash = atlas_audit_hash(a, a.prev_hash) "
-                        "WHERE org_id = %s AND chain_seq = %s", (org.id, seq))
-        sql.execute("UPDATE audit_chain_head SET last_seq = %(s)s, last_hash = (SELECT row_hash FROM audit_log "
-                    "WHERE org_id = %(o)s AND chain_seq = %(s)s) WHERE chain_key = %(o)s", {"s": last, "o": org.id})
-        sql.execute("ALTER TABLE audit_log ENABLE TRIGGER USER")
+    statements: list[tuple[str, tuple | dict]] = []
+    for seq in range(first, last + 1):
+        statements += [("UPDATE audit_log SET prev_hash = (SELECT row_hash FROM audit_log WHERE org_id = %(o)s "
+                        "AND chain_seq = %(s)s - 1) WHERE org_id = %(o)s AND chain_seq = %(s)s", {"o": org.id, "s": seq}),
+                       ("UPDATE audit_log a SET row_hash = atlas_audit_hash(a, a.prev_hash) "
+                        "WHERE org_id = %s AND chain_seq = %s", (org.id, seq))]
+    statements.append(("UPDATE audit_chain_head SET last_seq = %(s)s, last_hash = (SELECT row_hash FROM audit_log "
+                       "WHERE org_id = %(o)s AND chain_seq = %(s)s) WHERE chain_key = %(o)s", {"s": last, "o": org.id}))
+    superuser(sql, *statements)
 
 
 # --- the key -------------------------------------------------------------------------------------
@@ -250,16 +255,22 @@ def test_full_wipe_is_detected(cli, client, org, sql, tmp_path):
 def test_forged_purge_tombstone_is_detected(cli, client, org, sql, tmp_path):
     seed(client, org, 5)  # written now: no purge may remove them for the floor's days
     path = take(cli, org, tmp_path / "cp")
-    superuser(sql, ("INSERT INTO audit_log_tombstone (chain_key, chain_seq, audit_id, prev_hash, row_hash) "
-                    "SELECT org_id, chain_seq, id, prev_hash, row_hash FROM audit_log "
-                    "WHERE org_id = %s AND chain_seq = 3", (org.id,)),
-              ("DELETE FROM audit_log WHERE org_id = %s AND chain_seq = 3", (org.id,)))
+    forge = ("INSERT INTO audit_log_tombstone (chain_key, chain_seq, audit_id, prev_hash, row_hash) "
+             "SELECT org_id, chain_seq, id, prev_hash, row_hash FROM audit_log WHERE org_id = %s AND chain_seq = 3",
+             (org.id,))
+    remove = ("DELETE FROM audit_log WHERE org_id = %s AND chain_seq = 3", (org.id,))
+    # The tombstone chain's own triggers are left on: the forged record is chained, and its head moved,
+    # exactly as a real purge's would be (one written with them off has no place in that chain, which the
+    # plain verify reports: tests/audit/test_evidence_guard.py).
+    superuser(sql, forge, remove, keep=("audit_log_tombstone_chain", "audit_log_tombstone_head"))
     assert "(1 purged by retention)" in plain_verify_ok(cli, org)
     out = verify(cli, path, 2)
     assert "(forged_tombstone) at row 3" in out and "could not lawfully be purged before" in out, out
 
 
-def test_lawful_purge_after_a_checkpoint_is_not_a_finding_but_a_backdated_one_is(cli, client, org, sql, tmp_path):
+def test_lawful_purge_after_a_checkpoint_is_not_a_finding_but_a_backdated_one_is(cli, client, org, sql, tmp_path,
+                                                                                  retention_floor):
+    retention_floor(30, 0)
     admin = org.add_user("admin")
     seed(client, org, 3, "2020-01-01T00:00:00Z")
     seed(client, org, 2)
