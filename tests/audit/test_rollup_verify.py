@@ -50,6 +50,7 @@ def varied_events(seed: int, n: int) -> list[dict]:
     for i in range(n):
         day = start + timedelta(days=rng.randrange(20))
         event: dict = {"eventId": f"v{seed}-{i}", "sql": f"SELECT {i}", "success": rng.random() > 0.15,
+                       "userLabel": rng.choice([None, "laptop", "etl job", "notebook"]),
                        "timestamp": f"{day.isoformat()}T{rng.randrange(24):02d}:{rng.randrange(60):02d}:00Z"}
         if rng.random() > 0.1:
             event["userId"] = rng.choice(["u-ann", "u-bob", "u-cy"])
@@ -158,6 +159,10 @@ TAMPERING = {
         "UPDATE audit_column_dict SET bit = 63 - bit WHERE org_id = %(o)s AND table_name = 'patients' "
         "AND bit IS NOT NULL",
         "table patients user"),
+    "label changed": (
+        "UPDATE audit_user_daily SET last_label = 'someone else' WHERE org_id = %(o)s AND user_id = 'u-ann' "
+        "AND day = '2026-03-10'",
+        "user_daily 2026-03-10 user u-ann: last_label is someone else, the raw rows give"),
     "first seen moved": (
         "UPDATE audit_user_daily SET first_ts = first_ts - interval '1 hour' WHERE org_id = %(o)s "
         "AND user_id = 'u-cy' AND day = '2026-03-13'",

@@ -114,7 +114,7 @@ def expected_reports(k, spec, events, people, q, start, end, purged):
     for (t, u), p in pairs.items():
         classified = pii.get(t, set())
         shown = classified if "*" in p["cols"] else classified & p["cols"]
-        da.append({"tableName": t, "userId": u, "userEmail": email.get(u), "userRole": members.get(u),
+        da.append({"tableName": t, "userId": u, "userEmail": email.get(u), "userLabel": None, "userRole": members.get(u),
                    "queryCount": p["n"], "uniqueColumns": sorted(p["cols"]), "hasPII": bool(classified),
                    "piiColumns": sorted(shown), "firstAccess": iso(min(p["ts"])), "lastAccess": iso(max(p["ts"]))})
     da.sort(key=lambda r: (-r["queryCount"], r["tableName"], r["userEmail"] is None, r["userEmail"] or "",
@@ -140,7 +140,7 @@ def expected_reports(k, spec, events, people, q, start, end, purged):
         for member, role in members.items():
             if (user is None or member == user) and (q["role"] is None or role == q["role"]):
                 activity.setdefault(member, {"n": 0, "tables": set(), "last": None})
-    ua = [{"userId": u, "userEmail": email.get(u), "role": members.get(u), "totalQueries": a["n"],
+    ua = [{"userId": u, "userEmail": email.get(u), "userLabel": None, "role": members.get(u), "totalQueries": a["n"],
            "tablesAccessed": sorted(a["tables"]), "lastActiveAt": iso(a["last"]),
            "lastLoginAt": iso(logins.get(u)) if u else None} for u, a in activity.items()]
     ua.sort(key=lambda r: (-r["totalQueries"], r["userEmail"] is None, r["userEmail"] or "", r["userId"] is None,

@@ -97,7 +97,7 @@ def test_csv_matches_json_and_is_guarded(client, org, sql):
         f'attachment; filename="data-access-report-{org.slug}-2026-01-01_2026-03-01.csv"')
     raw = resp.content.decode("utf-8")
     assert raw.startswith("table_name,user_id,user_email,user_role,query_count,unique_columns,has_pii,"
-                          "first_access,last_access,pii_columns\r\n")
+                          "first_access,last_access,pii_columns,user_label\r\n")
     assert raw.endswith("\r\n") and "\n" not in raw.replace("\r\n", "")
     parsed = list(csv.DictReader(io.StringIO(raw, newline="")))
     assert len(parsed) == len(json_body["rows"]) == json_body["totalRows"] == 4
@@ -116,7 +116,7 @@ def test_csv_matches_json_and_is_guarded(client, org, sql):
     assert "'=cmd|' /c calc'!a0" in guarded  # table names are normalized to lowercase and "'+1@evil.example" in guarded and "'  @SUM(1)" in guarded
     ua_csv = client.get(UA, params={**PARAMS, "format": "csv"}, headers=admin.headers)
     assert ua_csv.content.decode().startswith(
-        "user_id,user_email,role,total_queries,tables_accessed,last_active_at,last_login_at\r\n")
+        "user_id,user_email,role,total_queries,tables_accessed,last_active_at,last_login_at,user_label\r\n")
     assert 'filename="user-activity-report-' in ua_csv.headers["content-disposition"]
 
 

@@ -46,6 +46,7 @@ event_st = st.fixed_dictionaries({
     "minute": st.integers(0, 21 * 24 * 60 - 1),
     "success": st.booleans() | st.just(True),
     "deleted": st.integers(0, 9).map(lambda n: n == 0),
+    "label": st.none() | st.sampled_from(["svc-a", "svc-b"]),
 })
 window_st = st.fixed_dictionaries({
     "start_day": st.integers(0, 8), "span": st.integers(0, 14),
@@ -86,6 +87,15 @@ def brute_force(events, people, f, start, end):
     role_of = {uid[k]: r for k, r in ROLES.items()}
     table = f["table"].lower().removeprefix("public.") if f["table"] else None
     user = uid.get(f["user"], f["user"]) if f["user"] else None
+    # An id that never was a member shows the label of its latest labelled, counted query before the
+    # window's end (any filter, any start); the later time wins, then the greater label.
+    latest: dict = {}
+    for e in events:
+        u = uid.get(e["user"], e["user"]) if e["user"] else None
+        if u is None or u in role_of or e["label"] is None or not e["success"] or e["deleted"] or e["ts"] >= end:
+            continue
+        latest[u] = max(latest.get(u, (e["ts"], e["label"])), (e["ts"], e["label"]))
+    label_of = {u: found[1] for u, found in latest.items()}
     counted = []
     for e in events:
         u = uid.get(e["user"], e["user"]) if e["user"] else None
@@ -106,7 +116,8 @@ def brute_force(events, people, f, start, end):
             p["cols"] |= set(cols)
             p["first"], p["last"] = min(p["first"], e["ts"]), max(p["last"], e["ts"])
     da_rows = [{
-        "tableName": t, "userId": u, "userEmail": email.get(u), "userRole": role_of.get(u), "queryCount": p["n"],
+        "tableName": t, "userId": u, "userEmail": email.get(u), "userLabel": label_of.get(u),
+        "userRole": role_of.get(u), "queryCount": p["n"],
         "uniqueColumns": sorted(p["cols"]), "hasPII": t == "alpha",
         "piiColumns": (["a"] if ("a" in p["cols"] or "*" in p["cols"]) else []) if t == "alpha" else [],
         "firstAccess": iso(p["first"]), "lastAccess": iso(p["last"])} for (t, u), p in pairs.items()]
@@ -128,7 +139,8 @@ def brute_force(events, people, f, start, end):
             member = uid[key]
             if (user is None or member == user) and (f["role"] is None or ROLES[key] == f["role"]):
                 per_user.setdefault(member, {"n": 0, "tables": set(), "last": None})
-    ua_rows = [{"userId": u, "userEmail": email.get(u), "role": role_of.get(u), "totalQueries": s["n"],
+    ua_rows = [{"userId": u, "userEmail": email.get(u), "userLabel": label_of.get(u), "role": role_of.get(u),
+                "totalQueries": s["n"],
                 "tablesAccessed": sorted(s["tables"]), "lastActiveAt": iso(s["last"]), "lastLoginAt": None}
                for u, s in per_user.items()]
     ua_rows.sort(key=lambda r: (-r["totalQueries"], r["userEmail"] is None, r["userEmail"] or "",
@@ -155,7 +167,7 @@ def test_reports_equal_brute_force(client, people, events, window, filters):
     for i, e in enumerate(events):
         e["ts"] = BASE + timedelta(minutes=e["minute"])
         payload.append({"eventId": f"p{i}", "sql": f"q{i}", "timestamp": iso(e["ts"]), "success": e["success"],
-                        "userId": uid.get(e["user"], e["user"]) if e["user"] else None,
+                        "userId": uid.get(e["user"], e["user"]) if e["user"] else None, "userLabel": e["label"],
                         "columnsByTable": e["tables"], "tablesAccessed": sorted(e["tables"])})
     if payload:
         key = {"Authorization": f"Bearer {run_service(client, auth.create_ingest_key, org_slug=slug, name='k')['token']}"}

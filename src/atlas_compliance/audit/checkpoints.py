@@ -60,7 +60,8 @@ class Finding:
 class CheckpointChain(Protocol):
     """A hash chain that checkpoints cover. ``record`` and ``check`` run in one read-only snapshot."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     async def record(self, conn: AsyncConnection, org_id: str, at: datetime, settings: Settings) -> dict: ...
 

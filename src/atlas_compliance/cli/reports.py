@@ -90,14 +90,14 @@ def _print_table(report: str, document: dict) -> None:
             table.add_column(c, overflow="fold", justify="right" if c == "queries" else "left")
         for r in document["rows"]:
             pii = ", ".join(r["piiColumns"]) if r["piiColumns"] else ("yes" if r["hasPII"] else "")
-            table.add_row(r["tableName"], r["userEmail"] or r["userId"] or "(no user)", r["userRole"] or "—",
+            table.add_row(r["tableName"], r["userEmail"] or r["userLabel"] or r["userId"] or "(no user)", r["userRole"] or "—",
                           f"{r['queryCount']:,}", ", ".join(r["uniqueColumns"]), pii, iso_utc(r["firstAccess"]),
                           iso_utc(r["lastAccess"]))
     else:
         for c in ["user", "role", "queries", "tables", "last active", "last login"]:
             table.add_column(c, overflow="fold", justify="right" if c == "queries" else "left")
         for r in document["rows"]:
-            table.add_row(r["userEmail"] or r["userId"] or "(no user)", r["role"] or "—", f"{r['totalQueries']:,}",
+            table.add_row(r["userEmail"] or r["userLabel"] or r["userId"] or "(no user)", r["role"] or "—", f"{r['totalQueries']:,}",
                           ", ".join(r["tablesAccessed"]), iso_utc(r["lastActiveAt"]) or "—",
                           iso_utc(r["lastLoginAt"]) or "—")
     out.print(table)

@@ -62,11 +62,24 @@ def upgrade(url: str, revision: str = "head") -> list[str]:
         before = MigrationContext.configure(conn).get_current_revision()
     engine.dispose()
     command.upgrade(cfg, revision)
+    _apply_definitions(url)
     _secure(url)
     if before == script.get_current_head():
         return []
     revs = [rev.revision for rev in script.iterate_revisions(revision, before)]
     return list(reversed(revs))
+
+
+def _apply_definitions(url: str) -> None:
+    """Apply the SQL files of function definitions (`db/sql/`, CREATE OR REPLACE only) once the migrations'
+    table changes are in: each file is the one definition of what it holds (see db/sql/rollups.sql)."""
+    from .sql import DEFINITIONS, read_sql
+
+    with psycopg.connect(to_libpq_url(url), connect_timeout=10, autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('audit_user_daily') IS NOT NULL").fetchone()[0]:
+            with conn.transaction():
+                for name in DEFINITIONS:
+                    conn.execute(read_sql(name))
 
 
 def _secure(url: str) -> None:

@@ -482,6 +482,45 @@ async def last_logins(conn: AsyncConnection, org_id: str, before: datetime) -> d
     return {r["user_id"]: r["last_login"] for r in await cur.fetchall()}
 
 
+# The label each id that never was a member of the organization carried as of the window's end: the
+# label of its latest labelled query before then (the latest time, then the greatest label). Whole UTC
+# days before the end's day come from the user-daily rollup (last_label), the end's own day up to the end
+# from the raw rows. Only ids with a query in the window are looked up.
+_LABELS_SQL = """
+WITH ids AS (
+    SELECT d.user_id FROM audit_user_daily d
+    WHERE d.org_id = %(org)s AND d.day >= %(d0)s AND d.day < %(d1)s AND d.user_id IS NOT NULL
+    UNION
+    SELECT x.user_id FROM audit_log x
+    WHERE x.org_id = %(org)s AND x.success AND x.deleted_at IS NULL AND x.user_id IS NOT NULL
+      AND ((x."timestamp" >= %(h0)s AND x."timestamp" < %(h1)s) OR (x."timestamp" >= %(t0)s AND x."timestamp" < %(t1)s))
+)
+SELECT i.user_id, l.label
+FROM ids i
+CROSS JOIN LATERAL (
+    SELECT c.label FROM (
+        (SELECT d.last_label AS label, d.last_label_ts AS ts FROM audit_user_daily d
+         WHERE d.org_id = %(org)s AND d.user_id = i.user_id AND d.day < %(lday)s AND d.last_label IS NOT NULL
+         ORDER BY d.day DESC LIMIT 1)
+        UNION ALL
+        (SELECT x.user_label, x."timestamp" FROM audit_log x
+         WHERE x.org_id = %(org)s AND x.user_id = i.user_id AND x.success AND x.deleted_at IS NULL
+           AND x.user_label IS NOT NULL AND x."timestamp" >= %(lday_start)s AND x."timestamp" < %(wend)s
+         ORDER BY x."timestamp" DESC, x.user_label DESC LIMIT 1)
+    ) c ORDER BY c.ts DESC, c.label DESC LIMIT 1
+) l
+WHERE NOT EXISTS (SELECT 1 FROM member_history h WHERE h.org_id = %(org)s AND h.user_id = i.user_id)
+"""
+
+
+async def stranger_labels(conn: AsyncConnection, params: dict[str, Any]) -> dict[str, str]:
+    """``{user_id: label}`` for the ids of the window that never were members (see :data:`_LABELS_SQL`);
+    ``params`` are the report's :func:`window_params`."""
+    end_day = params["wend"].astimezone(UTC).date()
+    cur = await conn.execute(_LABELS_SQL, {**params, "lday": end_day, "lday_start": _midnight(end_day)})
+    return {r["user_id"]: r["label"] for r in await cur.fetchall()}
+
+
 async def org_slug(conn: AsyncConnection, org_id: str) -> str:
     cur = await conn.execute("SELECT slug FROM organization WHERE id = %s", (org_id,))
     row = await cur.fetchone()

@@ -12,6 +12,9 @@ class DataAccessRow(BaseModel):
     userId: str | None = Field(description="The user who ran the queries; null for queries with no user.")
     userEmail: str | None = Field(description="The user's email at the window's end (members and former members "
                                   "of the organization only; see docs/reports.md).")
+    userLabel: str | None = Field(default=None, description="For an id that never was a member of the organization "
+                                  "(a service account, an agent, a database role): the label its latest labelled "
+                                  "query before the window's end carried; null otherwise.")
     userRole: Role | None = Field(description="The user's role in the organization at the window's end (a former "
                                   "member: the role they last held); null for ids that never were members.")
     queryCount: int = Field(description="Queries in the window that touched this table.")
@@ -38,6 +41,9 @@ class DataAccessSummary(BaseModel):
 class UserActivityRow(BaseModel):
     userId: str | None
     userEmail: str | None
+    userLabel: str | None = Field(default=None, description="For an id that never was a member of the organization "
+                                  "(a service account, an agent, a database role): the label its latest labelled "
+                                  "query before the window's end carried; null otherwise.")
     role: Role | None = Field(description="Role in the organization at the window's end (a former member: the "
                               "role they last held; null: never a member).")
     totalQueries: int = Field(description="Queries in the window, each counted once.")

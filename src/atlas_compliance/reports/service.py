@@ -57,12 +57,13 @@ async def _read(db: Database, sql: str, params: dict[str, Any], one: bool = Fals
         return await repo.fetch_tuples(conn, sql, params)
 
 
-# What rows are decorated with: PII columns, last logins (User Activity), the column dictionary. Emails and
-# roles come from the report query itself, as of the window's end.
-Maps = tuple[dict[str, set[str]], dict[str, datetime], ColumnDictionary]
+# What rows are decorated with: PII columns, last logins (User Activity), the column dictionary, the labels
+# of ids that never were members. Emails and roles come from the report query itself, as of the window's end.
+Maps = tuple[dict[str, set[str]], dict[str, datetime], ColumnDictionary, dict[str, str]]
 
 
-async def _maps(db: Database, org_id: str, before: datetime | None, *, with_columns: bool) -> Maps:
+async def _maps(db: Database, org_id: str, before: datetime | None, *, with_columns: bool,
+                params: dict[str, Any]) -> Maps:
     async def pii():
         async with db.connection() as conn:
             return await repo.pii_columns(conn, org_id)
@@ -78,7 +79,11 @@ async def _maps(db: Database, org_id: str, before: datetime | None, *, with_colu
             return ColumnDictionary([])
         return await column_dictionary(db, org_id)
 
-    return await asyncio.gather(pii(), logins(), dictionary())
+    async def labels():
+        async with db.connection() as conn:
+            return await repo.stranger_labels(conn, params)
+
+    return await asyncio.gather(pii(), logins(), dictionary(), labels())
 
 
 async def column_dictionary(db: Database, org_id: str, *, conn=None, fresh: bool = False) -> ColumnDictionary:
@@ -131,7 +136,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 def data_access_rows(columns: list[str], pii: dict[str, set[str]], dictionary: ColumnDictionary,
-                     memo: dict) -> RowBuilder:
+                     memo: dict, labels: dict[str, str]) -> RowBuilder:
     """A function turning one tuple of the data access query into its API row.
 
     Timestamps stay ``datetime`` objects (UTC): the JSON writer renders them as ISO 8601 with ``Z``
@@ -153,7 +158,7 @@ def data_access_rows(columns: list[str], pii: dict[str, set[str]], dictionary: C
             names = memo[key] = dictionary.decode(table, int(r[i_mask] or 0), extra)
         return {
             "tableName": table, "userId": user, "userEmail": r[i_email],
-            "userRole": r[i_role],
+            "userLabel": labels.get(user) if user is not None else None, "userRole": r[i_role],
             "queryCount": int(r[i_count]), "uniqueColumns": names,
             "hasPII": bool(_classified(table, pii)), "piiColumns": _pii_for(table, names, pii),
             "firstAccess": r[i_first], "lastAccess": r[i_last],
@@ -162,7 +167,7 @@ def data_access_rows(columns: list[str], pii: dict[str, set[str]], dictionary: C
     return build
 
 
-def user_activity_rows(columns: list[str], logins: dict[str, datetime]) -> RowBuilder:
+def user_activity_rows(columns: list[str], logins: dict[str, datetime], labels: dict[str, str]) -> RowBuilder:
     """A function turning one tuple of the user activity query into its API row (timestamps as above)."""
     at = {name: i for i, name in enumerate(columns)}
     i_user, i_email, i_role, i_total, i_tables, i_last = (at["user_id"], at["user_email"], at["user_role"],
@@ -171,7 +176,8 @@ def user_activity_rows(columns: list[str], logins: dict[str, datetime]) -> RowBu
     def build(r: tuple) -> dict[str, Any]:
         uid = r[i_user]
         return {
-            "userId": uid, "userEmail": r[i_email], "role": r[i_role],
+            "userId": uid, "userEmail": r[i_email], "userLabel": labels.get(uid) if uid is not None else None,
+            "role": r[i_role],
             "totalQueries": int(r[i_total]), "tablesAccessed": list(r[i_tables] or []),
             "lastActiveAt": r[i_last], "lastLoginAt": logins.get(uid) if uid else None,
         }
@@ -189,17 +195,17 @@ async def generate(db: Database, request: ReportRequest, *, limit: int, offset: 
         sql = repo.user_activity_sql(request.filters, paged=True)
     rows_task = _read(db, sql, params)
     maps_task = _maps_for(db, request)
-    (columns, raw_rows), (pii, logins, dictionary) = await asyncio.gather(rows_task, maps_task)
+    (columns, raw_rows), (pii, logins, dictionary, labels) = await asyncio.gather(rows_task, maps_task)
     if raw_rows:
         head = dict(zip(columns, raw_rows[0], strict=True))
     else:
         head = await _read(db, _summary_sql(request), params, one=True)
-    build = _row_builder(request, columns, (pii, logins, dictionary), {})
+    build = _row_builder(request, columns, (pii, logins, dictionary, labels), {})
     with _gc_paused():
         rows = [build(r) for r in raw_rows]
     if dictionary.stale:  # a rollup row newer than the dictionary read: read it again
         dictionary = await column_dictionary(db, request.org_id, fresh=True)
-        build = _row_builder(request, columns, (pii, logins, dictionary), {})
+        build = _row_builder(request, columns, (pii, logins, dictionary, labels), {})
         with _gc_paused():
             rows = [build(r) for r in raw_rows]
     summary = _summary(request, head)
@@ -229,10 +235,10 @@ def _summary(request: ReportRequest, head: dict[str, Any]) -> dict[str, int]:
 
 def _row_builder(request: ReportRequest, columns: list[str], maps: Maps,
                  memo: dict) -> RowBuilder:
-    pii, logins, dictionary = maps
+    pii, logins, dictionary, labels = maps
     if request.report == "data-access":
-        return data_access_rows(columns, pii, dictionary, memo)
-    return user_activity_rows(columns, logins)
+        return data_access_rows(columns, pii, dictionary, memo, labels)
+    return user_activity_rows(columns, logins, labels)
 
 
 async def _stream_rows(db: Database, conn, request: ReportRequest, params: dict[str, Any], maps: Maps
@@ -252,7 +258,7 @@ async def _stream_rows(db: Database, conn, request: ReportRequest, params: dict[
         with _gc_paused():
             built = [build(r) for r in chunk]
         if maps[2].stale:  # a rollup row newer than the dictionary: read it again, in this snapshot
-            maps = (maps[0], maps[1], await column_dictionary(db, request.org_id, conn=conn, fresh=True))
+            maps = (maps[0], maps[1], await column_dictionary(db, request.org_id, conn=conn, fresh=True), maps[3])
             memo.clear()
             build = _row_builder(request, names, maps, memo)
             with _gc_paused():
@@ -262,7 +268,8 @@ async def _stream_rows(db: Database, conn, request: ReportRequest, params: dict[
 
 def _maps_for(db: Database, request: ReportRequest):
     return _maps(db, request.org_id, request.window.end if request.report == "user-activity" else None,
-                 with_columns=request.report == "data-access")
+                 with_columns=request.report == "data-access",
+                 params=repo.window_params(request.org_id, request.window, request.filters))
 
 
 async def iter_rows(db: Database, request: ReportRequest) -> AsyncIterator[list[dict[str, Any]]]:

@@ -13,10 +13,12 @@ import orjson
 
 from .window import iso_utc
 
+# The reference's headers, with ours appended: pii_columns, then user_label (the label of an id that never
+# was a member of the organization, as of the window's end).
 DATA_ACCESS_CSV_HEADER = ("table_name", "user_id", "user_email", "user_role", "query_count", "unique_columns",
-                          "has_pii", "first_access", "last_access", "pii_columns")
+                          "has_pii", "first_access", "last_access", "pii_columns", "user_label")
 USER_ACTIVITY_CSV_HEADER = ("user_id", "user_email", "role", "total_queries", "tables_accessed", "last_active_at",
-                            "last_login_at")
+                            "last_login_at", "user_label")
 LIST_JOINER = "; "
 # What a spreadsheet may run as a formula: a cell whose first visible character is one of these once
 # compatibility forms are folded (NFKC: full-width ＝＋－＠, small and superscript forms), plus the Unicode
@@ -75,12 +77,13 @@ def _text(value: Any) -> str:
 def data_access_csv_row(row: dict[str, Any]) -> list[str]:
     return [_text(row["tableName"]), _text(row["userId"]), _text(row["userEmail"]), _text(row["userRole"]),
             str(row["queryCount"]), _text(row["uniqueColumns"]), "true" if row["hasPII"] else "false",
-            _text(row["firstAccess"]), _text(row["lastAccess"]), _text(row["piiColumns"])]
+            _text(row["firstAccess"]), _text(row["lastAccess"]), _text(row["piiColumns"]), _text(row["userLabel"])]
 
 
 def user_activity_csv_row(row: dict[str, Any]) -> list[str]:
     return [_text(row["userId"]), _text(row["userEmail"]), _text(row["role"]), str(row["totalQueries"]),
-            _text(row["tablesAccessed"]), _text(row["lastActiveAt"]), _text(row["lastLoginAt"])]
+            _text(row["tablesAccessed"]), _text(row["lastActiveAt"]), _text(row["lastLoginAt"]),
+            _text(row["userLabel"])]
 
 
 EVENTS_CSV_HEADER = ("timestamp", "event_id", "user_id", "user_email", "user_label", "success", "error",

@@ -203,7 +203,7 @@ window.Atlas = window.Atlas || {};
 
   // ---------- table ----------
   function sortValue(row, key) {
-    if (key === "user") return (row.userEmail || row.userId || "\uffff").toLowerCase();
+    if (key === "user") return (row.userEmail || row.userLabel || row.userId || "\uffff").toLowerCase();
     const v = row[key];
     if (Array.isArray(v)) return v.length;
     if (v === null || v === undefined) return null;
@@ -244,8 +244,11 @@ window.Atlas = window.Atlas || {};
     document.querySelector(`#report-table [data-sort="${key}"]`)?.focus();
   }
 
+  // Members by email; ids that never were members by the label their queries carried (muted, marked as such).
   const userCell = (r) => el("td", { class: "nowrap", title: r.userId ? `User id: ${r.userId}` : "Queries recorded without a user" },
-    r.userEmail || r.userId || el("span", { class: "muted" }, "No user"));
+    r.userEmail || (r.userLabel ? el("span", { class: "user-label", "data-label-of": r.userId },
+      r.userLabel, el("span", { class: "muted" }, " (not a member)")) : null) ||
+    r.userId || el("span", { class: "muted" }, "No user"));
   const roleCell = (role) => el("td", {}, role ? el("span", { class: "badge badge-accent" }, role[0].toUpperCase() + role.slice(1))
     : el("span", { class: "muted" }, "—"));
 

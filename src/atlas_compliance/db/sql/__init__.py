@@ -1,8 +1,11 @@
-"""SQL files of database functions, applied by migrations with CREATE OR REPLACE (see rollups.sql)."""
+"""SQL files of database functions (CREATE OR REPLACE only), applied in this order at the end of every
+upgrade that ran a migration (see rollups.sql and atlas_compliance.db.migrate)."""
 
 from __future__ import annotations
 
 from importlib.resources import files
+
+DEFINITIONS = ("rollups.sql",)
 
 
 def read_sql(name: str) -> str:

@@ -1,24 +1,179 @@
 -- What the rollups must hold, defined once.
 --
 -- The reports read three rollups: audit_user_daily, audit_access_daily and audit_access_weekly. The
--- insert trigger (atlas_audit_rollup_insert, migration 0007) adds each statement's rows to them
--- incrementally; everything else that needs their content derives it from the raw rows through the
--- functions below: the rebuild after a soft delete or purge (atlas_rollup_rebuild) and `audit verify`
--- (atlas_rollup_differences). Migrations apply this whole file with CREATE OR REPLACE; a migration that
--- changes a rollup's meaning changes it here and applies it again, so the rebuild and the verifier cannot
--- disagree, and the verifier checks the insert trigger against the same definition.
+-- insert trigger (atlas_audit_rollup_insert, below) adds each statement's rows to them incrementally;
+-- everything else that needs their content derives it from the raw rows through the functions below:
+-- the rebuild after a soft delete or purge (atlas_rollup_rebuild) and `audit verify`
+-- (atlas_rollup_differences), which so checks the trigger's sums against the same definition.
+--
+-- This file is applied whole (CREATE OR REPLACE only) at the end of every `db upgrade` that ran a
+-- migration (atlas_compliance.db.migrate), after the migrations' table changes; a change here comes with a
+-- migration (for its table changes, or empty) so that upgrades apply it, and with tests/schema.snapshot.
 --
 -- A row counts when it belongs to the org, succeeded and is not soft-deleted; its day is its UTC date; a
 -- week starts on Monday. p_from / p_to bound the days (inclusive; NULL = unbounded).
 
--- One row per (day, user): every counted query, and those that touched at least one table.
+-- Whether the label (ts, label) comes after (ts0, label0): the later time, then the greater label.
+CREATE OR REPLACE FUNCTION atlas_label_is_later(ts TIMESTAMPTZ, label TEXT, ts0 TIMESTAMPTZ, label0 TEXT)
+RETURNS BOOLEAN
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT ts IS NOT NULL AND (ts0 IS NULL OR ts > ts0 OR (ts = ts0 AND label > label0))
+$$;
+
+-- The insert trigger (AFTER INSERT, once per statement, over the statement's new rows): adds them to the
+-- rollups incrementally. db/security.py makes it SECURITY DEFINER after every upgrade.
+CREATE OR REPLACE FUNCTION atlas_audit_rollup_insert() RETURNS trigger
+LANGUAGE plpgsql
+SET jit = off SET enable_mergejoin = off SET enable_nestloop = off SET enable_seqscan = off
+SET enable_sort = off SET work_mem = '64MB' AS $$
+BEGIN
+    -- The chain heads advance once per statement (see atlas_audit_before_insert).
+    UPDATE audit_chain_head h SET last_seq = n.chain_seq, last_hash = n.row_hash
+    FROM new_rows n
+    JOIN (SELECT coalesce(org_id, '') AS chain_key, max(chain_seq) AS last_seq
+          FROM new_rows WHERE chain_seq IS NOT NULL GROUP BY 1) l
+      ON coalesce(n.org_id, '') = l.chain_key AND n.chain_seq = l.last_seq
+    WHERE h.chain_key = l.chain_key AND h.last_seq < l.last_seq;
+
+    -- The label of a user's latest labelled query of the day (the latest time wins, then the greatest
+    -- label), so that ids that never were members can be shown by the label their events carry.
+    INSERT INTO audit_user_daily AS d
+        (org_id, day, user_id, query_count, table_query_count, first_ts, last_ts, last_label, last_label_ts)
+    SELECT * FROM (
+        SELECT n.org_id, (n."timestamp" AT TIME ZONE 'UTC')::date, n.user_id, count(*),
+               count(*) FILTER (WHERE jsonb_array_length(atlas_tables_of(n.tables_accessed)) > 0),
+               min(n."timestamp"), max(n."timestamp"),
+               (array_agg(n.user_label ORDER BY n."timestamp" DESC, n.user_label DESC)
+                    FILTER (WHERE n.user_label IS NOT NULL AND n.user_id IS NOT NULL))[1],
+               max(n."timestamp") FILTER (WHERE n.user_label IS NOT NULL AND n.user_id IS NOT NULL)
+        FROM new_rows n
+        WHERE n.org_id IS NOT NULL AND n.success AND n.deleted_at IS NULL
+        GROUP BY 1, 2, 3) g
+    ORDER BY 1, 2, 3
+    ON CONFLICT ON CONSTRAINT audit_user_daily_key DO UPDATE SET
+        query_count = d.query_count + EXCLUDED.query_count,
+        table_query_count = d.table_query_count + EXCLUDED.table_query_count,
+        first_ts = least(d.first_ts, EXCLUDED.first_ts),
+        last_ts = greatest(d.last_ts, EXCLUDED.last_ts),
+        last_label = CASE WHEN atlas_label_is_later(EXCLUDED.last_label_ts, EXCLUDED.last_label,
+                                                    d.last_label_ts, d.last_label)
+                          THEN EXCLUDED.last_label ELSE d.last_label END,
+        last_label_ts = CASE WHEN atlas_label_is_later(EXCLUDED.last_label_ts, EXCLUDED.last_label,
+                                                       d.last_label_ts, d.last_label)
+                             THEN EXCLUDED.last_label_ts ELSE d.last_label_ts END;
+
+    -- Every (org, table, column) met for the first time gets the next bit of its table's mask
+    -- (none past the 64th: those columns are kept by name in extra_columns).
+    WITH sets AS (
+        SELECT DISTINCT n.org_id, n.tables_accessed AS ta, n.columns_by_table AS cbt, n.columns_accessed AS ca
+        FROM new_rows n
+        WHERE n.org_id IS NOT NULL AND n.success AND n.deleted_at IS NULL
+    ), seen AS (
+        SELECT DISTINCT s.org_id, t.table_name, c.col
+        FROM sets s
+        CROSS JOIN LATERAL jsonb_array_elements_text(atlas_tables_of(s.ta)) AS t(table_name)
+        CROSS JOIN LATERAL jsonb_array_elements_text(atlas_columns_for(s.cbt, s.ca, t.table_name)) AS c(col)
+    ), missing AS MATERIALIZED (
+        SELECT s.* FROM seen s
+        WHERE (SELECT true FROM audit_column_dict d
+               WHERE d.org_id = s.org_id AND d.table_name = s.table_name AND d.column_name = s.col) IS NULL
+    ), numbered AS (
+        SELECT m.org_id, m.table_name, m.col,
+               coalesce((SELECT max(d.bit) FROM audit_column_dict d
+                         WHERE d.org_id = m.org_id AND d.table_name = m.table_name), -1)
+               + row_number() OVER (PARTITION BY m.org_id, m.table_name ORDER BY m.col) AS b,
+               coalesce((SELECT true FROM audit_column_dict d WHERE d.org_id = m.org_id
+                         AND d.table_name = m.table_name AND d.bit IS NULL LIMIT 1), false) AS full_mask
+        FROM missing m
+    )
+    INSERT INTO audit_column_dict (org_id, table_name, column_name, bit)
+    SELECT org_id, table_name, col, CASE WHEN b <= 63 AND NOT full_mask THEN b END FROM numbered
+    ORDER BY 1, 2, 3
+    ON CONFLICT DO NOTHING;
+
+    -- An access set's SQL NULLs become JSON nulls so that sets compare with "="; both mean "none".
+    WITH r AS MATERIALIZED (
+        SELECT n.org_id, n."timestamp" AS ts, n.user_id, coalesce(n.tables_accessed, 'null') AS ta,
+               coalesce(n.columns_by_table, 'null') AS cbt, coalesce(n.columns_accessed, 'null') AS ca
+        FROM new_rows n
+        WHERE n.org_id IS NOT NULL AND n.success AND n.deleted_at IS NULL
+    ), sets AS MATERIALIZED (
+        SELECT row_number() OVER () AS sid, u.*
+        FROM (SELECT DISTINCT org_id, ta, cbt, ca FROM r) u
+    ), stc AS MATERIALIZED (  -- each distinct table of each set, with each of its columns (or none)
+        SELECT s.sid, s.org_id, t.table_name, c.col
+        FROM sets s
+        CROSS JOIN LATERAL (SELECT DISTINCT e FROM jsonb_array_elements_text(atlas_tables_of(s.ta)) e) AS t(table_name)
+        LEFT JOIN LATERAL jsonb_array_elements_text(atlas_columns_for(s.cbt, s.ca, t.table_name)) AS c(col) ON true
+    ), k AS MATERIALIZED (
+        SELECT u.org_id, u.table_name, u.col,
+               (SELECT d.bit FROM audit_column_dict d
+                WHERE d.org_id = u.org_id AND d.table_name = u.table_name AND d.column_name = u.col) AS bit
+        FROM (SELECT DISTINCT org_id, table_name, col FROM stc WHERE col IS NOT NULL) u
+    ), st AS MATERIALIZED (
+        SELECT x.sid, x.table_name, coalesce(bit_or(1::bigint << k.bit), 0) AS col_mask,
+               array_agg(x.col) FILTER (WHERE x.col IS NOT NULL AND k.bit IS NULL) AS extra
+        FROM stc x
+        LEFT JOIN k ON k.org_id = x.org_id AND k.table_name = x.table_name AND k.col = x.col
+        GROUP BY 1, 2
+    ), agg AS MATERIALIZED (
+        SELECT r.org_id COLLATE "C" AS org_id, (r.ts AT TIME ZONE 'UTC')::date AS day,
+               st.table_name COLLATE "C" AS table_name, r.user_id COLLATE "C" AS user_id,
+               count(*) AS query_count, min(r.ts) AS first_ts, max(r.ts) AS last_ts,
+               bit_or(st.col_mask) AS col_mask,
+               (SELECT array_agg(DISTINCT e ORDER BY e) FROM unnest(array_agg_extra(st.extra)) e) AS extra_columns
+        FROM r
+        JOIN sets s ON s.org_id = r.org_id AND s.ta = r.ta AND s.cbt = r.cbt AND s.ca = r.ca
+        JOIN st ON st.sid = s.sid
+        GROUP BY 1, 2, 3, 4
+    ), daily AS (
+        INSERT INTO audit_access_daily AS d
+            (org_id, day, table_name, user_id, query_count, first_ts, last_ts, col_mask, extra_columns)
+        SELECT org_id, day, table_name, user_id, query_count, first_ts, last_ts, col_mask, extra_columns
+        FROM agg
+        ORDER BY 1, 2, 3, 4
+        ON CONFLICT ON CONSTRAINT audit_access_daily_key DO UPDATE SET
+            query_count = d.query_count + EXCLUDED.query_count,
+            first_ts = least(d.first_ts, EXCLUDED.first_ts),
+            last_ts = greatest(d.last_ts, EXCLUDED.last_ts),
+            col_mask = d.col_mask | EXCLUDED.col_mask,
+            extra_columns = CASE WHEN EXCLUDED.extra_columns IS NULL THEN d.extra_columns
+                ELSE ARRAY(SELECT DISTINCT e FROM unnest(coalesce(d.extra_columns, '{}') || EXCLUDED.extra_columns) e
+                           ORDER BY e) END
+    )
+    INSERT INTO audit_access_weekly AS w
+        (org_id, week, table_name, user_id, query_count, first_ts, last_ts, col_mask, extra_columns)
+    SELECT * FROM (
+        SELECT org_id, date_trunc('week', day)::date, table_name, user_id, sum(query_count), min(first_ts),
+               max(last_ts), bit_or(col_mask),
+               (SELECT array_agg(DISTINCT e ORDER BY e) FROM unnest(array_agg_extra(extra_columns)) e)
+        FROM agg
+        GROUP BY 1, 2, 3, 4) g
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT ON CONSTRAINT audit_access_weekly_key DO UPDATE SET
+        query_count = w.query_count + EXCLUDED.query_count,
+        first_ts = least(w.first_ts, EXCLUDED.first_ts),
+        last_ts = greatest(w.last_ts, EXCLUDED.last_ts),
+        col_mask = w.col_mask | EXCLUDED.col_mask,
+        extra_columns = CASE WHEN EXCLUDED.extra_columns IS NULL THEN w.extra_columns
+            ELSE ARRAY(SELECT DISTINCT e FROM unnest(coalesce(w.extra_columns, '{}') || EXCLUDED.extra_columns) e
+                       ORDER BY e) END;
+    RETURN NULL;
+END
+$$;
+
+-- One row per (day, user): every counted query, those that touched at least one table, and the label of
+-- the latest labelled one (for users only; the no-user row has none).
 CREATE OR REPLACE FUNCTION atlas_rollup_expected_user_daily(p_org TEXT, p_from DATE, p_to DATE)
 RETURNS TABLE (org_id TEXT, day DATE, user_id TEXT, query_count BIGINT, table_query_count BIGINT,
-               first_ts TIMESTAMPTZ, last_ts TIMESTAMPTZ)
+               first_ts TIMESTAMPTZ, last_ts TIMESTAMPTZ, last_label TEXT, last_label_ts TIMESTAMPTZ)
 LANGUAGE sql STABLE SET jit = off AS $$
     SELECT a.org_id, (a."timestamp" AT TIME ZONE 'UTC')::date, a.user_id, count(*),
            count(*) FILTER (WHERE jsonb_array_length(atlas_tables_of(a.tables_accessed)) > 0),
-           min(a."timestamp"), max(a."timestamp")
+           min(a."timestamp"), max(a."timestamp"),
+           (array_agg(a.user_label ORDER BY a."timestamp" DESC, a.user_label DESC)
+                FILTER (WHERE a.user_label IS NOT NULL AND a.user_id IS NOT NULL))[1],
+           max(a."timestamp") FILTER (WHERE a.user_label IS NOT NULL AND a.user_id IS NOT NULL)
     FROM audit_log a
     WHERE a.org_id = p_org AND a.success AND a.deleted_at IS NULL
       AND (p_from IS NULL OR a."timestamp" >= (p_from::timestamp AT TIME ZONE 'UTC'))
@@ -80,10 +235,12 @@ DECLARE
 BEGIN
     RETURN QUERY
     WITH both_sides AS (
-        SELECT true AS is_stored, d.day, d.user_id, d.query_count, d.table_query_count, d.first_ts, d.last_ts
+        SELECT true AS is_stored, d.day, d.user_id, d.query_count, d.table_query_count, d.first_ts, d.last_ts,
+               d.last_label, d.last_label_ts
         FROM audit_user_daily d WHERE d.org_id = p_org AND (p_from IS NULL OR d.day >= p_from)
         UNION ALL
-        SELECT false, e.day, e.user_id, e.query_count, e.table_query_count, e.first_ts, e.last_ts
+        SELECT false, e.day, e.user_id, e.query_count, e.table_query_count, e.first_ts, e.last_ts, e.last_label,
+               e.last_label_ts
         FROM atlas_rollup_expected_user_daily(p_org, p_from, NULL) e
     ), g AS (
         SELECT b.day, b.user_id,
@@ -92,7 +249,10 @@ BEGIN
                max(b.table_query_count) FILTER (WHERE b.is_stored) AS s_t,
                max(b.table_query_count) FILTER (WHERE NOT b.is_stored) AS e_t,
                max(b.first_ts) FILTER (WHERE b.is_stored) AS s_f, max(b.first_ts) FILTER (WHERE NOT b.is_stored) AS e_f,
-               max(b.last_ts) FILTER (WHERE b.is_stored) AS s_l, max(b.last_ts) FILTER (WHERE NOT b.is_stored) AS e_l
+               max(b.last_ts) FILTER (WHERE b.is_stored) AS s_l, max(b.last_ts) FILTER (WHERE NOT b.is_stored) AS e_l,
+               max(b.last_label) FILTER (WHERE b.is_stored) AS s_lb, max(b.last_label) FILTER (WHERE NOT b.is_stored) AS e_lb,
+               max(b.last_label_ts) FILTER (WHERE b.is_stored) AS s_lt,
+               max(b.last_label_ts) FILTER (WHERE NOT b.is_stored) AS e_lt
         FROM both_sides b GROUP BY b.day, b.user_id
     )
     SELECT 'user_daily'::text, g.day, NULL::text, g.user_id, v.field, v.s, v.e
@@ -101,7 +261,9 @@ BEGIN
         ('query_count', g.s_n::text, g.e_n::text),
         ('table_query_count', g.s_t::text, g.e_t::text),
         ('first_ts', g.s_f::text, g.e_f::text),
-        ('last_ts', g.s_l::text, g.e_l::text)) AS v(field, s, e)
+        ('last_ts', g.s_l::text, g.e_l::text),
+        ('last_label', g.s_lb, g.e_lb),
+        ('last_label_ts', g.s_lt::text, g.e_lt::text)) AS v(field, s, e)
     WHERE CASE WHEN g.s_rows = 0 OR g.e_rows = 0 THEN v.field = 'row' ELSE v.s IS DISTINCT FROM v.e END
     ORDER BY 2, 4 NULLS FIRST, 5;
 
@@ -160,8 +322,10 @@ BEGIN
     DELETE FROM audit_access_daily d
     USING (SELECT DISTINCT e->>'org_id' AS org_id, (e->>'day')::date AS day FROM jsonb_array_elements(days) e) r
     WHERE d.org_id = r.org_id AND d.day = r.day;
-    INSERT INTO audit_user_daily (org_id, day, user_id, query_count, table_query_count, first_ts, last_ts)
-    SELECT x.org_id, x.day, x.user_id, x.query_count, x.table_query_count, x.first_ts, x.last_ts
+    INSERT INTO audit_user_daily
+        (org_id, day, user_id, query_count, table_query_count, first_ts, last_ts, last_label, last_label_ts)
+    SELECT x.org_id, x.day, x.user_id, x.query_count, x.table_query_count, x.first_ts, x.last_ts, x.last_label,
+           x.last_label_ts
     FROM (SELECT DISTINCT e->>'org_id' AS org_id, (e->>'day')::date AS day FROM jsonb_array_elements(days) e) r
     CROSS JOIN LATERAL atlas_rollup_expected_user_daily(r.org_id, r.day, r.day) x;
     -- Columns with a bit in the dictionary go into the mask; the others (past the 64th) are kept by name.
