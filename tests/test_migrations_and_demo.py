@@ -90,3 +90,16 @@ def test_a_database_one_revision_behind_is_upgraded(empty_database):
         conn.execute("UPDATE alembic_version SET version_num = %s", (previous,))
     assert not migrate.up_to_date(empty_database)
     assert migrate.upgrade(empty_database) == [newest]
+
+
+def test_migrated_schema_matches_the_checked_in_snapshot(empty_database):
+    """Every change to a table, index, constraint, trigger or function shows in review as a change to
+    tests/schema.snapshot (write it again with `python -m tools.schema_snapshot --write`)."""
+    from tools.schema_snapshot import SNAPSHOT, describe
+
+    migrate.upgrade(empty_database)
+    now, recorded = describe(empty_database).splitlines(), SNAPSHOT.read_text().splitlines()
+    added, removed = sorted(set(now) - set(recorded)), sorted(set(recorded) - set(now))
+    assert not added and not removed, (
+        "the migrated schema differs from tests/schema.snapshot; if intended, run "
+        "`python -m tools.schema_snapshot --write`\n+ " + "\n+ ".join(added) + "\n- " + "\n- ".join(removed))

@@ -38,7 +38,8 @@ def test_verify_ok_and_roles(client, org, make_org):
     body = client.get(VERIFY, headers=admin.headers).json()
     assert body == {"ok": True, "rowsChecked": 7, "purgedRows": 0, "headSeq": 7, "firstBreak": None, "chains": [
         {"chain": "tombstone", "ok": True, "records": 0, "headSeq": 0, "firstBreak": None},
-        {"chain": "admin_action", "ok": True, "records": 0, "headSeq": 0, "firstBreak": None}]}
+        {"chain": "admin_action", "ok": True, "records": 0, "headSeq": 0, "firstBreak": None}],
+        "rollups": {"ok": True, "since": None, "differenceCount": 0, "differences": []}}
     assert_error(client.get(VERIFY, headers=org.add_user("member").headers), 403)
     assert_error(client.get(VERIFY, headers={"Authorization": f"Bearer {org.ingest_key()}"}), 403)
     assert_error(client.get(VERIFY), 401)
@@ -137,3 +138,35 @@ def test_retention_purge_keeps_verification_valid(client, org, sql, retention_fl
                        "audit_retention.policy_update", "audit_retention.manual_purge"]
     assert_error(client.put("/api/v1/admin/audit/retention", json={"retentionDays": 30},
                             headers=org.add_user("member").headers), 403)
+
+
+# --- tests that fail when the verifier itself is broken ----------------------------------------------
+
+REHASH = "UPDATE audit_log a SET row_hash = atlas_audit_hash(a, a.prev_hash) WHERE org_id = %(o)s AND chain_seq = %(s)s"
+
+
+def test_row_rehashed_after_tampering_is_found_by_the_next_link(client, org, sql):
+    """The edited row's own hash is recomputed, so only the link from the next row can show the edit."""
+    seed(client, org, 6)
+    admin = org.add_user("admin")
+    tamper(sql, "UPDATE audit_log SET sql = 'SELECT nothing' WHERE org_id = %(o)s AND chain_seq = %(s)s;" + REHASH,
+           {"o": org.id, "s": 3})
+    body = client.get(VERIFY, headers=admin.headers).json()
+    assert body["ok"] is False and body["rowsChecked"] == 3
+    assert (body["firstBreak"]["seq"], body["firstBreak"]["kind"]) == (4, "inserted_out_of_order")
+
+
+def test_verification_carries_the_hash_across_chunks(client, org, sql, monkeypatch):
+    """With two rows per chunk, row 3 opens the second chunk: only the hash carried over from row 2 can show
+    that row 2 was edited and rehashed."""
+    from atlas_compliance.audit import chain
+
+    monkeypatch.setattr(chain, "CHUNK", 2)
+    seed(client, org, 7)
+    admin = org.add_user("admin")
+    body = client.get(VERIFY, headers=admin.headers).json()
+    assert body["ok"] is True and body["rowsChecked"] == 7  # chunks of two, joined without a false break
+    tamper(sql, "UPDATE audit_log SET sql = 'SELECT nothing' WHERE org_id = %(o)s AND chain_seq = %(s)s;" + REHASH,
+           {"o": org.id, "s": 2})
+    body = client.get(VERIFY, headers=admin.headers).json()
+    assert body["ok"] is False and body["firstBreak"]["seq"] == 3 and body["rowsChecked"] == 2

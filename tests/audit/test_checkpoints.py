@@ -71,14 +71,22 @@ def verify(cli, target: Path, code: int, *extra: str) -> str:
     return cli("audit", "verify", "--checkpoint", str(target), *extra, code=code).stdout
 
 
-def plain_verify_ok(cli, org) -> str:
+def plain_verify_ok(cli, org, sql) -> str:
+    """The attacker rebuilds the org's rollups from what is left, so the plain verify (chains and rollups)
+    finds nothing; only a checkpoint can."""
+    days = ("SELECT atlas_rollup_rebuild(coalesce((SELECT jsonb_agg(jsonb_build_object('org_id', %(o)s, 'day', d)) "
+            "FROM (SELECT day AS d FROM audit_user_daily WHERE org_id = %(o)s "
+            "UNION SELECT day FROM audit_access_daily WHERE org_id = %(o)s "
+            "UNION SELECT (\"timestamp\" AT TIME ZONE 'UTC')::date FROM audit_log WHERE org_id = %(o)s) x), '[]'))")
+    superuser(sql, (days, {"o": org.id}))
     out = cli("audit", "verify", "--org", org.slug).stdout
-    assert ": OK," in out, out
+    assert ": OK," in out and "rollups OK" in out, out
     return out
 
 
 # every guard an attacker switches off
-GUARDED = ("audit_log", "audit_log_tombstone", "audit_chain_head", "evidence_chain_head")
+GUARDED = ("audit_log", "audit_log_tombstone", "admin_action_log", "audit_chain_head", "evidence_chain_head", "audit_user_daily",
+           "audit_access_daily", "audit_access_weekly")
 
 
 def superuser(sql, *statements: tuple[str, tuple], keep: tuple[str, ...] = ()) -> None:
@@ -222,7 +230,7 @@ def test_recomputed_chain_is_detected(cli, client, org, sql, tmp_path):
     superuser(sql, ("UPDATE audit_log SET sql = 'SELECT nothing' WHERE org_id = %s AND chain_seq = 3", (org.id,)))
     assert "(broken) at row 3" in verify(cli, path, 2)  # edited without recomputing: the chain itself breaks
     recompute_from(sql, org, 3)
-    plain_verify_ok(cli, org)
+    plain_verify_ok(cli, org, sql)
     out = verify(cli, path, 2)
     assert "FAILED audit_log (rewritten) at row 6" in out, out
 
@@ -233,7 +241,7 @@ def test_newest_rows_removed_with_the_head_wound_back_is_detected(cli, client, o
     superuser(sql, ("DELETE FROM audit_log WHERE org_id = %s AND chain_seq > 4", (org.id,)),
               ("UPDATE audit_chain_head SET last_seq = 4, last_hash = (SELECT row_hash FROM audit_log "
                "WHERE org_id = %(o)s AND chain_seq = 4) WHERE chain_key = %(o)s", {"o": org.id}))
-    assert "OK, 4 rows checked" in plain_verify_ok(cli, org)
+    assert "OK, 4 rows checked" in plain_verify_ok(cli, org, sql)
     out = verify(cli, path, 2)
     assert "(wound_back) at row 5" in out and "rows 5..6 were removed" in out, out
     # New rows written since cannot hide it: the row at the checkpoint's position is not the recorded one.
@@ -247,7 +255,7 @@ def test_full_wipe_is_detected(cli, client, org, sql, tmp_path):
     superuser(sql, ("DELETE FROM audit_log WHERE org_id = %s", (org.id,)),
               ("DELETE FROM audit_log_tombstone WHERE chain_key = %s", (org.id,)),
               ("DELETE FROM audit_chain_head WHERE chain_key = %s", (org.id,)))
-    assert "OK, 0 rows checked" in plain_verify_ok(cli, org)
+    assert "OK, 0 rows checked" in plain_verify_ok(cli, org, sql)
     out = verify(cli, path, 2)
     assert "(wiped)" in out and "recorded 5 rows up to position 5" in out, out
 
@@ -263,7 +271,7 @@ def test_forged_purge_tombstone_is_detected(cli, client, org, sql, tmp_path):
     # exactly as a real purge's would be (one written with them off has no place in that chain, which the
     # plain verify reports: tests/audit/test_evidence_guard.py).
     superuser(sql, forge, remove, keep=("audit_log_tombstone_chain", "audit_log_tombstone_head"))
-    assert "(1 purged by retention)" in plain_verify_ok(cli, org)
+    assert "(1 purged by retention)" in plain_verify_ok(cli, org, sql)
     out = verify(cli, path, 2)
     assert "(forged_tombstone) at row 3" in out and "could not lawfully be purged before" in out, out
 
@@ -284,11 +292,48 @@ def test_lawful_purge_after_a_checkpoint_is_not_a_finding_but_a_backdated_one_is
     later = take(cli, org, tmp_path / "cp")
     assert json.loads(later.read_text())["statement"]["chains"]["audit_log"]["purged"] == [[1, 3]]
     # A tombstone dated a day before the checkpoint that counted the row live: a purge that never happened.
-    superuser(sql, ("UPDATE audit_log_tombstone SET purged_at = now() - interval '2 days' "
-                    "WHERE chain_key = %s AND chain_seq = 2", (org.id,)))
+    # The attacker recomputes the tombstone chain from that record on and moves its head, so the plain
+    # verify still passes.
+    statements: list[tuple[str, dict]] = [("UPDATE audit_log_tombstone SET purged_at = now() - interval '2 days' "
+                                           "WHERE chain_key = %(o)s AND chain_seq = 2", {"o": org.id})]
+    records = sql.execute("SELECT record_seq AS r FROM audit_log_tombstone WHERE chain_key = %s AND record_seq >= "
+                          "(SELECT record_seq FROM audit_log_tombstone WHERE chain_key = %s AND chain_seq = 2) "
+                          "ORDER BY 1", (org.id, org.id)).fetchall()
+    for r in records:
+        statements += [("UPDATE audit_log_tombstone t SET record_prev = (SELECT p.record_hash FROM audit_log_tombstone p "
+                        "WHERE p.chain_key = %(o)s AND p.record_seq = %(r)s - 1) WHERE chain_key = %(o)s "
+                        "AND record_seq = %(r)s", {"o": org.id, "r": r["r"]}),
+                       ("UPDATE audit_log_tombstone t SET record_hash = atlas_tombstone_hash(t, t.record_prev) "
+                        "WHERE chain_key = %(o)s AND record_seq = %(r)s", {"o": org.id, "r": r["r"]})]
+    statements.append(("UPDATE evidence_chain_head SET last_hash = (SELECT record_hash FROM audit_log_tombstone "
+                       "WHERE chain_key = %(o)s ORDER BY record_seq DESC LIMIT 1) "
+                       "WHERE chain = 'tombstone' AND chain_key = %(o)s", {"o": org.id}))
+    superuser(sql, *statements)
+    plain_verify_ok(cli, org, sql)
     out = verify(cli, path, 2)
     assert "(forged_tombstone) at row 2" in out and "before the checkpoint" in out, out
-    assert "OK" in verify(cli, later, 0)  # the later checkpoint recorded it purged
+    # The later checkpoint recorded the tombstone chain's head: the recomputed chain no longer ends there.
+    out = verify(cli, later, 2)
+    assert "FAILED tombstone (rewritten)" in out, out
+
+
+def test_admin_actions_removed_with_their_head_wound_back_are_detected(cli, client, org, sql, tmp_path):
+    admin = org.add_user("admin")
+    seed(client, org, 2)
+    for days in (400, 500, 600):  # three policy changes: three chained admin actions
+        assert client.put("/api/v1/admin/audit/retention", json={"retentionDays": days},
+                          headers=admin.headers).status_code == 200
+    path = take(cli, org, tmp_path / "cp")
+    recorded = json.loads(path.read_text())["statement"]["chains"]["admin_action"]
+    assert recorded["lastSeq"] >= 3
+    superuser(sql, ("DELETE FROM admin_action_log WHERE org_id = %(o)s AND chain_seq = %(s)s", {"o": org.id,
+                                                                                                "s": recorded["lastSeq"]}),
+              ("UPDATE evidence_chain_head SET last_seq = %(s)s - 1, last_hash = (SELECT row_hash FROM admin_action_log "
+               "WHERE org_id = %(o)s AND chain_seq = %(s)s - 1) WHERE chain = 'admin_action' AND chain_key = %(o)s",
+               {"o": org.id, "s": recorded["lastSeq"]}))
+    plain_verify_ok(cli, org, sql)
+    out = verify(cli, path, 2)
+    assert "FAILED admin_action (wound_back)" in out, out
 
 
 # --- serve's background task ---------------------------------------------------------------------

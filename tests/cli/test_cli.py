@@ -258,8 +258,8 @@ def test_ingest_report_verify_retention(cli, tmp_path, make_org, sql, retention_
     assert "totalQueries: 40" in table and "patients" in table
     doc = json.loads(cli("report", "user-activity", "--org", org.slug, "--start", "2026-01-01", "--end",
                          "2026-01-31", "--format", "json").stdout)
-    # 40 queries by the admin and the JSON file's one query with no user.
-    assert doc["summary"] == {"totalUsers": 1, "activeUsers": 1, "totalQueries": 41}
+    # 40 queries by the admin and the JSON file's one query with no user (which touched no table).
+    assert doc["summary"] == {"totalUsers": 1, "activeUsers": 1, "totalQueries": 41, "tableQueries": 40}
     assert [(r["userEmail"], r["totalQueries"]) for r in doc["rows"]] == [(admin.email, 40), (None, 1)]
     target = tmp_path / "da.csv"
     cli("report", "data-access", "--org", org.slug, "--start", "2026-01-01", "--end", "2026-01-31", "--format",

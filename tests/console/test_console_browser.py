@@ -154,8 +154,12 @@ def test_data_access_report_matches_the_api(browser, world):
                                "to": today.isoformat(), "tz": VIEWER_TZ}
     body = report_api(world, page).json()
     summary = body["summary"]
-    assert [stat(page, k) for k in ("Total queries", "Unique users", "Unique tables", "PII tables accessed")] == [
+    assert [stat(page, k) for k in ("Queries touching a table", "Unique users", "Unique tables",
+                                    "PII tables accessed")] == [
         summary["totalQueries"], summary["uniqueUsers"], summary["uniqueTables"], summary["piiTablesAccessed"]]
+    # Both totals, each with its meaning: the report's (queries that touched a table) and the chart's (all).
+    hint = page.locator('[data-hint="Queries touching a table"]').inner_text()
+    assert hint == f"of {summary['allQueries']:,} queries in all, as in the chart"
     assert summary["uniqueTables"] == 5 and summary["piiTablesAccessed"] == 2
     assert page.locator("#report-table tbody tr").count() == len(body["rows"]) == body["totalRows"]
     assert page.locator("#results-desc").inner_text().startswith(f"{body['totalRows']} entries for ")
@@ -212,6 +216,8 @@ def test_user_activity_filters_live_in_the_url(browser, world):
     body = report_api(world, page).json()
     assert [stat(page, k) for k in ("Total users", "Active users", "Total queries")] == [
         body["summary"]["totalUsers"], body["summary"]["activeUsers"], body["summary"]["totalQueries"]]
+    assert page.locator('[data-hint="Total queries"]').inner_text() == \
+        f"{body['summary']['tableQueries']:,} of them touched a table"
     assert body["summary"]["totalUsers"] == 3  # priya, li and etl (no activity this month, still listed)
     shown = page.locator("#report-table tbody tr td:first-child").all_inner_texts()
     assert shown == [r["userEmail"] for r in body["rows"]]
@@ -225,7 +231,7 @@ def test_user_activity_filters_live_in_the_url(browser, world):
     page.go_back()
     wait_report(page)
     assert page.url == da_url and page.input_value("#f-type") == "data-access" and page.input_value("#f-role") == ""
-    assert stat(page, "Total queries") == report_api(world, page).json()["summary"]["totalQueries"]
+    assert stat(page, "Queries touching a table") == report_api(world, page).json()["summary"]["totalQueries"]
     page.go_forward()
     wait_report(page)
     assert stat(page, "Active users") == body["summary"]["activeUsers"]

@@ -120,7 +120,8 @@ def expected_reports(k, spec, events, people, q, start, end, purged):
     da.sort(key=lambda r: (-r["queryCount"], r["tableName"], r["userEmail"] is None, r["userEmail"] or "",
                            r["userId"] is None, r["userId"] or ""))
     touching = [(u, e) for u, e in counted if (table in e["tables"] if table else e["tables"])]
-    da_summary = {"totalQueries": len(touching), "uniqueUsers": len({u for _, u in pairs if u is not None}),
+    da_summary = {"totalQueries": len(touching), "allQueries": len(touching if table else counted),
+                  "uniqueUsers": len({u for _, u in pairs if u is not None}),
                   "uniqueTables": len({t for t, _ in pairs}),
                   "piiTablesAccessed": len({t for t, _ in pairs if pii.get(t)})}
 
@@ -146,7 +147,7 @@ def expected_reports(k, spec, events, people, q, start, end, purged):
                            r["userId"] or ""))
     ua_summary = {"totalUsers": sum(r["userId"] is not None for r in ua),
                   "activeUsers": sum(r["userId"] is not None and r["totalQueries"] > 0 for r in ua),
-                  "totalQueries": sum(r["totalQueries"] for r in ua)}
+                  "totalQueries": sum(r["totalQueries"] for r in ua), "tableQueries": len(touching)}
     volume = 0 if purged else sum(e["success"] and start <= e["ts"] < end for e in events)
     return da, da_summary, ua, ua_summary, members, email, volume
 

@@ -148,7 +148,8 @@ def test_spec_curl_examples(client, org):
     assert set(row) >= {"tableName", "userId", "userEmail", "userRole", "queryCount", "uniqueColumns", "hasPII",
                         "firstAccess", "lastAccess"}
     assert set(da.json()) >= {"rows", "summary", "filters", "generatedAt"}
-    assert set(da.json()["summary"]) == {"totalQueries", "uniqueUsers", "uniqueTables", "piiTablesAccessed"}
+    assert set(da.json()["summary"]) == {"totalQueries", "allQueries", "uniqueUsers", "uniqueTables",
+                                        "piiTablesAccessed"}
     ua = client.get(f"{UA}?startDate=2026-01-01&endDate=2026-03-01", headers=headers)
     assert set(ua.json()["rows"][0]) >= {"userId", "userEmail", "role", "totalQueries", "tablesAccessed",
                                          "lastActiveAt", "lastLoginAt"}

@@ -102,7 +102,8 @@ def test_json_download_with_filters_and_no_rows(client, sql, big):
     filtered = client.get(DA, params={**PARAMS, "download": "1", "table": "t007", "role": "member"},
                           headers=admin.headers).json()
     assert filtered["rows"] == [] and filtered["totalRows"] == 0 and filtered["limit"] == 0
-    assert filtered["summary"] == {"totalQueries": 0, "uniqueUsers": 0, "uniqueTables": 0, "piiTablesAccessed": 0}
+    assert filtered["summary"] == {"totalQueries": 0, "allQueries": 0, "uniqueUsers": 0, "uniqueTables": 0,
+                                   "piiTablesAccessed": 0}
     only = client.get(DA, params={**PARAMS, "download": "1", "table": "t007"}, headers=admin.headers).json()
     assert [r["tableName"] for r in only["rows"]] == ["t007"] * USERS and only["summary"]["totalQueries"] == USERS
     assert_error(client.get(DA, params={**PARAMS, "download": "1", "endDate": "2026-02-30"},

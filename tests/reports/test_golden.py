@@ -76,7 +76,8 @@ def test_data_access_rows_summary_and_order(client, golden):
     assert by_key[("users", B)]["uniqueColumns"] == ["email"]
     # The late query on the window's last day is included (reference bug §7.6).
     assert by_key[("orders", B)]["lastAccess"] == "2026-01-31T23:30:00Z"
-    assert body["summary"] == {"totalQueries": 7, "uniqueUsers": 3, "uniqueTables": 3, "piiTablesAccessed": 2}
+    assert body["summary"] == {"totalQueries": 7, "uniqueUsers": 3, "uniqueTables": 3, "piiTablesAccessed": 2,
+                               "allQueries": 8}  # carol's query that touched no table: in all, not in total
     assert body["totalRows"] == 7 and body["truncated"] is False
     assert body["window"] == {"start": "2026-01-01T00:00:00Z", "end": "2026-02-01T00:00:00Z", "tz": "UTC"}
     assert body["filters"]["startDate"] == "2026-01-01" and body["filters"]["role"] is None
@@ -99,7 +100,7 @@ def test_user_activity_rows_summary_and_order(client, golden):
     # Latest login into *this* org at or before the window's end (§7.12).
     assert by_email[g.alice.email]["lastLoginAt"] == "2026-01-15T08:00:00Z"
     assert by_email[g.dave.email]["lastActiveAt"] is None and by_email[g.dave.email]["lastLoginAt"] is None
-    assert body["summary"] == {"totalUsers": 4, "activeUsers": 3, "totalQueries": 8}
+    assert body["summary"] == {"totalUsers": 4, "activeUsers": 3, "totalQueries": 8, "tableQueries": 7}
     assert body["totalRows"] == 5
 
 
@@ -107,10 +108,11 @@ def test_role_filter(client, golden):
     g = golden
     body = da(client, g, role="member")
     assert keys(body["rows"]) == [("orders", g.bob.email, 1), ("users", g.bob.email, 1)]
-    assert body["summary"] == {"totalQueries": 2, "uniqueUsers": 1, "uniqueTables": 2, "piiTablesAccessed": 1}
+    assert body["summary"] == {"totalQueries": 2, "uniqueUsers": 1, "uniqueTables": 2, "piiTablesAccessed": 1,
+                               "allQueries": 2}
     body = ua(client, g, role="MEMBER")
     assert [(r["userEmail"], r["totalQueries"]) for r in body["rows"]] == [(g.bob.email, 2), (g.dave.email, 0)]
-    assert body["summary"] == {"totalUsers": 2, "activeUsers": 1, "totalQueries": 2}
+    assert body["summary"] == {"totalUsers": 2, "activeUsers": 1, "totalQueries": 2, "tableQueries": 2}
 
 
 def test_table_filter_is_normalized_and_restricts_output(client, golden):
@@ -122,7 +124,7 @@ def test_table_filter_is_normalized_and_restricts_output(client, golden):
     body = ua(client, g, table="Orders")
     assert [(r["userEmail"], r["totalQueries"], r["tablesAccessed"]) for r in body["rows"]] == [
         (g.alice.email, 3, ["orders"]), (g.bob.email, 1, ["orders"]), (None, 1, ["orders"])]
-    assert body["summary"] == {"totalUsers": 2, "activeUsers": 2, "totalQueries": 5}
+    assert body["summary"] == {"totalUsers": 2, "activeUsers": 2, "totalQueries": 5, "tableQueries": 5}
 
 
 def test_user_filter(client, golden):
@@ -172,7 +174,8 @@ def test_other_org_never_sees_these_rows(client, golden):
     # email or role (she is not its member), and its own classification.
     assert [(r["tableName"], r["userId"], r["userEmail"], r["userRole"]) for r in body["rows"]] == [
         ("orders", g.alice.id, None, None), ("users", g.alice.id, None, None)]
-    assert body["summary"] == {"totalQueries": 1, "uniqueUsers": 1, "uniqueTables": 2, "piiTablesAccessed": 1}
+    assert body["summary"] == {"totalQueries": 1, "uniqueUsers": 1, "uniqueTables": 2, "piiTablesAccessed": 1,
+                               "allQueries": 1}
     orders = body["rows"][0]
     assert orders["uniqueColumns"] == ["card", "id"] and orders["piiColumns"] == ["id"]
     activity = client.get(UA, params=JAN, headers=admin.headers).json()

@@ -113,7 +113,7 @@ def brute_force(events, people, f, start, end):
     da_rows.sort(key=lambda r: (-r["queryCount"], r["tableName"], r["userEmail"] is None, r["userEmail"] or "",
                                 r["userId"] is None, r["userId"] or ""))
     with_tables = [(u, e) for u, e in counted if (e["tables"] if table is None else table in e["tables"])]
-    da_summary = {"totalQueries": len(with_tables),
+    da_summary = {"totalQueries": len(with_tables), "allQueries": len(counted if table is None else with_tables),
                   "uniqueUsers": len({u for (_, u) in pairs if u is not None}),
                   "uniqueTables": len({t for (t, _) in pairs}),
                   "piiTablesAccessed": int(any(t == "alpha" for (t, _) in pairs))}
@@ -135,7 +135,7 @@ def brute_force(events, people, f, start, end):
                                 r["userId"] is None, r["userId"] or ""))
     ua_summary = {"totalUsers": sum(1 for r in ua_rows if r["userId"] is not None),
                   "activeUsers": sum(1 for r in ua_rows if r["userId"] is not None and r["totalQueries"] > 0),
-                  "totalQueries": sum(r["totalQueries"] for r in ua_rows)}
+                  "totalQueries": sum(r["totalQueries"] for r in ua_rows), "tableQueries": len(with_tables)}
     return da_rows, da_summary, ua_rows, ua_summary
 
 

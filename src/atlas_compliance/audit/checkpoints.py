@@ -292,7 +292,17 @@ def chains() -> list[CheckpointChain]:
     """Every chain a checkpoint records, in order. Add a chain here (an :class:`AppendOnlyChain` with its
     two queries, or any object with ``name``, ``record`` and ``check``); checkpoints written before it was
     added simply do not mention it, and checking them is unchanged."""
-    return [AuditLogChain()]
+    return [AuditLogChain(), *(_record_chain(name) for name in repo.RECORD_CHAINS)]
+
+
+def _record_chain(name: str) -> AppendOnlyChain:
+    """The org's chain of purge tombstones or of admin actions (both append-only, never purged)."""
+    # Every identifier comes from the fixed RECORD_CHAINS table, never from input.
+    table, key, seq, prev, row_hash, fn, _ = repo.RECORD_CHAINS[name]
+    head = f"SELECT last_seq, last_hash FROM evidence_chain_head WHERE chain = '{name}' AND chain_key = %(key)s"  # noqa: S608
+    rows = (f"SELECT {seq} AS seq, {prev} AS prev_hash, {row_hash} AS row_hash, {fn}(t, {prev}) AS calc "  # noqa: S608
+            f"FROM {table} t WHERE {key} = %(key)s AND {seq} <= %(upto)s ORDER BY {seq}")
+    return AppendOnlyChain(name=name, head_sql=head, rows_sql=rows)
 
 
 # --- writing -------------------------------------------------------------------------------------

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..audit import analysis, bulk, chain, checkpoints, files, retention, signing
+from ..audit import analysis, bulk, chain, checkpoints, files, retention, rollups, signing
 from ..audit import repository as audit_repo
 from ..audit import service as audit_service
 from ..audit.admin_actions import CLI_ACTOR
@@ -130,13 +130,23 @@ def ingest(file: Path = typer.Argument(..., exists=True, dir_okay=False, readabl
 
 @audit_app.command("verify")
 def verify(org: str = typer.Option(None, "--org", help="Organization slug (default: every organization)."),
+           since: datetime = typer.Option(None, "--since", formats=["%Y-%m-%d"],
+                                          help="Check the rollups from this UTC day on (YYYY-MM-DD; weekly rows "
+                                               "from the Monday of its week). Default: the whole history."),
+           no_rollups: bool = typer.Option(False, "--no-rollups",
+                                           help="Check the hash chains only, not the rollups reports read."),
            checkpoint: Path = typer.Option(None, "--checkpoint", exists=True,
                                            help="A signed checkpoint file, or a directory of them: also prove "
                                                 "that the database extends every one."),
            public_key: Path = typer.Option(None, "--public-key", exists=True, dir_okay=False,
                                            help="Check checkpoint signatures with this Ed25519 public key (PEM) "
                                                 "instead of the installation's key.")) -> None:
-    """Verify the tamper-evident hash chain of one or every organization.
+    """Verify the tamper-evident hash chains of one or every organization, and the rollups reports read.
+
+    The chains: the audit log's (every row's hash and link), and those of purge tombstones and admin
+    actions. The rollups: the user-daily, access-daily and access-weekly rows are recomputed from the raw
+    rows and every (rollup, day or week, table, user) that differs is named, field by field (the first
+    100 listed, all counted). Exit code 2 when anything is broken or differs.
 
     With --checkpoint, each checkpoint's signature is checked, then the database must extend it: the chain
     reaches the recorded position, the row there hashes to the recorded head, the chain up to it verifies,
@@ -147,6 +157,7 @@ def verify(org: str = typer.Option(None, "--org", help="Organization slug (defau
     if checkpoint is not None:
         _verify_checkpoints(checkpoint, org, public_key)
         return
+    first_day: date | None = since.date() if since else None
 
     async def work(db):
         async with db.transaction() as conn:
@@ -157,28 +168,54 @@ def verify(org: str = typer.Option(None, "--org", help="Organization slug (defau
         results = []
         for o in orgs:
             async with db.transaction() as conn:
-                results.append((o["slug"], await chain.verify_chain(conn, o["id"])))
+                found = await chain.verify_chain(conn, o["id"])
+            checked = None
+            if not no_rollups:
+                async with db.transaction() as conn:
+                    checked = await rollups.verify_rollups(conn, o["id"], first_day)
+            results.append((o["slug"], found, checked))
         return results
 
     broken = False
-    for slug, result in run_db(work):
-        records = ", ".join(f"{c.records} {c.chain.replace('_', ' ')} records" for c in result.chains)
-        if result.ok:
-            typer.echo(f"{slug}: OK, {result.rows_checked} rows checked ({result.purged_rows} purged by retention)"
-                       + (f"; {records} chained" if records else ""))
-            continue
-        broken = True
-        if result.first_break is not None:
-            b = result.first_break
-            typer.echo(f"{slug}: BROKEN at row {b.seq} ({b.kind}): {b.detail}"
-                       + (f" [audit id {b.audit_id}]" if b.audit_id else ""))
-        for c in result.chains:
-            if c.first_break is not None:
-                b = c.first_break
-                typer.echo(f"{slug}: BROKEN {c.chain.replace('_', ' ')} chain at record {b.seq} ({b.kind}): {b.detail}"
-                           + (f" [id {b.audit_id}]" if b.audit_id else ""))
+    for slug, result, checked in run_db(work):
+        broken = _echo_chain(slug, result) or broken
+        if checked is not None:
+            broken = _echo_rollups(slug, checked) or broken
     if broken:
         raise typer.Exit(2)
+
+
+def _echo_chain(slug: str, result: chain.VerifyResult) -> bool:
+    """Print one org's chain result; True when something is broken."""
+    records = ", ".join(f"{c.records} {c.chain.replace('_', ' ')} records" for c in result.chains)
+    if result.ok:
+        typer.echo(f"{slug}: OK, {result.rows_checked} rows checked ({result.purged_rows} purged by retention)"
+                   + (f"; {records} chained" if records else ""))
+        return False
+    if result.first_break is not None:
+        b = result.first_break
+        typer.echo(f"{slug}: BROKEN at row {b.seq} ({b.kind}): {b.detail}"
+                   + (f" [audit id {b.audit_id}]" if b.audit_id else ""))
+    for c in result.chains:
+        if c.first_break is not None:
+            b = c.first_break
+            typer.echo(f"{slug}: BROKEN {c.chain.replace('_', ' ')} chain at record {b.seq} ({b.kind}): {b.detail}"
+                       + (f" [id {b.audit_id}]" if b.audit_id else ""))
+    return True
+
+
+def _echo_rollups(slug: str, checked: rollups.RollupResult) -> bool:
+    """Print one org's rollup result; True when a rollup differs from the raw rows."""
+    scope = f"from {checked.since.isoformat()}" if checked.since else "whole history"
+    if checked.ok:
+        typer.echo(f"{slug}: rollups OK ({scope}): they match the raw rows")
+        return False
+    typer.echo(f"{slug}: ROLLUPS DIFFER ({scope}): {checked.difference_count} difference(s) from the raw rows")
+    for d in checked.differences:
+        typer.echo(f"{slug}:   {d.describe()}")
+    if checked.difference_count > len(checked.differences):
+        typer.echo(f"{slug}:   … and {checked.difference_count - len(checked.differences)} more")
+    return True
 
 
 def _verify_checkpoints(target: Path, org: str | None, public_key: Path | None) -> None:

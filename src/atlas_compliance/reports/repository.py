@@ -196,26 +196,35 @@ ORDER BY p.query_count DESC, p.table_name COLLATE "C", u.email COLLATE "C" NULLS
 """
 
 
-def _data_access_summary_exprs(filters: ReportFilters) -> str:
-    # Distinct queries: with a table filter each query touches that table once, so the pair counts add
-    # up exactly; without one, the per-user daily count of queries that touched any table is used.
-    if filters.table is not None:
-        total = "(SELECT coalesce(sum(query_count), 0) FROM pairs)"
-    else:
-        total = f"""(
+def _query_total(filters: ReportFilters, *, tables_only: bool) -> str:
+    """Queries of the window matching the user and role filters, each counted once: those that touched at
+    least one table (``tables_only``), or all of them. Whole days from the per-user daily rollup, the partial
+    days at the window's edges from the raw rows."""
+    column = "table_query_count" if tables_only else "query_count"
+    touched = "\n              AND jsonb_array_length(atlas_tables_of(x.tables_accessed)) > 0" if tables_only else ""
+    return f"""(
         SELECT coalesce(sum(q), 0) FROM (
-            SELECT d.table_query_count AS q FROM audit_user_daily d{_role_join("d", filters)}
+            SELECT d.{column} AS q FROM audit_user_daily d{_role_join("d", filters)}
             WHERE d.org_id = %(org)s AND d.day >= %(d0)s AND d.day < %(d1)s{_opt(filters, "d", table=False)}
             UNION ALL
             SELECT count(*) FROM audit_log x{_role_join("x", filters)}
-            WHERE x.org_id = %(org)s AND x.success AND x.deleted_at IS NULL
-              AND jsonb_array_length(atlas_tables_of(x.tables_accessed)) > 0
+            WHERE x.org_id = %(org)s AND x.success AND x.deleted_at IS NULL{touched}
               AND ((x."timestamp" >= %(h0)s AND x."timestamp" < %(h1)s)
                 OR (x."timestamp" >= %(t0)s AND x."timestamp" < %(t1)s)){_opt(filters, "x", table=False)}
         ) s)"""
+
+
+def _data_access_summary_exprs(filters: ReportFilters) -> str:
+    # Distinct queries: with a table filter each query touches that table once, so the pair counts add
+    # up exactly (and every query counted touched a table); without one, the per-user daily counts.
+    if filters.table is not None:
+        total = every = "(SELECT coalesce(sum(query_count), 0) FROM pairs)"
+    else:
+        total, every = _query_total(filters, tables_only=True), _query_total(filters, tables_only=False)
     # Distinct counts by GROUP BY, which PostgreSQL can hash, rather than count(DISTINCT), which sorts.
     return f"""(SELECT count(*) FROM pairs) AS total_rows,
        {total}::bigint AS total_queries,
+       {every}::bigint AS all_queries,
        (SELECT count(user_id) FROM (SELECT user_id FROM pairs GROUP BY user_id) s) AS unique_users,
        (SELECT count(*) FROM (SELECT table_name FROM pairs GROUP BY table_name) s) AS unique_tables,
        (SELECT count(*) FROM (SELECT p.table_name FROM pairs p GROUP BY p.table_name) s WHERE EXISTS (
@@ -257,15 +266,19 @@ def _user_totals_cte(filters: ReportFilters) -> str:
     if filters.table is not None:
         return f"""{_access_cte(filters)},
 totals AS (
-    SELECT user_id, sum(n)::bigint AS total_queries, max(last_ts) AS last_active_at FROM acc GROUP BY user_id
+    SELECT user_id, sum(n)::bigint AS total_queries, sum(n)::bigint AS table_queries, max(last_ts) AS last_active_at
+    FROM acc GROUP BY user_id
 )"""
     return f"""
 totals AS (
-    SELECT user_id, sum(q)::bigint AS total_queries, max(last_ts) AS last_active_at FROM (
-        SELECT d.user_id, d.query_count AS q, d.last_ts FROM audit_user_daily d{_role_join("d", filters)}
+    SELECT user_id, sum(q)::bigint AS total_queries, sum(tq)::bigint AS table_queries,
+           max(last_ts) AS last_active_at FROM (
+        SELECT d.user_id, d.query_count AS q, d.table_query_count AS tq, d.last_ts
+        FROM audit_user_daily d{_role_join("d", filters)}
         WHERE d.org_id = %(org)s AND d.day >= %(d0)s AND d.day < %(d1)s{_opt(filters, "d", table=False)}
         UNION ALL
-        SELECT x.user_id, count(*), max(x."timestamp") FROM audit_log x{_role_join("x", filters)}
+        SELECT x.user_id, count(*), count(*) FILTER (WHERE jsonb_array_length(atlas_tables_of(x.tables_accessed)) > 0),
+               max(x."timestamp") FROM audit_log x{_role_join("x", filters)}
         WHERE x.org_id = %(org)s AND x.success AND x.deleted_at IS NULL
           AND ((x."timestamp" >= %(h0)s AND x."timestamp" < %(h1)s)
             OR (x."timestamp" >= %(t0)s AND x."timestamp" < %(t1)s)){_opt(filters, "x", table=False)}
@@ -294,7 +307,7 @@ people AS (
 ),
 rows AS (
     SELECT p.user_id, u.email AS user_email, u.role AS user_role, coalesce(t.total_queries, 0) AS total_queries,
-           t.last_active_at, p.user_id IS NULL AS unull, coalesce(p.user_id, '') AS ukey
+           coalesce(t.table_queries, 0) AS table_queries, t.last_active_at, p.user_id IS NULL AS unull, coalesce(p.user_id, '') AS ukey
     FROM people p
     LEFT JOIN totals t ON (t.user_id IS NULL) = (p.user_id IS NULL)
         AND coalesce(t.user_id, '') = coalesce(p.user_id, '')
@@ -330,7 +343,8 @@ ORDER BY pg.total_queries DESC, pg.user_email COLLATE "C" NULLS LAST, pg.user_id
 _USER_SUMMARY_EXPRS = """(SELECT count(*) FROM rows) AS total_rows,
        (SELECT count(user_id) FROM rows) AS total_users,
        (SELECT count(user_id) FROM rows WHERE total_queries > 0) AS active_users,
-       (SELECT coalesce(sum(total_queries), 0) FROM rows)::bigint AS summary_total_queries"""
+       (SELECT coalesce(sum(total_queries), 0) FROM rows)::bigint AS summary_total_queries,
+       (SELECT coalesce(sum(table_queries), 0) FROM rows)::bigint AS summary_table_queries"""
 
 
 def user_activity_summary_sql(filters: ReportFilters) -> str:

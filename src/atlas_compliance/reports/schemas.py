@@ -24,7 +24,12 @@ class DataAccessRow(BaseModel):
 
 
 class DataAccessSummary(BaseModel):
-    totalQueries: int = Field(description="Distinct queries (a three-table join counts once).")
+    totalQueries: int = Field(description="Queries that touched at least one table, each counted once (a "
+                              "three-table join counts once): the population of this report. Equals the User "
+                              "Activity report's `tableQueries` for the same filters.")
+    allQueries: int = Field(description="Every query matching the window and the user/role filters, including "
+                            "those that touched no table (`SELECT 1`, `SET`, `BEGIN`): the User Activity "
+                            "report's `totalQueries`. With a table filter, equal to `totalQueries`.")
     uniqueUsers: int = Field(description="Distinct non-null users.")
     uniqueTables: int
     piiTablesAccessed: int
@@ -44,7 +49,10 @@ class UserActivityRow(BaseModel):
 class UserActivitySummary(BaseModel):
     totalUsers: int = Field(description="Users listed (members and users with activity; null user excluded).")
     activeUsers: int = Field(description="Users with at least one query in the window.")
-    totalQueries: int
+    totalQueries: int = Field(description="Every query in the window, each counted once, whether or not it "
+                              "touched a table: the Data Access report's `allQueries`.")
+    tableQueries: int = Field(description="Of those, the queries that touched at least one table: the Data "
+                              "Access report's `totalQueries`.")
 
 
 class ReportWindowOut(BaseModel):

@@ -220,10 +220,11 @@ def _summary_sql(request: ReportRequest) -> str:
 def _summary(request: ReportRequest, head: dict[str, Any]) -> dict[str, int]:
     """The report's summary from the summary columns of its query (paged rows or summary statement)."""
     if request.report == "data-access":
-        return {"totalQueries": int(head["total_queries"]), "uniqueUsers": int(head["unique_users"]),
-                "uniqueTables": int(head["unique_tables"]), "piiTablesAccessed": int(head["pii_tables"])}
+        return {"totalQueries": int(head["total_queries"]), "allQueries": int(head["all_queries"]),
+                "uniqueUsers": int(head["unique_users"]), "uniqueTables": int(head["unique_tables"]),
+                "piiTablesAccessed": int(head["pii_tables"])}
     return {"totalUsers": int(head["total_users"]), "activeUsers": int(head["active_users"]),
-            "totalQueries": int(head["summary_total_queries"])}
+            "totalQueries": int(head["summary_total_queries"]), "tableQueries": int(head["summary_table_queries"])}
 
 
 def _row_builder(request: ReportRequest, columns: list[str], maps: Maps,

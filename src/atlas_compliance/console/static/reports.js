@@ -15,7 +15,10 @@ window.Atlas = window.Atlas || {};
     "data-access": {
       title: "Data Access Details", noun: ["entry", "entries"],
       empty: "No data access records found for the selected period.",
-      cards: [["Total queries", "totalQueries"], ["Unique users", "uniqueUsers"], ["Unique tables", "uniqueTables"],
+      // The report counts queries that touched a table; the chart counts every query: both are shown.
+      cards: [["Queries touching a table", "totalQueries", "",
+        (s) => `of ${A.fmtInt(s.allQueries)} queries in all, as in the chart`],
+        ["Unique users", "uniqueUsers"], ["Unique tables", "uniqueTables"],
         ["PII tables accessed", "piiTablesAccessed", "stat-danger"]],
       columns: [["tableName", "Table"], ["user", "User"], ["userRole", "Role at window end"], ["queryCount", "Queries", "num"],
         ["uniqueColumns", "Columns"], ["piiColumns", "PII"], ["firstAccess", "First access"], ["lastAccess", "Last access"]],
@@ -23,7 +26,8 @@ window.Atlas = window.Atlas || {};
     "user-activity": {
       title: "User Activity Details", noun: ["user", "users"],
       empty: "No user activity found for the selected period.",
-      cards: [["Total users", "totalUsers"], ["Active users", "activeUsers"], ["Total queries", "totalQueries"]],
+      cards: [["Total users", "totalUsers"], ["Active users", "activeUsers"],
+        ["Total queries", "totalQueries", "", (s) => `${A.fmtInt(s.tableQueries)} of them touched a table`]],
       columns: [["user", "User"], ["role", "Role at window end"], ["totalQueries", "Total queries", "num"],
         ["tablesAccessed", "Tables accessed"], ["lastActiveAt", "Last active"], ["lastLoginAt", "Last login"]],
     },
@@ -184,9 +188,11 @@ window.Atlas = window.Atlas || {};
     delete $("#report-output").dataset.for;
   }
 
-  function statCard(label, value, cls = "") {
+  /** A summary card; `hint` (optional) is a second, smaller line under the figure. */
+  function statCard(label, value, cls = "", hint = "") {
     return el("div", { class: `stat ${cls}` }, el("p", { class: "stat-label" }, label),
-      el("p", { class: "stat-value", "data-stat": label }, A.fmtInt(value)));
+      el("p", { class: "stat-value", "data-stat": label }, A.fmtInt(value)),
+      ...(hint ? [el("p", { class: "stat-hint", "data-hint": label }, hint)] : []));
   }
 
   function render() {
@@ -194,7 +200,8 @@ window.Atlas = window.Atlas || {};
     const type = TYPES[state.reportType];
     const cards = $("#report-cards");
     cards.className = `cards ${type.cards.length === 3 ? "cards-3" : ""}`;
-    cards.replaceChildren(...type.cards.map(([label, key, cls]) => statCard(label, body.summary[key], cls)));
+    cards.replaceChildren(...type.cards.map(([label, key, cls, hint]) =>
+      statCard(label, body.summary[key], cls, hint ? hint(body.summary) : "")));
     $("#results-heading").textContent = type.title;
     const noun = type.noun[body.totalRows === 1 ? 0 : 1];
     const zone = body.window.tz === A.viewerTz ? "" : ` (dates in ${body.window.tz})`;
