@@ -102,7 +102,7 @@ def classify_sql(error: str) -> str:
 # Failed, not purged rows of the window, with mapped database roles resolved to their member (as the
 # reports do), each with its error class and its tables (one row per table; NULL when it named none).
 _FAILED = f"""
-WITH failed AS (
+WITH failed AS MATERIALIZED (  -- the error class computed once per row
     SELECT coalesce(rmap.user_id, a.user_id) AS user_id, a.user_label, a."timestamp", a.chain_seq,
            a.tables_accessed, {classify_sql("a.error")} AS cls
     FROM audit_log a
