@@ -154,10 +154,14 @@ async def failed_access(request: Request, principal: AdminPrincipal, db: DB, sta
                "failedLogins": view["summary"]["failedLogins"], "rowCount": len(view["queries"]) + len(view["logins"])}
     if format == "csv":
         async def body() -> AsyncIterator[bytes]:
-            yield csv_chunk([FAILED_ACCESS_CSV_HEADER]).encode()
-            yield csv_chunk(failed_access_csv_rows(view)).encode()
-            await _record(db, principal, request, action="failed_access.export", target_type="failed_access",
-                          details=details)
+            status = "failure"  # recorded even when the download is cut off
+            try:
+                yield csv_chunk([FAILED_ACCESS_CSV_HEADER]).encode()
+                yield csv_chunk(failed_access_csv_rows(view)).encode()
+                status = "success"
+            finally:
+                await _record(db, principal, request, action="failed_access.export", target_type="failed_access",
+                              details=details, status=status)
 
         return _csv_response(body(), _filename("failed-access", principal.org_slug, window))
     await _record(db, principal, request, action="failed_access.view", target_type="failed_access", details=details)
