@@ -191,6 +191,17 @@ def test_privileged_actions_paging_is_stable_and_csv_has_every_row(client, org, 
                                                                                 "privileged_actions.view")]
 
 
+def test_a_retention_change_is_listed_with_its_old_and_new_values(client, org, admin):
+    resp = client.put("/api/v1/admin/audit/retention", json={"retentionDays": 400}, headers=admin.headers)
+    assert resp.status_code == 200, resp.text
+    page = client.get(PRIVILEGED, params={**AROUND_TODAY, "actionType": "audit_retention.*"},
+                      headers=admin.headers).json()
+    assert [(a["actionType"], a["actorEmail"], a["details"]) for a in page["actions"]] == [
+        ("audit_retention.policy_update", admin.email,
+         {"previous": {"retentionDays": 365, "hardDeleteDelayDays": 30},
+          "new": {"retentionDays": 400, "hardDeleteDelayDays": 30}})]
+
+
 @pytest.mark.parametrize(("url", "params", "status", "code"), [
     (FAILED, {"startDate": "March"}, 400, "invalid_date"),
     (FAILED, {"tz": "Mars/Olympus"}, 400, "invalid_tz"),

@@ -12,10 +12,12 @@ window.Atlas = window.Atlas || {};
   const CLASSES = [["permission_denied", "Permission denied"], ["syntax", "Syntax / parse"],
     ["timeout", "Timeout / cancelled"], ["other", "Other"]];
   // The action types the product records (suggestions only: any type or prefix can be typed).
-  const KNOWN_ACTIONS = ["audit_events.view", "audit_events.export", "compliance.*", "compliance.pii_scan",
-    "compliance.pii_manual_add", "failed_access.view", "failed_access.export", "member.*", "member.user_created",
-    "member.role_set", "member.remove", "privileged_actions.view", "privileged_actions.export", "sources.*",
-    "sources.role_mapped", "sources.role_unmapped", "token.*", "token.created", "token.revoked", "user.disable"];
+  const KNOWN_ACTIONS = ["audit_events.*", "audit_retention.*", "audit_retention.policy_update",
+    "audit_retention.manual_purge", "compliance.*", "compliance.report_generate", "compliance.report_export",
+    "compliance.pii_upsert", "compliance.pii_config_update", "compliance.pii_config_delete", "compliance.pii_review",
+    "compliance.pii_scan", "compliance.pii_manual_add", "failed_access.*", "member.*", "member.user_created",
+    "member.role_set", "member.remove", "privileged_actions.*", "sources.*", "sources.role_mapped",
+    "sources.role_unmapped", "token.*", "token.created", "token.revoked", "user.disable"];
 
   let shown = null; // {state, body, cursors: [cursor of each page shown so far], page}
 
