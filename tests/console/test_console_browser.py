@@ -639,4 +639,6 @@ def test_privileged_actions_report_lists_the_admin_action_log(browser, world):
     wait_activity(page)
     assert page.input_value("#f-actor") == world["dana"].email
     assert page.get_attribute("#activity-csv", "href").endswith("format=csv")
+    page.set_viewport_size(NARROW)  # only the table scrolls sideways, never the page
+    assert page_overflow(page) == {"width": 390, "scrollWidth": 390, "maxScrollX": 0}
     assert not page.js_errors
