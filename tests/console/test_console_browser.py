@@ -641,4 +641,8 @@ def test_privileged_actions_report_lists_the_admin_action_log(browser, world):
     assert page.get_attribute("#activity-csv", "href").endswith("format=csv")
     page.set_viewport_size(NARROW)  # only the table scrolls sideways, never the page
     assert page_overflow(page) == {"width": 390, "scrollWidth": 390, "maxScrollX": 0}
+    page.fill("#f-action", "*")  # refused by the API: the message goes next to the field
+    page.click("#generate")
+    page.wait_for_selector("#err-actionType:not([hidden])")
+    assert "actionType" in page.inner_text("#err-actionType") and page.locator("#activity-output").is_hidden()
     assert not page.js_errors
