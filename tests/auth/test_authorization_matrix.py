@@ -27,6 +27,8 @@ MATRIX = [
     ("get", "/api/v1/admin/audit/verify", None, ADMIN_ONLY),
     ("get", "/api/v1/admin/audit/checkpoints", None, ADMIN_ONLY),
     ("get", "/api/v1/admin/audit/events?startDate=2026-01-01&endDate=2026-01-31", None, ADMIN_ONLY),
+    ("get", "/api/v1/admin/audit/failed-access?startDate=2026-01-01&endDate=2026-01-31", None, ADMIN_ONLY),
+    ("get", "/api/v1/admin/audit/privileged-actions?startDate=2026-01-01&endDate=2026-01-31", None, ADMIN_ONLY),
     ("get", "/api/v1/admin/audit/retention", None, ADMIN_ONLY),
     ("put", "/api/v1/admin/audit/retention", {"retentionDays": 400}, ADMIN_ONLY),
     ("post", "/api/v1/admin/audit/retention/purge", None, ADMIN_ONLY),

@@ -540,3 +540,109 @@ def test_schema_catalog_panel_lists_what_the_api_lists(browser, world):
     assert shown[("clinic-ddl", "patients", "ddl")] == ["id", "mrn", "ssn"]
     assert page.locator("#catalog-empty").is_hidden() and page.locator("#catalog-more").is_hidden()
     assert page.js_errors == []
+
+
+# ---------- Failed Access and Privileged Actions (issue 19, part 3) ----------
+
+FAILED_API = "/api/v1/admin/audit/failed-access"
+PRIVILEGED_API = "/api/v1/admin/audit/privileged-actions"
+
+
+def wait_activity(page) -> None:
+    page.wait_for_function("""() => { const o = document.querySelector('#activity-output');
+        return !o.hidden && o.dataset.for === location.pathname + location.search; }""")
+
+
+def activity_stat(page, label: str) -> int:
+    return int(page.locator(f'#activity-cards [data-stat="{label}"]').inner_text().replace(",", ""))
+
+
+def test_failed_access_report_matches_the_api(browser, world):
+    now = datetime.now(UTC)
+    dana = world["dana"]
+    hostile = '<img src=x onerror="window.pwned=1">'
+    events = [{"eventId": f"fa-{i}", "sql": sql, "userId": user, "userLabel": hostile, "success": False,
+               "error": error, "timestamp": (now - timedelta(hours=1, minutes=i)).isoformat()}
+              for i, (user, sql, error) in enumerate([
+                  (dana.id, "SELECT ssn FROM patients", "permission denied for table patients"),
+                  (dana.id, "SELECT ssn FROM patients", "canceling statement due to statement timeout"),
+                  ("intruder", "SELEC 1", 'syntax error at or near "SELEC" (SQLSTATE 42601)')])]
+    key = {"Authorization": f"Bearer {world['org'].ingest_key('failed-access-test')}"}
+    assert httpx.post(world["base"] + "/api/v1/audit/events", json=events, headers=key, timeout=60).json()["inserted"] == 3
+    wrong = httpx.post(world["base"] + "/api/v1/auth/login", json={"email": dana.email, "password": "wrong"}, timeout=30)
+    assert wrong.status_code == 401
+    today = viewer_today()
+    page = new_page(browser, world)
+    page.click("#tab-reports")
+    page.select_option("#f-type", "failed-access")
+    assert page.locator("#f-user").is_hidden() and page.locator("#f-action").is_hidden()
+    page.fill("#f-from", str(today - timedelta(days=1)))
+    page.fill("#f-to", str(today))
+    page.click("#generate")
+    wait_activity(page)
+    s = url_state(page)
+    assert s["reportType"] == "failed-access" and "userId" not in s
+    body = api(world, FAILED_API, startDate=s["from"], endDate=s["to"], tz=s["tz"]).json()
+    assert activity_stat(page, "Failed queries") == body["summary"]["failedQueries"] >= 3
+    assert activity_stat(page, "Permission denied") == body["summary"]["byClass"]["permission_denied"] >= 1
+    rows = page.locator("#activity-table tbody tr")
+    assert rows.count() == len(body["queries"])
+    assert rows.locator("td:first-child").all_inner_texts() == [q["tableName"] or "(no table)" for q in body["queries"]]
+    i = next(i for i, q in enumerate(body["queries"]) if q["tableName"] == "patients" and q["userId"] == dana.id)
+    mine = body["queries"][i]
+    assert rows.nth(i).locator('td[data-class="permission_denied"]').inner_text() == str(
+        mine["byClass"]["permission_denied"])
+    intruder = next(i for i, q in enumerate(body["queries"]) if q["userId"] == "intruder")
+    assert rows.nth(intruder).locator("td").nth(1).inner_text() == hostile  # a label, shown as text
+    assert page.locator("#activity-table img").count() == 0 and page.evaluate("window.pwned") is None
+    shoot(page, "failed-access.png")
+    logins = page.locator("#logins-table tbody tr")
+    assert logins.locator("td:first-child").all_inner_texts() == [r["email"] for r in body["logins"]]
+    assert dana.email in [r["email"] for r in body["logins"]]
+    href = page.get_attribute("#activity-csv", "href")
+    assert href.startswith(FAILED_API) and href.endswith("format=csv")
+    text = httpx.get(world["base"] + href, headers=world["api"], timeout=30).text
+    assert text.startswith("kind,table_name,") and len(text.splitlines()) == 1 + len(body["queries"]) + len(body["logins"])
+    # The failures of a row open the failed events behind it.
+    rows.nth(i).locator("td").nth(3).locator("a").click()
+    wait_events(page, mine["failures"])
+    assert url_state(page)["success"] == "false" and url_state(page)["table"] == "patients"
+    assert not page.js_errors
+
+
+def test_privileged_actions_report_lists_the_admin_action_log(browser, world):
+    today = viewer_today()
+    window = f"from={today - timedelta(days=1)}&to={today}"
+    page = new_page(browser, world, path=f"/admin/compliance?tab=reports&reportType=privileged-actions&{window}"
+                                         "&actionType=compliance.*")
+    wait_activity(page)
+    assert page.input_value("#f-action") == "compliance.*" and page.locator("#f-role").is_hidden()
+    s = url_state(page)
+    body = api(world, PRIVILEGED_API, startDate=s["from"], endDate=s["to"], tz=s["tz"], actionType="compliance.*").json()
+    assert body["actions"], "the world's classification upload and review are recorded"
+    rows = page.locator("#activity-table tbody tr")
+    assert rows.locator("td:nth-child(3)").all_inner_texts() == [a["actionType"] for a in body["actions"]]
+    first = rows.first
+    first.locator("summary").click()
+    assert json.loads(first.locator("pre").inner_text()) == body["actions"][0]["details"]
+    shoot(page, "privileged-actions.png")
+    # Opening the view is itself recorded, by the viewer.
+    looks = api(world, PRIVILEGED_API, startDate=s["from"], endDate=s["to"], tz=s["tz"],
+                actionType="privileged_actions.view", actor=world["dana"].email).json()["actions"]
+    assert looks and looks[0]["details"]["filters"]["actionType"] in ("compliance.*", "privileged_actions.view")
+    # Filter by actor from the form; the URL keeps it; a reload shows the same.
+    page.fill("#f-actor", world["dana"].email)
+    page.click("#generate")
+    wait_activity(page)
+    assert url_state(page)["actor"] == world["dana"].email
+    page.reload()
+    wait_activity(page)
+    assert page.input_value("#f-actor") == world["dana"].email
+    assert page.get_attribute("#activity-csv", "href").endswith("format=csv")
+    page.set_viewport_size(NARROW)  # only the table scrolls sideways, never the page
+    assert page_overflow(page) == {"width": 390, "scrollWidth": 390, "maxScrollX": 0}
+    page.fill("#f-action", "*")  # refused by the API: the message goes next to the field
+    page.click("#generate")
+    page.wait_for_selector("#err-actionType:not([hidden])")
+    assert "actionType" in page.inner_text("#err-actionType") and page.locator("#activity-output").is_hidden()
+    assert not page.js_errors

@@ -18,7 +18,8 @@ from tests.console.conftest import META_TOKEN, browser_client, console_login, lo
 CSP_DIRECTIVES = ["default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:",
                   "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'"]
 ASSETS = {"console.css": "text/css", "dom.js": "javascript", "chart.js": "javascript",
-          "classifications.js": "javascript", "reports.js": "javascript", "console.js": "javascript",
+          "classifications.js": "javascript", "reports.js": "javascript", "activity.js": "javascript",
+          "console.js": "javascript",
           "favicon.svg": "image/svg+xml"}
 
 

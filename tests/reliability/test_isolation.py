@@ -250,6 +250,24 @@ def test_every_endpoint_answers_with_the_callers_org_only(client, sql, people, r
         assert {(m["userId"], m["email"], m["role"]) for m in listed_members} == \
             {(u, email[u], role) for u, role in members.items()}, k
 
+        # Failed access (issue 19 part 3): this org's failed, unpurged queries of the window only, per
+        # (table, user), no other org's emails; and only this org's admin actions.
+        window = {n: params[n] for n in ("startDate", "endDate")}
+        failed: dict = {}
+        for e in [] if purged else events:
+            if not e["success"] and start <= e["ts"] < end:
+                u = uid.get(e["user"], e["user"]) if e["user"] else None
+                for t in sorted(e["tables"]) or [None]:
+                    failed[(t, u)] = failed.get((t, u), 0) + 1
+        view = client.get("/api/v1/admin/audit/failed-access", params=window, headers=admin).json()
+        assert {(r["tableName"], r["userId"]): (r["userEmail"], r["failures"]) for r in view["queries"]} == \
+            {key: (email.get(key[1]), n) for key, n in failed.items()}, k
+        assert view["summary"]["failedQueries"] == view["summary"]["byClass"]["other"] == sum(
+            not e["success"] and start <= e["ts"] < end for e in ([] if purged else events)), k
+        actions = client.get("/api/v1/admin/audit/privileged-actions", params={
+            "startDate": "2020-01-01", "endDate": "9998-12-31", "limit": 1000}, headers=admin).json()["actions"]
+        assert actions and {a["actorEmail"] for a in actions} == {people[f"a{k}"][1]}, k
+
     # Another org's classification, addressed by its id: not found, and left as it was.
     victim = next((k for k, (spec, _) in enumerate(orgs) if spec["pii"]), None)
     if victim is not None:

@@ -108,6 +108,8 @@ _IDENTITY = """(
              CASE WHEN h.valid_from < %(wend)s THEN h.valid_from END DESC,
              CASE WHEN h.valid_from < %(wend)s THEN h.id END DESC, h.valid_from, h.id)"""
 
+IDENTITY_AT_WINDOW_END = _IDENTITY  # for other views that name users as of the window's end (reports/activity.py)
+
 _EMAIL_JOIN = f"""
     LEFT JOIN {_IDENTITY} u ON u.user_id = {{alias}}.user_id"""
 

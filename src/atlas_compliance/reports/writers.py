@@ -105,6 +105,39 @@ def event_csv_row(event: dict[str, Any]) -> list[str]:
             _text(event["chainSeq"]), event["auditId"], _text(event["sql"])]
 
 
+FAILED_ACCESS_CSV_HEADER = ("kind", "table_name", "user_id", "user_email", "user_role", "user_label", "ip_address",
+                            "failures", "permission_denied", "syntax", "timeout", "other", "first_failure",
+                            "last_failure")
+NO_TABLE = "(no table)"
+
+
+def failed_access_csv_rows(view: dict[str, Any]) -> Iterable[list[str]]:
+    """The rows of a Failed access view (``reports.activity.failed_access``): ``kind`` ``query`` rows per
+    (table, user) first (``(no table)`` for failures that named none), then ``login`` rows per (email,
+    client address), whose error-class cells are empty."""
+    for q in view["queries"]:
+        yield ["query", _text(q["tableName"] if q["tableName"] is not None else NO_TABLE), _text(q["userId"]),
+               _text(q["userEmail"]), _text(q["userRole"]), _text(q["userLabel"]), "", str(q["failures"]),
+               *(str(q["byClass"][k]) for k in ("permission_denied", "syntax", "timeout", "other")),
+               _text(q["firstFailure"]), _text(q["lastFailure"])]
+    for login in view["logins"]:
+        yield ["login", "", _text(login["userId"]), _text(login["email"]), "", "", _text(login["ipAddress"]),
+               str(login["failures"]), "", "", "", "", _text(login["firstFailure"]), _text(login["lastFailure"])]
+
+
+PRIVILEGED_ACTIONS_CSV_HEADER = ("timestamp", "actor_id", "actor_email", "scope", "action_type", "target_type",
+                                 "target_id", "status", "details", "ip_address", "request_id", "chain_seq", "id")
+
+
+def privileged_action_csv_row(action: dict[str, Any]) -> list[str]:
+    """One admin action (``reports.activity.to_action``); ``details`` as compact JSON."""
+    details = json_bytes(action["details"]).decode() if action["details"] is not None else None
+    return [_text(action["timestamp"]), _text(action["actorId"]), _text(action["actorEmail"]), _text(action["scope"]),
+            _text(action["actionType"]), _text(action["targetType"]), _text(action["targetId"]),
+            _text(action["status"]), _text(details), _text(action["ipAddress"]), _text(action["requestId"]),
+            _text(action["chainSeq"]), action["id"]]
+
+
 CSV_FORMATS = {
     "data-access": (DATA_ACCESS_CSV_HEADER, data_access_csv_row),
     "user-activity": (USER_ACTIVITY_CSV_HEADER, user_activity_csv_row),

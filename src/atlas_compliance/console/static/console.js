@@ -37,6 +37,7 @@
   window.addEventListener("popstate", route);
 
   A.classifications.init();
+  A.activity.init();
   A.reports.init();
   A.events.init();
   route();

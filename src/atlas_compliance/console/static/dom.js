@@ -74,9 +74,9 @@ window.Atlas = window.Atlas || {};
     return Number.isNaN(d.getTime()) ? day : new Intl.DateTimeFormat(undefined, { ...opts, timeZone: "UTC" }).format(d);
   };
 
-  // ---------- URL state: tab, then per tab: the report (reportType, from, to, userId, role, table, tz of the
-  // dates) or the audit-events listing (from, to, tz, userId, table, column, success, q) ----------
-  A.URL_KEYS = ["reportType", "from", "to", "userId", "role", "table", "tz"];
+  // ---------- URL state: tab, then per tab: the report (reportType, from, to, userId, role, table, actionType,
+  // actor, tz of the dates) or the audit-events listing (from, to, tz, userId, table, column, success, q) ----------
+  A.URL_KEYS = ["reportType", "from", "to", "userId", "role", "table", "actionType", "actor", "tz"];
   A.EVENT_KEYS = ["from", "to", "tz", "userId", "table", "column", "success", "q"];
   const TAB_KEYS = { reports: A.URL_KEYS, events: A.EVENT_KEYS };
   A.readUrl = () => {

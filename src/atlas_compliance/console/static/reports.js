@@ -6,7 +6,7 @@ window.Atlas = window.Atlas || {};
   const { $, el } = A;
   const API = "/api/v1/admin/compliance/reports";
   const PAGE_SIZE = 100;
-  const FIELDS = ["reportType", "from", "to", "userId", "role", "table"];
+  const FIELDS = ["reportType", "from", "to", "userId", "role", "table", "actionType", "actor"];
   const ROLES = ["owner", "admin", "member"];
   const DAY = /^\d{4}-\d{2}-\d{2}$/;
   const DAY_OR_TIME = /^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|z|[+-]\d{2}(:?\d{2})?)?)?$/;
@@ -51,27 +51,43 @@ window.Atlas = window.Atlas || {};
 
   function fillForm(state) {
     const d = defaults();
-    $("#f-type").value = TYPES[state.reportType] ? state.reportType : "data-access";
+    $("#f-type").value = known(state.reportType) ? state.reportType : "data-access";
     $("#f-from").value = state.from || d.from;
     $("#f-to").value = state.to || d.to;
     $("#f-user").value = state.userId || "";
     $("#f-role").value = ROLES.includes(state.role) ? state.role : "";
     $("#f-table").value = state.table || "";
+    $("#f-action").value = state.actionType || "";
+    $("#f-actor").value = state.actor || "";
     updateUserHint();
+    showFieldsFor($("#f-type").value);
+  }
+
+  const known = (type) => !!TYPES[type] || A.activity.handles(type);
+
+  /** Only the filters a report type takes are shown (user, role and table for the two reports; action type
+   *  and actor for privileged actions); hidden ones are not sent. */
+  function showFieldsFor(type) {
+    for (const node of document.querySelectorAll("#report-form [data-types]")) {
+      node.hidden = !node.dataset.types.split(" ").includes(type);
+    }
   }
 
   /** The form as a report state; dates are read in the time zone of the link (if any) or the viewer's. */
   function readForm() {
     const url = A.readUrl();
-    return { tab: "reports", reportType: $("#f-type").value, from: $("#f-from").value, to: $("#f-to").value,
-      userId: $("#f-user").value.trim(), role: $("#f-role").value, table: $("#f-table").value.trim(),
-      tz: url.tz || A.viewerTz };
+    const type = $("#f-type").value;
+    const report = !!TYPES[type], actions = type === "privileged-actions"; // only the filters the type takes
+    return { tab: "reports", reportType: type, from: $("#f-from").value, to: $("#f-to").value,
+      userId: report ? $("#f-user").value.trim() : "", role: report ? $("#f-role").value : "",
+      table: report ? $("#f-table").value.trim() : "", actionType: actions ? $("#f-action").value.trim() : "",
+      actor: actions ? $("#f-actor").value.trim() : "", tz: url.tz || A.viewerTz };
   }
 
   // ---------- validation ----------
   function validate(state) {
     const errors = {};
-    if (!TYPES[state.reportType]) errors.reportType = "Choose Data Access Report or User Activity Report.";
+    if (!known(state.reportType)) errors.reportType = "Choose a report type.";
     if (!state.from) errors.from = "Choose a start date.";
     else if (!DAY_OR_TIME.test(state.from)) errors.from = `“${state.from}” is not a date: use YYYY-MM-DD.`;
     if (!state.to) errors.to = "Choose an end date.";
@@ -79,7 +95,7 @@ window.Atlas = window.Atlas || {};
     if (!errors.from && !errors.to && DAY.test(state.from) && DAY.test(state.to) && state.to < state.from) {
       errors.to = "The end date is before the start date.";
     }
-    if (state.role && !ROLES.includes(state.role)) {
+    if (TYPES[state.reportType] && state.role && !ROLES.includes(state.role)) {
       errors.role = `Unknown role “${state.role}”: choose All roles, Owner, Admin or Member.`;
     }
     return errors;
@@ -91,7 +107,8 @@ window.Atlas = window.Atlas || {};
     $("#report-error").hidden = true;
   }
 
-  const INPUTS = { reportType: "#f-type", from: "#f-from", to: "#f-to", userId: "#f-user", role: "#f-role", table: "#f-table" };
+  const INPUTS = { reportType: "#f-type", from: "#f-from", to: "#f-to", userId: "#f-user", role: "#f-role", table: "#f-table",
+    actionType: "#f-action", actor: "#f-actor" };
   function showErrors(errors, { focus = false } = {}) {
     let first = null;
     for (const [field, message] of Object.entries(errors)) {
@@ -108,8 +125,9 @@ window.Atlas = window.Atlas || {};
   /** The field an API error is about: the 400 message names the parameter (startDate, endDate, role, …). */
   function fieldOf(err) {
     if (err.code === "invalid_range") return "to";
-    const named = /\b(startDate|endDate|userId|role|table)\b/.exec(err.message || "");
-    return named ? { startDate: "from", endDate: "to", userId: "userId", role: "role", table: "table" }[named[1]] : "general";
+    const named = /\b(startDate|endDate|userId|role|table|actionType|actor)\b/.exec(err.message || "");
+    return named ? { startDate: "from", endDate: "to", userId: "userId", role: "role", table: "table",
+      actionType: "actionType", actor: "actor" }[named[1]] : "general";
   }
 
   // ---------- API URLs ----------
@@ -136,6 +154,13 @@ window.Atlas = window.Atlas || {};
     $("#report-status").textContent = "Generating compliance report…";
     $("#generate").setAttribute("aria-disabled", "true");
     try {
+      if (A.activity.handles(state.reportType)) {
+        hideOutput();
+        await A.activity.generate(state, { signal: controller.signal, isCurrent: () => mine === seq });
+        if (mine === seq) { $("#report-status").textContent = ""; markDirty(); }
+        return;
+      }
+      A.activity.hide();
       const body = await A.api(reportUrl(state, { limit: PAGE_SIZE, offset }), { signal: controller.signal });
       if (mine !== seq) return;
       const newReport = !shown || !sameState(shown.state, state);
@@ -151,6 +176,7 @@ window.Atlas = window.Atlas || {};
       const field = fieldOf(err);
       showErrors({ [field === "general" ? "general" : field]: err.message }, { focus: focusErrors });
       hideOutput();
+      A.activity.hide();
     } finally {
       if (mine === seq) $("#generate").removeAttribute("aria-disabled");
     }
@@ -338,8 +364,9 @@ window.Atlas = window.Atlas || {};
   }
 
   function markDirty() {
-    if (!shown) return;
-    const dirty = !sameState({ ...readForm(), tz: shown.state.tz }, shown.state);
+    const onScreen = shown?.state || A.activity.current();
+    if (!onScreen) return;
+    const dirty = !sameState({ ...readForm(), tz: onScreen.tz }, onScreen);
     $("#report-status").textContent = dirty ? "Filters changed: generate the report to update the results." : "";
   }
 
@@ -355,15 +382,16 @@ window.Atlas = window.Atlas || {};
       // A link without tz reads its dates in the viewer's zone: say so in the URL, then generate.
       const state = { ...urlState, tz: urlState.tz || A.viewerTz };
       A.writeUrl(state, { replace: true });
-      if (!shown || !sameState(shown.state, state)) generate(state);
+      if (!sameState(shown?.state || A.activity.current(), state)) generate(state);
     } else {
       hideOutput();
+      A.activity.hide();
       $("#report-status").textContent = "";
     }
   }
 
   /** The URL state of the report on screen (what the Reports tab link should restore). */
-  const currentState = () => (shown ? { ...shown.state, tab: "reports" } : { tab: "reports" });
+  const currentState = () => (shown ? { ...shown.state, tab: "reports" } : A.activity.current() || { tab: "reports" });
 
   function init() {
     $("#report-form").addEventListener("submit", (event) => {
@@ -376,6 +404,7 @@ window.Atlas = window.Atlas || {};
       generate(state, 0, { focusErrors: true });
     });
     $("#report-form").addEventListener("input", markDirty);
+    $("#f-type").addEventListener("change", () => showFieldsFor($("#f-type").value));
     $("#report-form").addEventListener("change", markDirty);
     $("#f-user").addEventListener("change", updateUserHint);
     $("#prev-page").addEventListener("click", () => shown && generate(shown.state, Math.max(0, shown.body.offset - PAGE_SIZE)));
