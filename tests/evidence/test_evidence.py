@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import io
 import json
 import re
@@ -89,7 +90,8 @@ def test_bundle_holds_every_report_row_as_the_report_exports_do(client, stocked,
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"] == "application/zip"
     name = re.search(r'filename="([^"]+)"', resp.headers["content-disposition"]).group(1)
-    assert re.fullmatch(rf"evidence-{org.slug}-2026-03-01_2026-03-31-Europe\.Paris-\d{{8}}T\d{{6}}Z\.zip", name), name
+    assert re.fullmatch(rf"evidence-{org.slug}-2026-03-01_2026-03-31-Europe\.Paris-\d{{8}}T\d{{6}}Z-[0-9a-f]{{8}}\.zip", name), name
+    assert name.removesuffix(".zip").endswith(hashlib.sha256(members(resp.content)["manifest.json"]).hexdigest()[:8])
     files = members(resp.content)
     assert sorted(files) == sorted([*FILES, "chain-head.json", "manifest.json", "manifest.sig"])
 
@@ -226,7 +228,7 @@ def test_cli_default_name_carries_org_window_and_tz(cli, stocked, tmp_path, monk
     out = cli("evidence", "export", "--org", org.slug, "--from", "2026-03-01", "--to", "2026-03-31").stdout
     path = Path(out.splitlines()[0])
     assert path.parent == tmp_path and re.fullmatch(
-        rf"evidence-{org.slug}-2026-03-01_2026-03-31-UTC-\d{{8}}T\d{{6}}Z\.zip", path.name)
+        rf"evidence-{org.slug}-2026-03-01_2026-03-31-UTC-\d{{8}}T\d{{6}}Z-[0-9a-f]{{8}}\.zip", path.name)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no partial file left
     verify(cli, path, code=0)
 

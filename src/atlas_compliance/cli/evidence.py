@@ -44,7 +44,8 @@ def export(org: str = typer.Option(..., "--org", help="Organization slug."),
     the organization's latest signed checkpoint (else its chain heads); and manifest.json (version, org,
     window, time zone, filters, when and by whom, each file's row count, population and SHA-256) with
     manifest.sig, its Ed25519 signature by the installation key. Recorded in the admin action log.
-    The default name is evidence-<org>-<from>_<to>-<tz>[-user-<h>][-role-<r>][-table-<t>]-<UTC time>.zip.
+    The default name is evidence-<org>-<from>_<to>-<tz>[-user-<h>][-role-<r>][-table-<t>]-<UTC time>-<manifest
+    SHA-256, 8 hex>.zip.
     """
     try:
         window = parse_window(start, end, tz)

@@ -200,10 +200,11 @@ def _short(value: str) -> str:
     return value if _SAFE.match(value) else "h" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:10]
 
 
-def file_name(request: BundleRequest, generated_at: datetime) -> str:
-    """``evidence-<org>-<from>_<to>-<tz>[-user-<h>][-role-<role>][-table-<table>]-<UTC time>.zip``: dates are
-    the window's days in its time zone, ``/`` in the zone becomes ``.``, the user id is the first 10 hex
-    digits of its SHA-256 (after ``h``), a table name that is not short and plain likewise."""
+def file_name(request: BundleRequest, generated_at: datetime, manifest_sha256: str) -> str:
+    """``evidence-<org>-<from>_<to>-<tz>[-user-<h>][-role-<role>][-table-<table>]-<UTC time>-<manifest>.zip``:
+    dates are the window's days in its time zone, ``/`` in the zone becomes ``.``, the user id is the first
+    10 hex digits of its SHA-256 (after ``h``), a table name that is not short and plain likewise, and the
+    name ends with the first 8 hex digits of the manifest's SHA-256 (two bundles never share a name)."""
     start, end = request.report("data-access").labels()
     slug = "".join(ch for ch in request.org_slug if ch.isalnum() or ch in "-_") or "org"
     parts = [f"evidence-{slug}-{start}_{end}", request.window.tz.replace("/", ".")]
@@ -214,7 +215,7 @@ def file_name(request: BundleRequest, generated_at: datetime) -> str:
         parts.append(f"role-{f.role}")
     if f.table:
         parts.append(f"table-{_short(f.table)}")
-    parts.append(generated_at.strftime("%Y%m%dT%H%M%SZ"))
+    parts += [generated_at.strftime("%Y%m%dT%H%M%SZ"), manifest_sha256[:8]]
     return "-".join(parts) + ".zip"
 
 
@@ -269,7 +270,8 @@ async def build(db: Database, settings: Settings, request: BundleRequest, key: S
         data = manifest_bytes(manifest)
         zf.writestr(_info(MANIFEST, generated_at), data)
         zf.writestr(_info(SIGNATURE, generated_at), base64.b64encode(key.sign(data)) + b"\n")
-    return Bundle(file_name(request, generated_at), manifest, hashlib.sha256(data).hexdigest())
+    digest = hashlib.sha256(data).hexdigest()
+    return Bundle(file_name(request, generated_at, digest), manifest, digest)
 
 
 async def record_export(db: Database, request: BundleRequest, bundle: Bundle | None, status: str) -> None:
