@@ -254,14 +254,26 @@ def resign_with_another_key(files):
     files["manifest.sig"] = base64.b64encode(Ed25519PrivateKey.generate().sign(files["manifest.json"]))
 
 
+def resign_as_another_key(files):
+    """The forger also names their own key in the manifest: the verifier still uses only its own key."""
+    other = Ed25519PrivateKey.generate()
+    manifest = json.loads(files["manifest.json"])
+    manifest["signature"].update(keyId=signing.key_id_of(other.public_key()),
+                                 publicKey=signing.public_base64(other.public_key()))
+    files["manifest.json"] = json.dumps(manifest, indent=2).encode()
+    files["manifest.sig"] = base64.b64encode(other.sign(files["manifest.json"]))
+
+
 @pytest.mark.parametrize(("change", "named", "why"), [
     (edit_csv_row, "data-access.csv", "SHA-256"),
     (lambda f: f.pop("user-activity.json"), "user-activity.json", "missing"),
     (lambda f: f.update({"notes.txt": b"added later"}), "notes.txt", "not in the manifest"),
     (edit_manifest, "manifest.json", "signature"),
     (resign_with_another_key, "manifest.json", "signature"),
+    (resign_as_another_key, "manifest.json", "signed by key"),
     (lambda f: f.pop("manifest.sig"), "manifest.sig", "missing"),
-], ids=["edited-csv-row", "removed-file", "added-file", "edited-manifest", "resigned-other-key", "no-signature"])
+], ids=["edited-csv-row", "removed-file", "added-file", "edited-manifest", "resigned-other-key",
+                                    "resigned-naming-other-key", "no-signature"])
 def test_verify_names_the_tampered_file(cli, exported, change, named, why):  # noqa: F811
     out = verify(cli, tampered(exported, change))
     assert f"FAILED: {named}:" in out and why in out, out
