@@ -337,3 +337,29 @@ def test_cli_bad_input_is_one_line(cli, stocked):  # noqa: F811
 def _cli_settings(tmp_path):
     from atlas_compliance.config import Settings
     return Settings(data_dir=tmp_path / "data")
+
+
+def test_a_failed_export_is_recorded_as_a_failure(client, stocked, settings, sql, monkeypatch):
+    """A file that cannot be produced (here: a producer that raises) ends the export, recorded with status
+    failure and no file list."""
+    from atlas_compliance.audit.admin_actions import Actor
+    from atlas_compliance.evidence import bundle
+    from atlas_compliance.reports.window import parse_filters, parse_window
+
+    org, admin = stocked
+
+    async def broken(db, request, out):
+        out.write(b"partial")
+        raise RuntimeError("disk full")
+
+    real = bundle.entries
+    monkeypatch.setattr(bundle, "entries", lambda *a: [*real(*a)[:1], bundle.Entry("x.csv", "-", broken)])
+    req = bundle.BundleRequest(org_id=org.id, org_slug=org.slug, window=parse_window("2026-03-01", "2026-03-31"),
+                               filters=parse_filters(None, None, None), start_input="2026-03-01",
+                               end_input="2026-03-31", actor=Actor(admin.id, admin.email, "req-1"))
+    with pytest.raises(RuntimeError, match="disk full"):
+        client.portal.call(bundle.export, client.app.state.db, settings, req,
+                           signing.load_signing_key(settings), io.BytesIO())
+    [action] = evidence_actions(sql, org.id)
+    assert action["status"] == "failure" and action["actor_email"] == admin.email
+    assert "files" not in action["metadata"] and action["metadata"]["startDate"] == "2026-03-01"
