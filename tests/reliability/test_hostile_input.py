@@ -12,7 +12,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import uuid
+import zipfile
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -185,6 +187,31 @@ def test_report_parameter(client, world, unchanged, path, param, value, status, 
         assert body["filters"]["userId"] == value
     else:
         assert body["filters"][param] is not None
+
+
+EVIDENCE = "/api/v1/admin/compliance/evidence"
+EVIDENCE_CASES = [c for c in REPORT_CASES if c[0] in QUERY_MAX_LENGTH]  # the bundle takes no paging or format
+
+
+@pytest.mark.parametrize(("param", "value", "status", "code"), [c[:1] + c[2:] for c in EVIDENCE_CASES],
+                         ids=[f"{c[0]}={c[1]}" for c in EVIDENCE_CASES])
+def test_evidence_parameter(client, world, unchanged, param, value, status, code):
+    """The evidence bundle takes the reports' window and filters: the same refusals, and a hostile user id or
+    table name never reaches its file name (hashed, or kept only when plain)."""
+    resp = client.get(EVIDENCE, params={**WINDOW, param: value}, headers=world["admin"])
+    if status >= 400:
+        body = unchanged(resp, status, code)
+        if status == 400 and code != "bad_request":
+            assert param in body["message"]
+        return
+    assert resp.status_code == 200, resp.text
+    assert re.fullmatch(r'attachment; filename="[A-Za-z0-9._-]+\.zip"', resp.headers["content-disposition"])
+    with zipfile.ZipFile(io.BytesIO(resp.content)) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+    if param == "userId":
+        assert manifest["filters"]["userId"] == value
+    if param == "table":
+        assert manifest["filters"]["table"] == normalize_table_name(value)
 
 
 def test_report_query_string_that_is_not_utf8(client, world):

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import secrets
 import uuid
+import zipfile
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -31,6 +33,7 @@ from tests.conftest import assert_error, run_service
 
 REPORTS = "/api/v1/admin/compliance/reports/"
 CLASSIFICATIONS = "/api/v1/admin/compliance/classifications"
+EVIDENCE = "/api/v1/admin/compliance/evidence"
 RETENTION = "/api/v1/admin/audit/retention"
 ORGS = 3
 TABLES = ("patients", "invoices", "staff")
@@ -230,6 +233,15 @@ def test_every_endpoint_answers_with_the_callers_org_only(client, sql, people, r
                                        headers=admin).text)
         assert [(r["user_id"] or None, r["role"] or None, int(r["total_queries"])) for r in exported] == \
             [(r["userId"], r["role"], r["totalQueries"]) for r in ua_rows]
+
+        # The evidence bundle: the org's own reports (the very CSV bytes) and classifications, nothing else.
+        bundle = zipfile.ZipFile(io.BytesIO(client.get(EVIDENCE, params=params, headers=admin).content))
+        for report in ("data-access", "user-activity"):
+            assert bundle.read(f"{report}.csv") == client.get(REPORTS + report, params=params | {"format": "csv"},
+                                                              headers=admin).content, k
+        assert json.loads(bundle.read("manifest.json"))["org"]["id"] == _org["id"], k
+        bundled = json.loads(bundle.read("pii-classifications.json"))["classifications"]
+        assert {(c["tableName"], c["columnName"], c["category"]) for c in bundled} == set(spec["pii"]), k
 
         chart = client.get("/admin/compliance/volume", params={k_: params[k_] for k_ in ("startDate", "endDate")},
                            headers=admin).json()

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     from ..console import routes as console
-    from . import activity, admin, audit, catalog, classifications, events, reports, sources
+    from . import activity, admin, audit, catalog, classifications, events, evidence, reports, sources
 
-    return [admin.router, audit.router, events.router, activity.router, reports.router, classifications.router,
-            sources.router, catalog.router, console.router]
+    return [admin.router, audit.router, events.router, activity.router, reports.router, evidence.router,
+            classifications.router, sources.router, catalog.router, console.router]

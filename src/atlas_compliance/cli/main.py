@@ -9,7 +9,21 @@ import typer
 from .. import __version__
 from ..config import get_settings
 from ..logging import configure_logging
-from . import activity, admin, audit, catalog, demo, events, keys, pii, reports, server, sources, sql
+from . import (
+    activity,
+    admin,
+    audit,
+    catalog,
+    demo,
+    events,
+    evidence,
+    keys,
+    pii,
+    reports,
+    server,
+    sources,
+    sql,
+)
 
 app = typer.Typer(
     name="atlas-compliance",
@@ -35,7 +49,7 @@ def root(version: bool = typer.Option(False, "--version", callback=_version, is_
     configure_logging(settings.log_level if settings.log_level.upper() == "DEBUG" else "WARNING")
 
 
-for module in (server, admin, audit, events, activity, keys, sources, reports, pii, catalog, sql, demo):
+for module in (server, admin, audit, events, activity, keys, sources, reports, evidence, pii, catalog, sql, demo):
     module.register(app)
 
 

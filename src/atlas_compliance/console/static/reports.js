@@ -5,6 +5,7 @@ window.Atlas = window.Atlas || {};
   const A = window.Atlas;
   const { $, el } = A;
   const API = "/api/v1/admin/compliance/reports";
+  const EVIDENCE_API = "/api/v1/admin/compliance/evidence";
   const PAGE_SIZE = 100;
   const FIELDS = ["reportType", "from", "to", "userId", "role", "table", "actionType", "actor"];
   const ROLES = ["owner", "admin", "member"];
@@ -209,6 +210,7 @@ window.Atlas = window.Atlas || {};
       `Times are shown in your time zone, ${A.viewerTz}; hover a time for UTC.`;
     $("#export-csv").href = reportUrl(state, { format: "csv" });
     $("#export-json").href = reportUrl(state, { format: "json", download: "1" });
+    $("#export-evidence").href = `${EVIDENCE_API}?${params(state)}`;
     const empty = body.rows.length === 0;
     $("#report-empty").textContent = type.empty;
     $("#report-empty").hidden = !empty;
@@ -409,7 +411,7 @@ window.Atlas = window.Atlas || {};
     $("#f-user").addEventListener("change", updateUserHint);
     $("#prev-page").addEventListener("click", () => shown && generate(shown.state, Math.max(0, shown.body.offset - PAGE_SIZE)));
     $("#next-page").addEventListener("click", () => shown && generate(shown.state, shown.body.offset + PAGE_SIZE));
-    for (const link of [$("#export-csv"), $("#export-json")]) {
+    for (const link of [$("#export-csv"), $("#export-json"), $("#export-evidence")]) {
       link.addEventListener("click", (event) => { if (!shown) event.preventDefault(); });
     }
   }
