@@ -7,7 +7,7 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     from ..console import routes as console
-    from . import admin, audit, catalog, classifications, events, reports, sources
+    from . import admin, audit, catalog, classifications, events, reports, reviews, sources
 
     return [admin.router, audit.router, events.router, reports.router, classifications.router, sources.router,
-            catalog.router, console.router]
+            catalog.router, reviews.router, console.router]
