@@ -9,7 +9,7 @@ import typer
 from .. import __version__
 from ..config import get_settings
 from ..logging import configure_logging
-from . import admin, audit, catalog, demo, events, keys, pii, reports, server, sources, sql
+from . import admin, audit, catalog, demo, events, keys, pii, reports, reviews, server, sources, sql
 
 app = typer.Typer(
     name="atlas-compliance",
@@ -35,7 +35,7 @@ def root(version: bool = typer.Option(False, "--version", callback=_version, is_
     configure_logging(settings.log_level if settings.log_level.upper() == "DEBUG" else "WARNING")
 
 
-for module in (server, admin, audit, events, keys, sources, reports, pii, catalog, sql, demo):
+for module in (server, admin, audit, events, keys, sources, reports, reviews, pii, catalog, sql, demo):
     module.register(app)
 
 
