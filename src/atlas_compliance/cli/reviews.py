@@ -13,6 +13,7 @@ from ..audit.admin_actions import CLI_ACTOR
 from ..auth import service as auth
 from ..config import get_settings
 from ..reports.writers import json_bytes
+from ..reviews import schedule as review_schedule
 from ..reviews import service
 from .common import console, fail, out, run_db
 
@@ -199,3 +200,56 @@ def export(campaign: str = typer.Argument(..., help="Campaign id."), org: str = 
         console.print(f"wrote {len(document['items'])} items to {output}", highlight=False)
     else:
         sys.stdout.write(text)
+
+
+schedule_app = typer.Typer(help="Review cadence: schedules that open campaigns when a period ends.",
+                           no_args_is_help=True)
+reviews_app.add_typer(schedule_app, name="schedule")
+
+
+@schedule_app.command("add")
+def schedule_add(org: str = ORG, name: str = typer.Option(..., "--name", help="e.g. 'privileged users'."),
+                 every: int = typer.Option(..., "--every", help="Period length in months: 1, 3, 6 or 12."),
+                 anchor: str = typer.Option(..., "--anchor", help="First day of the first period, YYYY-MM-DD."),
+                 tz: str = typer.Option("UTC", "--tz", help="IANA time zone of the periods' days."),
+                 role: str = typer.Option(None, "--role", help="Scope: only users with this role (e.g. admin)."),
+                 table: str = typer.Option(None, "--table", help="Scope: only accesses of this table."),
+                 due_days: int = typer.Option(30, "--due-days", help="Days after a period's end it is due by.")
+                 ) -> None:
+    """Add a schedule: each period that ends gets a campaign, opened by `serve` (hourly) or `reviews open-due`."""
+    async def work(db):
+        org_id = await _org_id(db, org)
+        async with db.transaction() as conn:
+            return await review_schedule.add_schedule(conn, org_id, name=name, every_months=every, anchor=anchor,
+                                                      tz=tz, role=role, table=table, due_days=due_days,
+                                                      actor=CLI_ACTOR)
+
+    s = run_db(work)
+    typer.echo(f"added schedule {s['name']!r} ({s['id']}): every {s['everyMonths']} month(s) from {s['anchor']}")
+
+
+@schedule_app.command("list")
+def schedule_list(org: str = ORG) -> None:
+    """The organization's review schedules."""
+    async def work(db):
+        org_id = await _org_id(db, org)
+        async with db.transaction() as conn:
+            return [review_schedule.schedule_out(r) for r in await review_schedule.schedules(conn, org_id)]
+
+    for s in run_db(work):
+        scope = ", ".join(f"{k}={v}" for k, v in s["scope"].items() if v) or "everyone"
+        typer.echo(f"{s['id']}\t{s['name']}\tevery {s['everyMonths']} month(s) from {s['anchor']} ({s['tz']})"
+                   f"\t{scope}\tdue {s['dueDays']} days after")
+
+
+@reviews_app.command("open-due")
+def open_due(org: str = typer.Option(None, "--org", help="Only this organization (default: all).")) -> None:
+    """Open the campaigns that schedules made due (what `serve` does hourly); never opens one twice."""
+    async def work(db):
+        org_id = await _org_id(db, org) if org else None
+        return await review_schedule.open_due(db, org_id=org_id)
+
+    opened = run_db(work)
+    for c in opened:
+        typer.echo(f"opened access review {c['id']}: {c['title']}")
+    typer.echo(f"{len(opened)} due access review(s) opened")
