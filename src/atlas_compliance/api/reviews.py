@@ -41,7 +41,7 @@ class OpenIn(_In):
 
 
 class DecideIn(_In):
-    items: list[int] = Field(min_length=1, max_length=5000, description="Item numbers (`item` of the campaign's "
+    items: list[int] = Field(min_length=1, max_length=1000, description="Item numbers (`item` of the campaign's "
                              "items); several at once for a bulk decision.")
     decision: Literal["keep", "revoke", "flag"]
     note: str | None = Field(None, max_length=2000, description="Required for revoke and flag.")
@@ -134,7 +134,7 @@ def _json(document: Any, status: int = 200) -> Response:
 
 @router.get("", summary="List access reviews", description=ADMIN + "Newest first, with progress and whether "
             "each is overdue. `overdue=true` lists only open campaigns past their due date.",
-            responses={200: {"model": CampaignList}, **responses(401, 403, 422)})
+            responses={200: {"model": CampaignList}, **responses(400, 401, 403, 422)})
 async def list_reviews(principal: AdminPrincipal, db: DB,
                        overdue: Annotated[bool, Query(description="Only overdue campaigns.")] = False) -> Response:
     async with db.transaction() as conn:
@@ -147,7 +147,7 @@ async def list_reviews(principal: AdminPrincipal, db: DB,
              "snapshot and stores their rows with the campaign: one `user` item per person (members without "
              "activity included) and one `access` item per (table, user). Later ingest or offboarding changes "
              "nothing in it. Recorded in the admin action log (`review.open`).",
-             responses={201: {"model": CampaignDocument}, **responses(400, 401, 403, 422)})
+             responses={201: {"model": CampaignDocument}, **responses(400, 401, 403, 413, 422)})
 async def open_review(body: OpenIn, request: Request, principal: AdminPrincipal, db: DB) -> Response:
     ask = service.OpenRequest(org_id=principal.org_id, start=body.startDate, end=body.endDate, tz=body.tz,
                               user_id=body.userId, role=body.role, table=body.table, title=body.title,
@@ -157,7 +157,7 @@ async def open_review(body: OpenIn, request: Request, principal: AdminPrincipal,
 
 @router.get("/{rid}", summary="One access review with its items",
             description=ADMIN + "The campaign, its frozen items with their current decision and follow-up.",
-            responses={200: {"model": CampaignDocument}, **responses(401, 403, 404)})
+            responses={200: {"model": CampaignDocument}, **responses(400, 401, 403, 404)})
 async def get_review(rid: str, principal: AdminPrincipal, db: DB) -> Response:
     async with db.transaction() as conn:
         return _json(await service.get(conn, principal.org_id, rid))
@@ -169,7 +169,7 @@ async def get_review(rid: str, principal: AdminPrincipal, db: DB) -> Response:
              "campaign refuses decisions (409 `review_signed_off`); an unknown item answers 404. A later "
              "decision on the same item replaces it as current; the earlier one stays in the history. Recorded "
              "in the admin action log (`review.decide`).",
-             responses={200: {"description": "The decision recorded"}, **responses(400, 401, 403, 404, 409, 422)})
+             responses={200: {"description": "The decision recorded"}, **responses(400, 401, 403, 404, 409, 413, 422)})
 async def decide(rid: str, body: DecideIn, request: Request, principal: AdminPrincipal, db: DB) -> Response:
     async with db.transaction() as conn:
         return _json(await service.decide(conn, principal.org_id, rid, body.items, body.decision, body.note,
@@ -181,7 +181,7 @@ async def decide(rid: str, body: DecideIn, request: Request, principal: AdminPri
              "statement (400 `statement_required`). Stores a SHA-256 over the population and decisions, signed "
              "with the installation key when it exists. The campaign is read-only afterwards. Recorded in the "
              "admin action log (`review.signoff`).",
-             responses={200: {"model": CampaignDocument}, **responses(400, 401, 403, 404, 409, 422)})
+             responses={200: {"model": CampaignDocument}, **responses(400, 401, 403, 404, 409, 413, 422)})
 async def sign_off(rid: str, body: SignOffIn, request: Request, principal: AdminPrincipal, db: DB) -> Response:
     key = service.installation_key(request.app.state.settings)
     async with db.transaction() as conn:
@@ -193,7 +193,7 @@ async def sign_off(rid: str, body: SignOffIn, request: Request, principal: Admin
              description=ADMIN + "After sign-off only (409 `review_open`), for a revoked item (409 "
              "`not_a_revocation`), once (409 `followup_done`), with a note. Recorded in the admin action log "
              "(`review.followup_done`).",
-             responses={200: {"description": "The follow-up recorded"}, **responses(400, 401, 403, 404, 409, 422)})
+             responses={200: {"description": "The follow-up recorded"}, **responses(400, 401, 403, 404, 409, 413, 422)})
 async def followup(rid: str, body: FollowUpIn, request: Request, principal: AdminPrincipal, db: DB) -> Response:
     async with db.transaction() as conn:
         return _json(await service.followup_done(conn, principal.org_id, rid, body.item, body.note,
@@ -205,7 +205,7 @@ async def followup(rid: str, body: FollowUpIn, request: Request, principal: Admi
             "frozen population, current decisions and follow-ups; JSON also lists every decision and the "
             "reviewers. `followups=true` (CSV or JSON) keeps only revoked items: who must lose which access. "
             "Sent as an attachment. Recorded in the admin action log (`review.export`).",
-            responses={200: {"model": ExportDocument, "content": {"text/csv": {}}}, **responses(401, 403, 404, 422)})
+            responses={200: {"model": ExportDocument, "content": {"text/csv": {}}}, **responses(400, 401, 403, 404, 422)})
 async def export(rid: str, request: Request, principal: AdminPrincipal, db: DB,
                  format: Annotated[Literal["json", "csv"], Query(description="json (default) or csv.")] = "json",
                  followups: Annotated[bool, Query(description="Only revoked items (the follow-up list).")] = False

@@ -7,6 +7,7 @@ window.Atlas = window.Atlas || {};
   const { $, el } = A;
   const API = "/api/v1/admin/reviews";
   const DAY = /^\d{4}-\d{2}-\d{2}$/;
+  const BATCH = 1000;
   const BADGES = { keep: "badge-ok", revoke: "badge-danger", flag: "badge-warn" };
 
   let current = null; // the review on screen: {campaign, items}
@@ -139,8 +140,10 @@ window.Atlas = window.Atlas || {};
     const note = $("#review-note").value.trim();
     if (decision !== "keep" && !note) { showError("A note is required to revoke or flag."); $("#review-note").focus(); return; }
     try {
-      await A.api(`${API}/${encodeURIComponent(current.campaign.id)}/decisions`, { method: "POST",
-        body: { items, decision, ...(note ? { note } : {}) } });
+      for (let start = 0; start < items.length; start += BATCH) { // the API takes up to 1,000 items a call
+        await A.api(`${API}/${encodeURIComponent(current.campaign.id)}/decisions`, { method: "POST",
+          body: { items: items.slice(start, start + BATCH), decision, ...(note ? { note } : {}) } });
+      }
       $("#review-note").value = "";
       await openReview(current.campaign.id);
       $("#review-status").textContent = `${decision}: ${items.length} item(s)`;
