@@ -94,3 +94,35 @@ def test_reviews_list_overdue_exits_1_for_cron(cli, org, clinic):
 def test_cli_errors_are_one_line(cli, org, args, message):
     result = cli(*(a.replace("{org}", org.slug) for a in args))
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output, result.output
+
+
+def test_verify_detects_a_decision_or_statement_changed_after_sign_off(cli, client, org, clinic, sql):
+    owner, second = clinic["owner"], clinic["second"]
+    assert cli("keys", "show").exit_code == 0  # the installation key exists from here on
+    doc = client.post(REVIEWS, json={"startDate": "2026-03-01", "endDate": "2026-03-31"}, headers=owner.headers).json()
+    rid = doc["campaign"]["id"]
+    users = {i["userId"]: i["item"] for i in doc["items"] if i["kind"] == "user"}
+    for who, items in ((owner, [n for u, n in users.items() if u != owner.id]), (second, [users[owner.id]])):
+        assert client.post(f"{REVIEWS}/{rid}/decisions", json={"items": items, "decision": "keep"},
+                           headers=who.headers).status_code == 200
+    signed = cli("reviews", "signoff", rid, "--org", org.slug, "--statement", "fine", "--reviewer", owner.email)
+    assert signed.exit_code == 0 and "signed with key" in signed.output, signed.output
+    ok = cli("reviews", "verify", rid, "--org", org.slug)
+    assert ok.exit_code == 0 and "digest: matches" in ok.output and "signature: valid" in ok.output, ok.output
+
+    # A superuser past the triggers rewrites a decision: the digest no longer matches.
+    sql.execute("ALTER TABLE review_decision DISABLE TRIGGER review_decision_guard")
+    try:
+        sql.execute("UPDATE review_decision SET decision = 'revoke', note = 'x' WHERE campaign_id = %s "
+                    "AND id = (SELECT min(id) FROM review_decision WHERE campaign_id = %s)", (rid, rid))
+    finally:
+        sql.execute("ALTER TABLE review_decision ENABLE TRIGGER review_decision_guard")
+    changed = cli("reviews", "verify", rid, "--org", org.slug)
+    assert changed.exit_code == 1 and "digest: DIFFERS" in changed.output
+    # … or the statement: the signature no longer verifies.
+    sql.execute("ALTER TABLE review_campaign DISABLE TRIGGER review_campaign_signoff")
+    try:
+        sql.execute("UPDATE review_campaign SET statement = 'rewritten' WHERE id = %s", (rid,))
+    finally:
+        sql.execute("ALTER TABLE review_campaign ENABLE TRIGGER review_campaign_signoff")
+    assert "signature: INVALID" in cli("reviews", "verify", rid, "--org", org.slug).output

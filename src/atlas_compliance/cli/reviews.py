@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from ..audit import signing
 from ..audit.admin_actions import CLI_ACTOR
 from ..auth import service as auth
 from ..config import get_settings
@@ -174,6 +175,32 @@ def followup(campaign: str = typer.Argument(..., help="Campaign id."), org: str 
 
     run_db(work)
     typer.echo(f"follow-up of item {item} marked done")
+
+
+@reviews_app.command("verify")
+def verify(campaign: str = typer.Argument(..., help="Campaign id."), org: str = ORG,
+           public_key: Path = typer.Option(None, "--public-key", help="A public key kept apart from this "
+                                           "installation (PEM); default: the installation's key.")) -> None:
+    """Check a signed-off campaign: its digest recomputed from the stored population and decisions, and the
+    sign-off's signature. Exit code 1 when either does not match."""
+    async def work(db):
+        org_id = await _org_id(db, org)
+        key = signing.load_public_key(public_key) if public_key else (
+            k.verifying() if (k := service.installation_key(get_settings())) else None)
+        async with db.transaction() as conn:
+            return await service.verify(conn, org_id, campaign, key)
+
+    result = run_db(work)
+    typer.echo(f"digest: {'matches' if result['digestMatches'] else 'DIFFERS'} "
+               f"(signed {result['contentSha256']}, now {result['recomputedSha256']})")
+    if not result["signed"]:
+        typer.echo("signature: none (no installation key at sign-off)")
+    elif result["signatureValid"] is None:
+        typer.echo("signature: not checked (no key)")
+    else:
+        typer.echo(f"signature: {'valid' if result['signatureValid'] else 'INVALID'} (key {result['signatureKeyId']})")
+    if not result["ok"]:
+        raise typer.Exit(1)
 
 
 @reviews_app.command("export")

@@ -21,7 +21,7 @@ from psycopg import AsyncConnection
 
 from ..audit import admin_actions, signing
 from ..audit.admin_actions import Actor
-from ..audit.signing import SigningKey
+from ..audit.signing import SigningKey, VerifyingKey
 from ..config import Settings
 from ..db.pool import Database
 from ..errors import BadRequest, Conflict, Forbidden, NotFound
@@ -204,6 +204,28 @@ async def sign_off(conn: AsyncConnection, org_id: str, campaign_id: str, stateme
                                details={"statement": text, "contentSha256": digest,
                                         "signatureKeyId": key.key_id if key else None})
     return await get(conn, org_id, campaign_id)
+
+
+async def verify(conn: AsyncConnection, org_id: str, campaign_id: str, key: VerifyingKey | None) -> dict[str, Any]:
+    """Recompute a signed-off campaign's digest from what is stored now and check its signature with ``key``:
+    a population or decision changed after the sign-off (even by a superuser past the triggers) no longer
+    matches; a statement, signer or time changed no longer verifies."""
+    document = await get(conn, org_id, campaign_id, history=True)
+    c = document["campaign"]
+    signed = c["signOff"]
+    if signed is None:
+        raise Conflict(f"access review {campaign_id} is not signed off: there is nothing to verify", code="review_open")
+    digest = content_digest(c, document["items"], document["decisions"])
+    valid = None
+    if signed["signature"] and key is not None:
+        message = signoff_message(campaign_id, org_id, (signed["by"] or {}).get("userId") or "",
+                                  datetime.fromisoformat(signed["at"].replace("Z", "+00:00")), signed["statement"],
+                                  signed["contentSha256"])
+        valid = signed["signatureKeyId"] == key.key_id and key.verify(base64.b64decode(signed["signature"]), message)
+    return {"campaignId": campaign_id, "contentSha256": signed["contentSha256"], "recomputedSha256": digest,
+            "digestMatches": digest == signed["contentSha256"], "signed": bool(signed["signature"]),
+            "signatureKeyId": signed["signatureKeyId"], "signatureValid": valid,
+            "ok": digest == signed["contentSha256"] and valid is not False}
 
 
 async def followup_done(conn: AsyncConnection, org_id: str, campaign_id: str, seq: int, note: str | None,
