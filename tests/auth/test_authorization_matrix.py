@@ -62,6 +62,8 @@ MATRIX = [
     ("post", "/api/v1/admin/reviews/{rid}/followups", {"item": 1, "note": "done"},
      {**ADMIN_ONLY, "admin": 409, "owner": 409, "personal": 409}),
     ("get", "/api/v1/admin/reviews/{rid}/export?format=csv", None, ADMIN_ONLY),
+    ("get", "/api/v1/admin/review-settings", None, ADMIN_ONLY),
+    ("put", "/api/v1/admin/review-settings", {"piiSecondReviewer": False}, ADMIN_ONLY),
 ]
 LOGIN = "/api/v1/auth/login"  # tested on its own in test_auth.py (it takes no credential)
 

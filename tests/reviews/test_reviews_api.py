@@ -49,7 +49,8 @@ def test_a_quarterly_review_is_opened_worked_through_signed_off_and_exported(cli
     access = {(i["tableName"], i["userId"]): i for i in doc["items"] if i["kind"] == "access"}
     assert access[("patients", olga.id)]["figures"]["queryCount"] == 5
     assert access[("patients", olga.id)]["figures"]["uniqueColumns"] == ["name", "ssn"]
-    assert campaign["progress"] == {"userItems": 5, "userDecided": 0, "accessItems": 3, "accessDecided": 0}
+    assert campaign["progress"] == {"userItems": 5, "userDecided": 0, "accessItems": 3, "accessDecided": 0,
+                                    "piiAccessItems": 0, "piiConfirmedByTwo": 0}
 
     decide = lambda who, body: client.post(f"{REVIEWS}/{rid}/decisions", json=body, headers=who.headers)  # noqa: E731
     # A revoke or flag without a note, and a decision on one's own access, are refused; nothing is stored.
@@ -241,3 +242,48 @@ def test_an_overdue_campaign_is_listed_as_overdue(client, org, clinic):
     assert (past["overdue"], past["dueDate"], current["overdue"]) == (True, "2025-04-30", False)
     overdue = client.get(REVIEWS, params={"overdue": "true"}, headers=h).json()["campaigns"]
     assert [c["id"] for c in overdue] == [past["id"]]
+
+
+def test_a_second_agreeing_reviewer_is_required_on_pii_accesses_when_the_org_says_so(client, org, clinic, sql):
+    owner, second, olga = clinic["owner"], clinic["second"], clinic["olga"]
+    h = owner.headers
+    detection = {"tableName": "patients", "columnName": "ssn", "category": "ssn"}
+    assert client.post("/api/v1/admin/compliance/classifications", json={"detections": [detection]},
+                       headers=h).status_code == 200
+    assert client.put("/api/v1/admin/review-settings", json={"piiSecondReviewer": True}, headers=h).json()[
+        "piiSecondReviewer"] is True
+    doc = open_review(client, h)
+    rid = doc["campaign"]["id"]
+    assert doc["campaign"]["piiSecondReviewer"] is True
+    # A later change of the setting leaves the open campaign's rule alone.
+    assert client.put("/api/v1/admin/review-settings", json={"piiSecondReviewer": False},
+                      headers=h).status_code == 200
+    users = items_by_user(doc)
+    pii = next(i for i in doc["items"] if i["kind"] == "access" and i["hasPII"])
+    assert (pii["tableName"], pii["userId"]) == ("patients", olga.id)
+
+    def decide(who, items, decision):
+        body = {"items": items, "decision": decision, **({"note": "why"} if decision != "keep" else {})}
+        assert client.post(f"{REVIEWS}/{rid}/decisions", json=body, headers=who.headers).status_code == 200
+
+    def sign():
+        return client.post(f"{REVIEWS}/{rid}/signoff", json={"statement": "ok"}, headers=h)
+
+    decide(owner, [n["item"] for u, n in users.items() if u != owner.id], "keep")
+    decide(second, [users[owner.id]["item"]], "keep")
+    assert "second reviewer" in assert_error(sign(), 409, "review_incomplete")["message"]
+    decide(owner, [pii["item"]], "keep")
+    decide(owner, [pii["item"]], "keep")  # the same reviewer twice is not two reviewers
+    assert_error(sign(), 409, "review_incomplete")
+    decide(second, [pii["item"]], "revoke")  # two reviewers who disagree
+    assert_error(sign(), 409, "review_incomplete")
+    decide(owner, [pii["item"]], "revoke")  # now they agree
+    current = client.get(f"{REVIEWS}/{rid}", headers=h).json()
+    assert current["campaign"]["progress"]["piiConfirmedByTwo"] == current["campaign"]["progress"]["piiAccessItems"]
+    assert next(i for i in current["items"] if i["item"] == pii["item"])["confirmedByTwo"] is True
+    assert sign().status_code == 200
+    # Campaigns opened after the change do not require it.
+    assert open_review(client, h)["campaign"]["piiSecondReviewer"] is False
+    assert [r["action_type"] for r in sql.execute(
+        "SELECT action_type FROM admin_action_log WHERE org_id = %s AND action_type = 'review.settings_update'",
+        (org.id,)).fetchall()] == ["review.settings_update"] * 2

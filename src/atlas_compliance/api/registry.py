@@ -10,4 +10,5 @@ def routers() -> list[APIRouter]:
     from . import admin, audit, catalog, classifications, events, reports, reviews, sources
 
     return [admin.router, audit.router, events.router, reports.router, classifications.router, sources.router,
-            catalog.router, reviews.router, console.router]
+            catalog.router, reviews.router, reviews.settings_router,
+            console.router]

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from ..reports.writers import json_bytes
 from ..reviews import service
@@ -15,6 +15,7 @@ from .errors import responses
 from .routing import api_router
 
 router = api_router(prefix="/api/v1/admin/reviews", tags=["reviews"])
+settings_router = api_router(prefix="/api/v1/admin/review-settings", tags=["reviews"])
 
 ADMIN = ("Admin or owner of the credential's organization only; a campaign of another organization "
          "answers 404. ")
@@ -41,7 +42,7 @@ class OpenIn(_In):
 
 
 class DecideIn(_In):
-    items: list[int] = Field(min_length=1, max_length=1000, description="Item numbers (`item` of the campaign's "
+    items: list[StrictInt] = Field(min_length=1, max_length=1000, description="Item numbers (`item` of the campaign's "
                              "items); several at once for a bulk decision.")
     decision: Literal["keep", "revoke", "flag"]
     note: str | None = Field(None, max_length=2000, description="Required for revoke and flag.")
@@ -53,8 +54,19 @@ class SignOffIn(_In):
 
 
 class FollowUpIn(_In):
-    item: int = Field(description="A revoked item's number.")
+    item: StrictInt = Field(description="A revoked item's number.")
     note: str = Field(max_length=2000, description="What was done (e.g. the ticket that removed the access).")
+
+
+class SettingsIn(_In):
+    piiSecondReviewer: StrictBool = Field(description="Require a second reviewer, who agrees, on every PII access item "
+                                    "before sign-off (campaigns opened from now on).")
+
+
+class SettingsOut(BaseModel):
+    piiSecondReviewer: bool
+    updatedBy: str | None
+    updatedAt: str | None
 
 
 class Person(BaseModel):
@@ -84,6 +96,8 @@ class Campaign(BaseModel):
     dueDate: str
     scheduleId: str | None
     status: Literal["open", "signed_off"]
+    piiSecondReviewer: bool = Field(description="PII access items need two reviewers who agree (the organization's "
+                                    "setting when the campaign opened).")
     overdue: bool = Field(description="Open and past its due date (in its time zone).")
     openedBy: Person | None
     openedAt: str
@@ -110,6 +124,7 @@ class Item(BaseModel):
     hasPII: bool
     figures: dict[str, Any] = Field(description="The report row as frozen when the campaign opened.")
     decision: Decision | None = Field(description="The latest decision.")
+    confirmedByTwo: bool = Field(description="The two latest decisions are by different reviewers and agree.")
     followUp: dict[str, Any] | None
 
 
@@ -220,3 +235,21 @@ async def export(rid: str, request: Request, principal: AdminPrincipal, db: DB,
         return Response(service.csv_text(document).encode("utf-8"), media_type="text/csv; charset=utf-8",
                         headers=headers)
     return Response(json_bytes(document), media_type="application/json", headers=headers)
+
+
+@settings_router.get("", summary="The organization's review rules", description=ADMIN,
+                     responses={200: {"model": SettingsOut}, **responses(400, 401, 403)})
+async def get_settings(principal: AdminPrincipal, db: DB) -> Response:
+    async with db.transaction() as conn:
+        return _json(await service.get_setting(conn, principal.org_id))
+
+
+@settings_router.put("", summary="Set the organization's review rules",
+                     description=ADMIN + "`piiSecondReviewer`: campaigns opened from now on need, before sign-off, "
+                     "every PII access item decided by two different reviewers who agree. Open campaigns keep the "
+                     "rule they opened with. Recorded in the admin action log (`review.settings_update`).",
+                     responses={200: {"model": SettingsOut}, **responses(400, 401, 403, 413, 422)})
+async def put_settings(body: SettingsIn, request: Request, principal: AdminPrincipal, db: DB) -> Response:
+    async with db.transaction() as conn:
+        return _json(await service.set_setting(conn, principal.org_id, pii_second_reviewer=body.piiSecondReviewer,
+                                               actor=request_actor(request, principal)))

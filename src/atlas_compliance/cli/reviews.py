@@ -269,6 +269,24 @@ def schedule_list(org: str = ORG) -> None:
                    f"\t{scope}\tdue {s['dueDays']} days after")
 
 
+@reviews_app.command("settings")
+def settings(org: str = ORG,
+             pii_second_reviewer: bool = typer.Option(None, "--pii-second-reviewer/--no-pii-second-reviewer",
+                                                      help="Require two agreeing reviewers on PII accesses in "
+                                                      "campaigns opened from now on.")) -> None:
+    """Show (or, with an option, set) the organization's review rules."""
+    async def work(db):
+        org_id = await _org_id(db, org)
+        async with db.transaction() as conn:
+            if pii_second_reviewer is None:
+                return await service.get_setting(conn, org_id)
+            return await service.set_setting(conn, org_id, pii_second_reviewer=pii_second_reviewer,
+                                             actor=CLI_ACTOR)
+
+    s = run_db(work)
+    typer.echo(f"second reviewer on PII accesses: {'required' if s['piiSecondReviewer'] else 'not required'}")
+
+
 @reviews_app.command("open-due")
 def open_due(org: str = typer.Option(None, "--org", help="Only this organization (default: all).")) -> None:
     """Open the campaigns that schedules made due (what `serve` does hourly); never opens one twice."""

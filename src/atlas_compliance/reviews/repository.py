@@ -11,7 +11,8 @@ from psycopg import AsyncConnection
 Row = dict[str, Any]
 
 # A campaign with its progress: user items (each must be decided before sign-off), access items
-# (optional), how many of each have a decision, and whether it is past its due date (in its time zone).
+# (optional, except PII ones when the campaign requires a second reviewer), how many of each have a
+# decision, PII access items confirmed by two reviewers, and whether it is past its due date (in its zone).
 _CAMPAIGN = """
 SELECT c.*,
        (SELECT count(*) FROM review_item i WHERE i.campaign_id = c.id AND i.kind = 'user') AS user_items,
@@ -20,6 +21,10 @@ SELECT c.*,
         WHERE d.campaign_id = c.id AND i.kind = 'user') AS user_decided,
        (SELECT count(DISTINCT d.item_id) FROM review_decision d JOIN review_item i ON i.id = d.item_id
         WHERE d.campaign_id = c.id AND i.kind = 'access') AS access_decided,
+       (SELECT count(*) FROM review_item i WHERE i.campaign_id = c.id AND i.kind = 'access' AND i.has_pii)
+           AS pii_items,
+       (SELECT count(*) FROM review_item i WHERE i.campaign_id = c.id AND i.kind = 'access' AND i.has_pii
+           AND atlas_review_confirmed(i.id)) AS pii_confirmed,
        (c.status = 'open' AND (now() AT TIME ZONE c.tz)::date > c.due_date) AS overdue
 FROM review_campaign c
 """
@@ -28,16 +33,16 @@ FROM review_campaign c
 async def insert_campaign(conn: AsyncConnection, *, org_id: str, title: str, period_start: date, period_end: date,
                           tz: str, window_start: datetime, window_end: datetime, scope: str, due_date: date,
                           opened_by_id: str | None, opened_by_email: str | None,
-                          schedule_id: str | None = None) -> Row | None:
+                          schedule_id: str | None = None, pii_second_reviewer: bool = False) -> Row | None:
     """The new campaign, or None when its schedule already has one for this period."""
     cur = await conn.execute(
         """INSERT INTO review_campaign (org_id, title, period_start, period_end, tz, window_start, window_end, scope,
-                                        due_date, opened_by_id, opened_by_email, schedule_id)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)
+                                        due_date, opened_by_id, opened_by_email, schedule_id, pii_second_reviewer)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s)
            ON CONFLICT (org_id, schedule_id, period_start) WHERE schedule_id IS NOT NULL DO NOTHING
            RETURNING id""",
         (org_id, title, period_start, period_end, tz, window_start, window_end, scope, due_date, opened_by_id,
-         opened_by_email, schedule_id))
+         opened_by_email, schedule_id, pii_second_reviewer))
     return await cur.fetchone()
 
 
@@ -72,7 +77,8 @@ async def items(conn: AsyncConnection, campaign_id: str) -> list[Row]:
         """SELECT i.id, i.seq, i.kind, i.user_id, i.user_email, i.user_role, i.table_name, i.has_pii, i.figures,
                   d.decision, d.note, d.decided_by_id, d.decided_by_email, d.decided_at,
                   f.done_by_id AS followup_by_id, f.done_by_email AS followup_by_email,
-                  f.done_at AS followup_at, f.note AS followup_note
+                  f.done_at AS followup_at, f.note AS followup_note,
+                  atlas_review_confirmed(i.id) AS confirmed
            FROM review_item i
            LEFT JOIN LATERAL (SELECT * FROM review_decision x WHERE x.item_id = i.id ORDER BY x.id DESC LIMIT 1) d
                ON true
@@ -114,6 +120,28 @@ async def undecided_user_items(conn: AsyncConnection, campaign_id: str) -> list[
            AND NOT EXISTS (SELECT 1 FROM review_decision d WHERE d.item_id = i.id) ORDER BY i.seq""",
         (campaign_id,))
     return [r["seq"] for r in await cur.fetchall()]
+
+
+async def unconfirmed_pii_items(conn: AsyncConnection, campaign_id: str) -> list[int]:
+    cur = await conn.execute(
+        """SELECT i.seq FROM review_item i WHERE i.campaign_id = %s AND i.kind = 'access' AND i.has_pii
+           AND NOT atlas_review_confirmed(i.id) ORDER BY i.seq""", (campaign_id,))
+    return [r["seq"] for r in await cur.fetchall()]
+
+
+async def setting(conn: AsyncConnection, org_id: str) -> Row:
+    cur = await conn.execute("SELECT pii_second_reviewer, updated_by, updated_at FROM review_org_setting "
+                             "WHERE org_id = %s", (org_id,))
+    return await cur.fetchone() or {"pii_second_reviewer": False, "updated_by": None, "updated_at": None}
+
+
+async def set_setting(conn: AsyncConnection, org_id: str, *, pii_second_reviewer: bool, by: str | None) -> Row:
+    cur = await conn.execute(
+        """INSERT INTO review_org_setting (org_id, pii_second_reviewer, updated_by) VALUES (%s, %s, %s)
+           ON CONFLICT (org_id) DO UPDATE SET pii_second_reviewer = EXCLUDED.pii_second_reviewer,
+               updated_by = EXCLUDED.updated_by, updated_at = now()
+           RETURNING pii_second_reviewer, updated_by, updated_at""", (org_id, pii_second_reviewer, by))
+    return await cur.fetchone()
 
 
 async def sign_off(conn: AsyncConnection, campaign_id: str, *, by_id: str | None, by_email: str | None,

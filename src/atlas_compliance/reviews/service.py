@@ -99,10 +99,12 @@ async def open_campaign(db: Database, request: OpenRequest, actor: Actor) -> dic
                json_bytes(r).decode()) for n, r in enumerate(accesses, start=len(items) + 1)]
     scope = filters.to_dict()
     async with db.transaction() as conn:
+        second = bool((await repo.setting(conn, request.org_id))["pii_second_reviewer"])
         row = await repo.insert_campaign(
             conn, org_id=request.org_id, title=title, period_start=start, period_end=end, tz=window.tz,
             window_start=window.start, window_end=window.end, scope=orjson.dumps(scope).decode(), due_date=due,
-            opened_by_id=actor.user_id, opened_by_email=actor.email, schedule_id=request.schedule_id)
+            opened_by_id=actor.user_id, opened_by_email=actor.email, schedule_id=request.schedule_id,
+            pii_second_reviewer=second)
         if row is None:
             return None
         await repo.insert_items(conn, row["id"], items)
@@ -111,7 +113,7 @@ async def open_campaign(db: Database, request: OpenRequest, actor: Actor) -> dic
             target_id=row["id"], details={"title": title, "periodStart": str(start), "periodEnd": str(end),
                                           "tz": window.tz, "scope": scope, "dueDate": str(due),
                                           "userItems": len(people), "accessItems": len(accesses),
-                                          "scheduleId": request.schedule_id})
+                                          "scheduleId": request.schedule_id, "piiSecondReviewer": second})
         return await get(conn, request.org_id, row["id"])
 
 
@@ -191,6 +193,12 @@ async def sign_off(conn: AsyncConnection, org_id: str, campaign_id: str, stateme
         raise Conflict(f"{len(undecided)} user item(s) have no decision yet (item "
                        f"{', '.join(map(str, undecided[:10]))}{' …' if len(undecided) > 10 else ''}): decide every "
                        "user item before signing off", code="review_incomplete")
+    if campaign["pii_second_reviewer"]:
+        pending = await repo.unconfirmed_pii_items(conn, campaign_id)
+        if pending:
+            raise Conflict(f"{len(pending)} PII access item(s) need a second reviewer who agrees (item "
+                           f"{', '.join(map(str, pending[:10]))}{' …' if len(pending) > 10 else ''}): this review "
+                           "requires two reviewers on PII accesses", code="review_incomplete")
     document = await get(conn, org_id, campaign_id, history=True)
     digest = content_digest(document["campaign"], document["items"], document["decisions"])
     at = datetime.now(UTC)
@@ -264,10 +272,12 @@ def campaign_out(r: dict[str, Any]) -> dict[str, Any]:
         "periodEnd": str(r["period_end"]), "tz": r["tz"],
         "window": {"start": iso_utc(r["window_start"]), "end": iso_utc(r["window_end"])},
         "scope": r["scope"], "dueDate": str(r["due_date"]), "scheduleId": r["schedule_id"], "status": r["status"],
+        "piiSecondReviewer": r["pii_second_reviewer"],
         "overdue": bool(r["overdue"]), "openedBy": _person(r["opened_by_id"], r["opened_by_email"]),
         "openedAt": iso_utc(r["opened_at"]),
         "progress": {"userItems": r["user_items"], "userDecided": r["user_decided"],
-                     "accessItems": r["access_items"], "accessDecided": r["access_decided"]},
+                     "accessItems": r["access_items"], "accessDecided": r["access_decided"],
+                     "piiAccessItems": r["pii_items"], "piiConfirmedByTwo": r["pii_confirmed"]},
         "signOff": {"by": _person(r["signed_off_by_id"], r["signed_off_by_email"]),
                     "at": iso_utc(r["signed_off_at"]), "statement": r["statement"],
                     "contentSha256": r["content_sha256"], "signature": r["signature"],
@@ -287,7 +297,8 @@ def item_out(r: dict[str, Any]) -> dict[str, Any]:
                     "doneAt": iso_utc(r["followup_at"]), "note": r["followup_note"]}
     return {"item": r["seq"], "kind": r["kind"], "userId": r["user_id"], "userEmail": r["user_email"],
             "userRole": r["user_role"], "tableName": r["table_name"], "hasPII": r["has_pii"],
-            "figures": r["figures"], "decision": decision, "followUp": followup}
+            "figures": r["figures"], "decision": decision, "confirmedByTwo": bool(r["confirmed"]),
+            "followUp": followup}
 
 
 def decision_out(r: dict[str, Any]) -> dict[str, Any]:
@@ -328,6 +339,27 @@ async def export(conn: AsyncConnection, org_id: str, campaign_id: str, *, follow
     document["reviewers"] = list(reviewers.values())
     document["exportedAt"] = iso_utc(datetime.now(UTC))
     return document
+
+
+def setting_out(r: dict[str, Any]) -> dict[str, Any]:
+    return {"piiSecondReviewer": r["pii_second_reviewer"], "updatedBy": r["updated_by"],
+            "updatedAt": iso_utc(r["updated_at"])}
+
+
+async def get_setting(conn: AsyncConnection, org_id: str) -> dict[str, Any]:
+    return setting_out(await repo.setting(conn, org_id))
+
+
+async def set_setting(conn: AsyncConnection, org_id: str, *, pii_second_reviewer: bool, actor: Actor
+                      ) -> dict[str, Any]:
+    """Require (or not) a second, agreeing reviewer on PII accesses in campaigns opened from now on."""
+    before = await repo.setting(conn, org_id)
+    row = await repo.set_setting(conn, org_id, pii_second_reviewer=pii_second_reviewer, by=actor.email)
+    await admin_actions.record(conn, actor, org_id=org_id, action_type="review.settings_update",
+                               target_type="review_settings", target_id=org_id,
+                               details={"previous": {"piiSecondReviewer": before["pii_second_reviewer"]},
+                                        "new": {"piiSecondReviewer": pii_second_reviewer}})
+    return setting_out(row)
 
 
 async def reviewer_actor(conn: AsyncConnection, org_id: str, email: str | None, request_id: str = "cli") -> Actor:

@@ -87,7 +87,7 @@ window.Atlas = window.Atlas || {};
     }
   }
 
-  function itemRow(i, readOnly) {
+  function itemRow(i, readOnly, secondReviewer) {
     const f = i.figures, d = i.decision;
     const queries = i.kind === "access" ? f.queryCount : f.totalQueries;
     const who = i.userEmail || i.userId || "No user";
@@ -103,7 +103,9 @@ window.Atlas = window.Atlas || {};
       el("td", {}, pii.length ? el("div", { class: "chips" }, pii.map((c) => el("span", { class: "chip chip-pii" }, c)))
         : el("span", { class: "muted" }, "—")),
       el("td", { class: "review-decision" }, d ? el("span", { class: `badge ${BADGES[d.decision]}` }, d.decision)
-        : el("span", { class: "muted" }, i.kind === "user" ? "Undecided" : "—")),
+        : el("span", { class: "muted" }, i.kind === "user" ? "Undecided" : "—"),
+        secondReviewer && i.kind === "access" && i.hasPII
+          ? el("div", { class: "muted" }, i.confirmedByTwo ? "Confirmed by two" : "Needs a second reviewer") : null),
       el("td", {}, d?.note || ""),
       el("td", { class: "nowrap" }, d?.decidedBy?.email || ""));
   }
@@ -116,8 +118,10 @@ window.Atlas = window.Atlas || {};
     $("#review-desc").textContent = `${c.periodStart} to ${c.periodEnd} (${c.tz}), due ${c.dueDate}. ` +
       `Opened by ${c.openedBy?.email || "the scheduler"}.`;
     $("#review-progress").textContent = `${A.fmtInt(p.userDecided)} of ${A.fmtInt(p.userItems)} people decided, ` +
-      `${A.fmtInt(p.accessDecided)} of ${A.fmtInt(p.accessItems)} table accesses.`;
-    $("#review-items tbody").replaceChildren(...doc.items.map((i) => itemRow(i, readOnly)));
+      `${A.fmtInt(p.accessDecided)} of ${A.fmtInt(p.accessItems)} table accesses.` + (c.piiSecondReviewer
+        ? ` ${A.fmtInt(p.piiConfirmedByTwo)} of ${A.fmtInt(p.piiAccessItems)} PII accesses confirmed by two reviewers.`
+        : "");
+    $("#review-items tbody").replaceChildren(...doc.items.map((i) => itemRow(i, readOnly, c.piiSecondReviewer)));
     $("#review-signed").textContent = readOnly
       ? `Signed off by ${c.signOff.by.email} at ${c.signOff.at}: “${c.signOff.statement}”` : "";
     $("#review-decide-bar").hidden = readOnly;

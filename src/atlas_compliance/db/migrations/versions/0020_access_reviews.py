@@ -9,7 +9,8 @@ decision is its latest. Sign-off sets the campaign's statement once; from then o
 and its decisions are read-only for every role (the triggers below refuse, whoever writes). A decision
 by the person the item is about is refused here too, as a backstop to the service's clear message.
 
-`review_schedule` is an organization's cadence; `(org_id, schedule_id, period_start)` is unique, so a
+`review_org_setting` holds an organization's rule that PII accesses need a second reviewer; a campaign
+copies it when it opens. `review_schedule` is an organization's cadence; `(org_id, schedule_id, period_start)` is unique, so a
 due campaign is never opened twice whatever runs the check.
 
 Revision ID: 0020
@@ -38,6 +39,14 @@ CREATE TABLE IF NOT EXISTS review_schedule (
     CONSTRAINT uq_review_schedule_name UNIQUE (org_id, name)
 );
 
+-- An organization's review rules; a campaign copies them when it opens (later changes leave it alone).
+CREATE TABLE IF NOT EXISTS review_org_setting (
+    org_id              TEXT PRIMARY KEY,
+    pii_second_reviewer BOOLEAN NOT NULL DEFAULT false,
+    updated_by          TEXT,
+    updated_at          TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
 CREATE TABLE IF NOT EXISTS review_campaign (
     id                  TEXT PRIMARY KEY DEFAULT gen_random_uuid()::text,
     org_id              TEXT NOT NULL,
@@ -50,6 +59,7 @@ CREATE TABLE IF NOT EXISTS review_campaign (
     scope               JSONB NOT NULL DEFAULT '{}'::jsonb,
     due_date            DATE NOT NULL,
     schedule_id         TEXT REFERENCES review_schedule (id),
+    pii_second_reviewer BOOLEAN NOT NULL DEFAULT false,  -- PII accesses need two reviewers who agree
     status              TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'signed_off')),
     opened_by_id        TEXT,
     opened_by_email     TEXT,
@@ -110,6 +120,14 @@ CREATE TABLE IF NOT EXISTS review_followup (
     CONSTRAINT uq_review_followup_item UNIQUE (item_id)
 );
 
+-- An item confirmed by two reviewers: its two latest decisions are by different people and agree.
+CREATE OR REPLACE FUNCTION atlas_review_confirmed(p_item BIGINT) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+    SELECT count(*) = 2 AND count(DISTINCT x.decided_by_id) = 2 AND count(DISTINCT x.decision) = 1
+    FROM (SELECT d.decision, d.decided_by_id FROM review_decision d WHERE d.item_id = p_item
+          ORDER BY d.id DESC LIMIT 2) x
+$$;
+
 -- Items are written once, when their campaign opens (while it is open); decisions only while it is
 -- open and never by the person the item is about.
 CREATE OR REPLACE FUNCTION atlas_review_write_guard() RETURNS trigger
@@ -144,12 +162,12 @@ LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     IF OLD.status <> 'open' OR NEW.status <> 'signed_off'
        OR (NEW.id, NEW.org_id, NEW.title, NEW.period_start, NEW.period_end, NEW.tz, NEW.window_start,
-           NEW.window_end, NEW.scope, NEW.due_date, NEW.schedule_id, NEW.opened_by_id, NEW.opened_by_email,
-           NEW.opened_at)
+           NEW.window_end, NEW.scope, NEW.due_date, NEW.schedule_id, NEW.pii_second_reviewer, NEW.opened_by_id,
+           NEW.opened_by_email, NEW.opened_at)
           IS DISTINCT FROM
           (OLD.id, OLD.org_id, OLD.title, OLD.period_start, OLD.period_end, OLD.tz, OLD.window_start,
-           OLD.window_end, OLD.scope, OLD.due_date, OLD.schedule_id, OLD.opened_by_id, OLD.opened_by_email,
-           OLD.opened_at) THEN
+           OLD.window_end, OLD.scope, OLD.due_date, OLD.schedule_id, OLD.pii_second_reviewer, OLD.opened_by_id,
+           OLD.opened_by_email, OLD.opened_at) THEN
         RAISE EXCEPTION 'review campaign %: only its sign-off may be written, once', OLD.id
             USING ERRCODE = 'insufficient_privilege';
     END IF;
