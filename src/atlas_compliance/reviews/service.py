@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -224,16 +225,17 @@ async def verify(conn: AsyncConnection, org_id: str, campaign_id: str, key: Veri
     if signed is None:
         raise Conflict(f"access review {campaign_id} is not signed off: there is nothing to verify", code="review_open")
     digest = content_digest(c, document["items"], document["decisions"])
+    matches = hmac.compare_digest(digest, signed["contentSha256"] or "")
     valid = None
     if signed["signature"] and key is not None:
         message = signoff_message(campaign_id, org_id, (signed["by"] or {}).get("userId") or "",
                                   datetime.fromisoformat(signed["at"].replace("Z", "+00:00")), signed["statement"],
                                   signed["contentSha256"])
-        valid = signed["signatureKeyId"] == key.key_id and key.verify(base64.b64decode(signed["signature"]), message)
+        valid = hmac.compare_digest(signed["signatureKeyId"] or "", key.key_id) and \
+            key.verify(base64.b64decode(signed["signature"]), message)
     return {"campaignId": campaign_id, "contentSha256": signed["contentSha256"], "recomputedSha256": digest,
-            "digestMatches": digest == signed["contentSha256"], "signed": bool(signed["signature"]),
-            "signatureKeyId": signed["signatureKeyId"], "signatureValid": valid,
-            "ok": digest == signed["contentSha256"] and valid is not False}
+            "digestMatches": matches, "signed": bool(signed["signature"]),
+            "signatureKeyId": signed["signatureKeyId"], "signatureValid": valid, "ok": matches and valid is not False}
 
 
 async def followup_done(conn: AsyncConnection, org_id: str, campaign_id: str, seq: int, note: str | None,
