@@ -107,6 +107,7 @@ def test_a_quarterly_review_is_opened_worked_through_signed_off_and_exported(cli
     table = list(csv.DictReader(io.StringIO(client.get(f"{REVIEWS}/{rid}/export", params={"format": "csv"},
                                                        headers=owner.headers).text)))
     assert len(table) == 8
+    assert next(r for r in table if r["user_id"] == "svc-etl" and r["kind"] == "user")["user_label"] == "ETL job"
     olga_line = next(r for r in table if r["user_id"] == olga.id and r["kind"] == "user")
     assert (olga_line["decision"], olga_line["note"], olga_line["decided_by"], olga_line["status"],
             olga_line["signed_off_by"], olga_line["total_queries"]) == \

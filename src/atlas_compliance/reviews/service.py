@@ -376,7 +376,8 @@ async def reviewer_actor(conn: AsyncConnection, org_id: str, email: str | None, 
     return Actor(user_id=found["id"], email=found["email"], request_id=request_id)
 
 
-CSV_HEADER = ("campaign_id", "period_start", "period_end", "item", "kind", "user_id", "user_email", "user_role",
+CSV_HEADER = ("campaign_id", "period_start", "period_end", "item", "kind", "user_id", "user_email", "user_label",
+              "user_role",
               "table_name", "has_pii", "query_count", "columns", "pii_columns", "total_queries", "tables_accessed",
               "last_active_at", "last_login_at", "decision", "note", "decided_by", "decided_at", "followup_done_by",
               "followup_done_at", "followup_note", "status", "signed_off_by", "signed_off_at", "statement")
@@ -402,8 +403,8 @@ def csv_text(document: dict[str, Any]) -> str:
     for i in document["items"]:
         f, d, u = i["figures"], i["decision"] or {}, i["followUp"] or {}
         cells = [c["id"], c["periodStart"], c["periodEnd"], i["item"], i["kind"], i["userId"], i["userEmail"],
-                 i["userRole"], i["tableName"], i["hasPII"], f.get("queryCount"), f.get("uniqueColumns"),
-                 f.get("piiColumns"), f.get("totalQueries"), f.get("tablesAccessed"), f.get("lastActiveAt"),
+                 f.get("userLabel"), i["userRole"], i["tableName"], i["hasPII"], f.get("queryCount"),
+                 f.get("uniqueColumns"), f.get("piiColumns"), f.get("totalQueries"), f.get("tablesAccessed"), f.get("lastActiveAt"),
                  f.get("lastLoginAt"), d.get("decision"), d.get("note"), (d.get("decidedBy") or {}).get("email"),
                  d.get("decidedAt"), (u.get("doneBy") or {}).get("email"), u.get("doneAt"), u.get("note"), *tail]
         lines.append([_cell(v) for v in cells])
