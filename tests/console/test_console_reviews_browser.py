@@ -12,7 +12,7 @@ import pytest
 
 from atlas_compliance.auth import service as auth
 from tests.conftest import Org, run_service
-from tests.console.test_console_browser import new_page, wait_report
+from tests.console.test_console_browser import NARROW, new_page, page_overflow, wait_report
 from tests.helpers_server import ThreadServer
 
 pytestmark = pytest.mark.browser  # the `browser` fixture lives in conftest.py
@@ -107,4 +107,16 @@ def test_a_refused_decision_is_shown_and_changes_nothing(browser, clinic_ui):
     assert "your own access" in page.inner_text("#reviews-error")
     held = httpx.get(f"{world['base']}{REVIEWS}/{rid}", headers=world["api"]).json()
     assert held["campaign"]["progress"]["userDecided"] == 0
+    assert not page.js_errors
+
+
+def test_no_sideways_page_scroll_at_390_px_on_the_reviews_tab(browser, clinic_ui):
+    world = clinic_ui
+    opened = httpx.post(f"{world['base']}{REVIEWS}", headers=world["api"], json={
+        "startDate": (datetime.now(UTC) - timedelta(days=10)).date().isoformat(),
+        "endDate": datetime.now(UTC).date().isoformat(), "title": "A long title " * 8}).json()
+    page = new_page(browser, world, "admin", viewport=NARROW,
+                    path=f"/admin/compliance?tab=reviews&review={opened['campaign']['id']}")
+    page.wait_for_selector("#review-detail:not([hidden])")
+    assert page_overflow(page) == {"width": 390, "scrollWidth": 390, "maxScrollX": 0}
     assert not page.js_errors
