@@ -112,3 +112,18 @@ def test_schedules_from_the_command_line(client, org, clinic, database_url, monk
         assert bad.exit_code == 1 and "use 1, 3, 6 or 12" in bad.output
     finally:
         get_settings.cache_clear()
+
+
+def test_a_schedule_that_cannot_open_does_not_stop_the_others(client, org, clinic, make_org, monkeypatch, sql):
+    from atlas_compliance.reviews import service
+
+    other = make_org()
+    add(client, org, name="too big")
+    add(client, other, name="small")
+    monkeypatch.setattr(service, "MAX_ITEMS", 2)  # the clinic's population is larger, the empty org's is not
+    failures: list = []
+    opened = client.portal.call(lambda: schedule.open_due(client.app.state.db, now=APRIL_2, failures=failures))
+    assert {c["orgId"] for c in opened} >= {other.id}
+    assert org.id not in {c["orgId"] for c in opened}
+    assert [(f["orgId"], f["name"]) for f in failures if f["orgId"] in (org.id, other.id)] == [(org.id, "too big")]
+    assert "population" in failures[0]["error"] or "items" in failures[0]["error"]

@@ -290,11 +290,17 @@ def settings(org: str = ORG,
 @reviews_app.command("open-due")
 def open_due(org: str = typer.Option(None, "--org", help="Only this organization (default: all).")) -> None:
     """Open the campaigns that schedules made due (what `serve` does hourly); never opens one twice."""
+    failures: list[dict] = []
+
     async def work(db):
         org_id = await _org_id(db, org) if org else None
-        return await review_schedule.open_due(db, org_id=org_id)
+        return await review_schedule.open_due(db, org_id=org_id, failures=failures)
 
     opened = run_db(work)
     for c in opened:
         typer.echo(f"opened access review {c['id']}: {c['title']}")
     typer.echo(f"{len(opened)} due access review(s) opened")
+    for f in failures:
+        typer.echo(f"error: schedule {f['name']!r} ({f['scheduleId']}): {f['error']}", err=True)
+    if failures:
+        raise typer.Exit(1)

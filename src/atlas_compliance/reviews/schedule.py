@@ -24,7 +24,7 @@ from psycopg.errors import UniqueViolation
 from ..audit import admin_actions
 from ..audit.admin_actions import Actor
 from ..db.pool import Database
-from ..errors import BadRequest, Conflict
+from ..errors import AtlasError, BadRequest, Conflict
 from ..reports.window import canonical_tz, parse_filters
 from . import service
 
@@ -104,25 +104,41 @@ async def _opened(conn: AsyncConnection, schedule_id: str) -> set[date]:
     return {r["period_start"] for r in await cur.fetchall()}
 
 
-async def open_due(db: Database, *, org_id: str | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Open every campaign a schedule made due and nobody opened yet; the campaigns opened."""
+async def open_due(db: Database, *, org_id: str | None = None, now: datetime | None = None,
+                   failures: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Open every campaign a schedule made due and nobody opened yet; the campaigns opened. A schedule
+    whose campaign cannot be opened (e.g. its scope is too large) is logged, added to ``failures`` and
+    skipped: the other schedules are still served."""
     async with db.transaction() as conn:
         rows = await schedules(conn, org_id)
     opened = []
     for s in rows:
-        today = (now.astimezone(ZoneInfo(s["tz"])) if now else datetime.now(ZoneInfo(s["tz"]))).date()
-        async with db.transaction() as conn:
-            done = await _opened(conn, s["id"])
-        missing = [p for p in periods_ended(s["anchor"], s["every_months"], today) if p[0] not in done]
-        for start, end in missing[-MAX_OPEN_PER_CHECK:]:
-            scope = s["scope"] or {}
-            ask = service.OpenRequest(
-                org_id=s["org_id"], start=str(start), end=str(end), tz=s["tz"], user_id=scope.get("userId"),
-                role=scope.get("role"), table=scope.get("table"), title=f"{s['name']}: {start} to {end}",
-                due_date=str(end + timedelta(days=s["due_days"])), schedule_id=s["id"])
-            document = await service.open_campaign(db, ask, SCHEDULER)
-            if document is not None:  # None: another check opened it meanwhile
-                opened.append(document["campaign"])
+        try:
+            opened += await _open_for(db, s, now)
+        except AtlasError as exc:
+            log.error("opening the due access review of schedule %s (%s) failed: %s", s["id"], s["name"],
+                      exc.message, extra={"event": "review_schedule_failed"})
+            if failures is not None:
+                failures.append({"scheduleId": s["id"], "name": s["name"], "orgId": s["org_id"],
+                                 "error": exc.message})
+    return opened
+
+
+async def _open_for(db: Database, s: dict[str, Any], now: datetime | None) -> list[dict[str, Any]]:
+    today = (now.astimezone(ZoneInfo(s["tz"])) if now else datetime.now(ZoneInfo(s["tz"]))).date()
+    async with db.transaction() as conn:
+        done = await _opened(conn, s["id"])
+    missing = [p for p in periods_ended(s["anchor"], s["every_months"], today) if p[0] not in done]
+    opened = []
+    for start, end in missing[-MAX_OPEN_PER_CHECK:]:
+        scope = s["scope"] or {}
+        ask = service.OpenRequest(
+            org_id=s["org_id"], start=str(start), end=str(end), tz=s["tz"], user_id=scope.get("userId"),
+            role=scope.get("role"), table=scope.get("table"), title=f"{s['name']}: {start} to {end}",
+            due_date=str(end + timedelta(days=s["due_days"])), schedule_id=s["id"])
+        document = await service.open_campaign(db, ask, SCHEDULER)
+        if document is not None:  # None: another check opened it meanwhile
+            opened.append(document["campaign"])
     return opened
 
 
