@@ -52,6 +52,21 @@ MATRIX = [
     # Admins get through to the mapping itself: no member has this email, and the role is not mapped.
     ("put", "/api/v1/admin/sources/role-mappings/{role}", {"email": "nobody@example.invalid"}, ADMIN_GETS_404),
     ("delete", "/api/v1/admin/sources/role-mappings/{role}", None, ADMIN_GETS_404),
+    # Access reviews. {rid} is a campaign of the caller's org (opened by its admin, no decision yet): admins get
+    # through to the campaign itself (an unknown item 404, an incomplete sign-off 409, a follow-up before the
+    # sign-off 409).
+    ("get", "/api/v1/admin/reviews", None, ADMIN_ONLY),
+    ("post", "/api/v1/admin/reviews", {"startDate": "2026-01-01", "endDate": "2026-01-31"},
+     {**ADMIN_ONLY, "admin": 201, "owner": 201, "personal": 201}),
+    ("get", "/api/v1/admin/reviews/{rid}", None, ADMIN_ONLY),
+    ("post", "/api/v1/admin/reviews/{rid}/decisions", {"items": [999999], "decision": "keep"}, ADMIN_GETS_404),
+    ("post", "/api/v1/admin/reviews/{rid}/signoff", {"statement": "reviewed"},
+     {**ADMIN_ONLY, "admin": 409, "owner": 409, "personal": 409}),
+    ("post", "/api/v1/admin/reviews/{rid}/followups", {"item": 1, "note": "done"},
+     {**ADMIN_ONLY, "admin": 409, "owner": 409, "personal": 409}),
+    ("get", "/api/v1/admin/reviews/{rid}/export?format=csv", None, ADMIN_ONLY),
+    ("get", "/api/v1/admin/review-settings", None, ADMIN_ONLY),
+    ("put", "/api/v1/admin/review-settings", {"piiSecondReviewer": False}, ADMIN_ONLY),
 ]
 LOGIN = "/api/v1/auth/login"  # tested on its own in test_auth.py (it takes no credential)
 
@@ -91,6 +106,11 @@ def test_route_by_credential(client, org, make_org, credentials, method, path, b
             listing = client.get("/api/v1/admin/compliance/classifications", params={"table": f"t_{kind}"},
                                  headers=credentials["admin"]).json()
             target = path.replace("{cid}", listing["classifications"][0]["id"])
+        if "{rid}" in path:
+            opened = client.post("/api/v1/admin/reviews", headers=credentials["admin"],
+                                 json={"startDate": "2026-01-01", "endDate": "2026-01-31"})
+            assert opened.status_code == 201, opened.text
+            target = path.replace("{rid}", opened.json()["campaign"]["id"])
         sent = {k: v.replace("{kind}", kind) if isinstance(v, str) else v for k, v in body.items()} \
             if isinstance(body, dict) else body  # a body naming "{kind}" gets one per credential (no 409s)
         resp = client.request(method, target, headers=headers, json=sent)
@@ -100,8 +120,8 @@ def test_route_by_credential(client, org, make_org, credentials, method, path, b
             assert resp.status_code == expected[kind], (kind, resp.text)
     # An admin of another organization: admin routes answer, but never about this org's data.
     other = make_org().add_user("admin")
-    if "{cid}" in path:
-        assert_error(client.request(method, path.replace("{cid}", "not-theirs"), headers=other.headers,
-                                    json=body), 404)
+    if "{cid}" in path or "{rid}" in path:
+        assert_error(client.request(method, path.replace("{cid}", "not-theirs").replace("{rid}", "not-theirs"),
+                                    headers=other.headers, json=body), 404)
     elif expected["admin"] == 200:
         assert client.request(method, path, headers=other.headers, json=body).status_code == 200

@@ -102,9 +102,12 @@ def _events(users: dict[str, str | None], now: datetime) -> list[dict]:
     return events
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def world(database_url, settings, client):
-    """A real server with an organization, its people, a month of audit trail and PII classifications."""
+    """A real server with an organization, its people, a month of audit trail and PII classifications.
+
+    One per test session: its organization and people have fixed names (the tests and screenshots show
+    them), so every browser test module shares it."""
     from atlas_compliance.auth import service as auth
     from tests.conftest import Org, run_service
 

@@ -7,7 +7,19 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     from ..console import routes as console
-    from . import activity, admin, audit, catalog, classifications, events, evidence, reports, sources
+    from . import (
+        activity,
+        admin,
+        audit,
+        catalog,
+        classifications,
+        events,
+        evidence,
+        reports,
+        reviews,
+        sources,
+    )
 
     return [admin.router, audit.router, events.router, activity.router, reports.router, evidence.router,
-            classifications.router, sources.router, catalog.router, console.router]
+            classifications.router, sources.router, catalog.router, reviews.router, reviews.settings_router,
+            console.router]

@@ -20,6 +20,7 @@ from . import (
     keys,
     pii,
     reports,
+    reviews,
     server,
     sources,
     sql,
@@ -49,7 +50,8 @@ def root(version: bool = typer.Option(False, "--version", callback=_version, is_
     configure_logging(settings.log_level if settings.log_level.upper() == "DEBUG" else "WARNING")
 
 
-for module in (server, admin, audit, events, activity, keys, sources, reports, evidence, pii, catalog, sql, demo):
+for module in (server, admin, audit, events, activity, keys, sources, reports, reviews, evidence, pii, catalog, sql,
+               demo):
     module.register(app)
 
 

@@ -12,6 +12,7 @@ from ..config import get_settings
 from ..db import migrate
 from ..errors import AtlasError
 from ..logging import configure_logging
+from ..reviews import schedule as review_schedule
 from ..runtime import database_url, open_database
 from .common import console, fail
 
@@ -83,12 +84,15 @@ def serve_forever(settings, host: str, port: int, banner=None) -> None:
                 # Signed checkpoints of every org's chains, every ATLAS_CHECKPOINT_INTERVAL seconds.
                 task = asyncio.create_task(checkpoints.run_periodically(
                     db, settings, lambda: signing.load_signing_key(settings)), name="atlas-checkpoints")
+                # Access reviews that an organization's schedule made due, at start and every hour.
+                reviews = asyncio.create_task(review_schedule.run_periodically(db), name="atlas-review-schedule")
                 try:
                     await server.serve()
                 finally:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                    for running in (task, reviews):
+                        running.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await running
 
     try:
         asyncio.run(main())

@@ -190,7 +190,7 @@ async def compliance(request: Request, tab: Annotated[str, Query(max_length=40)]
     if not session.principal.is_admin:
         return _page(request, "forbidden.html", {"session": session}, status=403)
     return _page(request, "compliance.html", {
-        "session": session, "tab": tab if tab in ("reports", "events") else "classifications"})
+        "session": session, "tab": tab if tab in ("reports", "events", "reviews") else "classifications"})
 
 
 @router.get("/admin/compliance/volume")

@@ -282,6 +282,23 @@ async def iter_rows(db: Database, request: ReportRequest) -> AsyncIterator[list[
             yield built
 
 
+async def rows_in_one_snapshot(db: Database, requests: list[ReportRequest]) -> list[list[dict[str, Any]]]:
+    """Every row of each report, all read in one repeatable-read snapshot, so the reports agree with
+    each other (an access review freezes its population from them)."""
+    maps = [await _maps_for(db, request) for request in requests]
+    found: list[list[dict[str, Any]]] = []
+    async with db.connection() as conn, conn.transaction():
+        await repo.begin_snapshot(conn)
+        await repo.set_report_memory(conn)
+        for request, request_maps in zip(requests, maps, strict=True):
+            params = repo.window_params(request.org_id, request.window, request.filters)
+            rows: list[dict[str, Any]] = []
+            async for built in _stream_rows(db, conn, request, params, request_maps):
+                rows.extend(built)
+            found.append(rows)
+    return found
+
+
 async def json_stream(db: Database, request: ReportRequest, counter: list[int]) -> AsyncIterator[bytes]:
     """The whole report as one JSON document, every row, streamed chunk by chunk in constant memory.
 

@@ -3,8 +3,9 @@
 "use strict";
 (() => {
   const A = window.Atlas;
-  const TABS = ["classifications", "reports", "events"];
-  const TITLES = { classifications: "PII Classifications", reports: "Reports", events: "Audit events" };
+  const TABS = ["classifications", "reports", "events", "reviews"];
+  const TITLES = { classifications: "PII Classifications", reports: "Reports", events: "Audit events",
+    reviews: "Access reviews" };
 
   function showTab(tab) {
     for (const name of TABS) {
@@ -21,6 +22,7 @@
     showTab(state.tab);
     if (state.tab === "classifications") A.classifications.load();
     else if (state.tab === "events") A.events.show(state);
+    else if (state.tab === "reviews") A.reviews.show(state);
     else A.reports.show(state);
   }
 
@@ -29,8 +31,9 @@
       if (event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return; // new tab/window
       event.preventDefault();
       // Coming back to Reports restores the report generated earlier on this page.
-      A.writeUrl(name === "reports" ? A.reports.currentState() : name === "events" ? A.events.currentState()
-        : { tab: name });
+      const states = { reports: A.reports.currentState, events: A.events.currentState,
+        reviews: A.reviews.currentState };
+      A.writeUrl(states[name] ? states[name]() : { tab: name });
       route();
     });
   }
@@ -40,5 +43,6 @@
   A.activity.init();
   A.reports.init();
   A.events.init();
+  A.reviews.init();
   route();
 })();

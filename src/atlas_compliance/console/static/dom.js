@@ -75,15 +75,17 @@ window.Atlas = window.Atlas || {};
   };
 
   // ---------- URL state: tab, then per tab: the report (reportType, from, to, userId, role, table, actionType,
-  // actor, tz of the dates) or the audit-events listing (from, to, tz, userId, table, column, success, q) ----------
+  // actor, tz of the dates), the audit-events listing (from, to, tz, userId, table, column, success, q) or the
+  // access review shown (review) ----------
   A.URL_KEYS = ["reportType", "from", "to", "userId", "role", "table", "actionType", "actor", "tz"];
   A.EVENT_KEYS = ["from", "to", "tz", "userId", "table", "column", "success", "q"];
-  const TAB_KEYS = { reports: A.URL_KEYS, events: A.EVENT_KEYS };
+  A.REVIEW_KEYS = ["review"];
+  const TAB_KEYS = { reports: A.URL_KEYS, events: A.EVENT_KEYS, reviews: A.REVIEW_KEYS };
   A.readUrl = () => {
     const p = new URLSearchParams(location.search);
     const tab = p.get("tab");
     const state = { tab: TAB_KEYS[tab] ? tab : "classifications" };
-    for (const key of new Set([...A.URL_KEYS, ...A.EVENT_KEYS])) state[key] = (p.get(key) || "").trim();
+    for (const key of new Set([...A.URL_KEYS, ...A.EVENT_KEYS, ...A.REVIEW_KEYS])) state[key] = (p.get(key) || "").trim();
     state.reportType = state.reportType || "data-access";
     return state;
   };
