@@ -13,8 +13,13 @@ Two rules keep the result an over-report rather than a miss:
   its output columns needs no further tracing — except through ``SELECT *``, which is traced to
   the tables behind it;
 * an unqualified column that SQL text alone cannot pin to one table is credited to every table of
-  its scope that could own it; a :class:`~atlas_compliance.audit.extraction.Catalog` narrows that
-  to the tables known to have the column.
+  its scope that could own it — and, in a subquery, to the tables of the outer queries it may
+  correlate with; a :class:`~atlas_compliance.audit.extraction.Catalog` narrows that to the tables
+  known to have the column, looked up scope by scope from the innermost, as PostgreSQL does.
+
+Bare names in GROUP BY / HAVING are input columns before SELECT-list aliases; in ORDER BY /
+DISTINCT ON / QUALIFY, output columns first. NATURAL JOIN credits the shared columns when both
+sides' columns are known, the known side's columns when one is, ``*`` to both sides otherwise.
 
 All names are compared lowercased (identifiers, aliases, CTE names), quoted or not.
 """
@@ -41,7 +46,14 @@ _PSEUDO_COLUMNS: dict[str | None, frozenset[str]] = {
 }
 # Pseudo-tables naming a DML statement's target row: PostgreSQL/SQLite ON CONFLICT, T-SQL OUTPUT.
 _TARGET_ROW_ALIASES = ("excluded", "inserted", "deleted")
-_ALIAS_CLAUSES = (exp.Order, exp.Group, exp.Having, exp.Qualify)
+_ALIAS_CLAUSES = (exp.Order, exp.Distinct, exp.Group, exp.Having, exp.Qualify)
+# Clauses where an input column wins over a SELECT-list alias of the same name (PostgreSQL, MySQL,
+# Snowflake): GROUP BY c groups by the table's c when there is one.
+_INPUT_FIRST_CLAUSES = (exp.Group, exp.Having)
+# How firmly one scope claims an unqualified name (see AccessCollector._attribute).
+_NOT_HERE, _MAYBE_HERE, _HERE = 0, 1, 2
+# What a bare name of a SELECT stands for (see AccessCollector._bare_name_role).
+_INPUT, _LOCAL_INPUT, _OUTPUT = 0, 1, 2
 _RELATIONS = (exp.Table, exp.Subquery, exp.Lateral, exp.Unnest, exp.Values)
 
 
@@ -73,6 +85,19 @@ class Sources:
 _EMPTY = Sources()
 
 
+class _Outputs:
+    """The output names of one SELECT list: its aliases, and every name it outputs (aliases and
+    plain columns; ``*`` left out)."""
+
+    __slots__ = ("aliases", "names")
+
+    def __init__(self, select: exp.Expr) -> None:
+        projections = select.expressions
+        self.aliases = {p.alias.lower() for p in projections if isinstance(p, exp.Alias)}
+        self.names = self.aliases | {p.name.lower() for p in projections
+                                     if isinstance(p, exp.Column) and not isinstance(p.this, exp.Star)}
+
+
 class AccessCollector:
     """Accumulates tables and per-table columns over the statements of one SQL text.
 
@@ -95,6 +120,7 @@ class AccessCollector:
         self._table_refs: dict[int, str | exp.CTE | bool] = {}  # id(Table) -> real name, its CTE, or False
         self._ctes: dict[int, exp.CTE | None] | None = None  # id(Table) -> the CTE it names (one pass)
         self._chains: dict[int, list[Sources]] = {}  # id(scope) -> its sources and those around it
+        self._reach: dict[int, int] = {}  # id(scope) -> how many frames of its chain its columns may name
         self._by_suffix: dict[str, list[str]] = {}  # "t", "s.t" -> tables named so (see _add_table)
 
     def result(self) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
@@ -136,7 +162,7 @@ class AccessCollector:
             if isinstance(cte.this, exp.DML):
                 self.add_statement(cte.this)  # PostgreSQL's WITH moved AS (DELETE ... RETURNING *)
         self._statement, self._statement_sources = statement, _EMPTY
-        self._sources, self._table_refs, self._ctes, self._chains = {}, {}, None, {}
+        self._sources, self._table_refs, self._ctes, self._chains, self._reach = {}, {}, None, {}, {}
         try:
             scopes = traverse_scope(statement) if isinstance(statement, exp.Query | exp.DDL | exp.DML) else []
         except OptimizeError:
@@ -232,8 +258,10 @@ class AccessCollector:
         else:
             sources.add_opaque(alias, node)
 
-    def _chain(self, scope: Scope) -> list[Sources]:
-        """The sources of ``scope`` and of the scopes around it, innermost first (shared: read only).
+    def _chain(self, scope: Scope) -> tuple[list[Sources], int]:
+        """The sources of ``scope`` and of the scopes around it, innermost first (shared: read only),
+        and how many of them an unqualified column of ``scope`` may name: its own, plus those a
+        subquery (or LATERAL) can correlate with; a CTE or a derived table sees only its own.
 
         Only SELECT scopes (and a DML statement's pseudo-scope) name anything, so the others, such
         as every level of a chain of UNIONs, are left out; chains are built once per scope, reusing
@@ -244,30 +272,53 @@ class AccessCollector:
             path.append(node)
             node = node.parent
         frames = self._chains[id(node)] if node is not None else []
+        reach = self._reach[id(node)] if node is not None else 0
         for node in reversed(path):
             expression = node.expression
+            outer = reach if node.can_be_correlated and not self._dml_relation(expression) else 0
             if isinstance(expression, exp.Select) or (expression is self._statement and not isinstance(expression, exp.Query)):
                 frames = [self.sources_of(node), *frames]
-            self._chains[id(node)] = frames
-        return frames
+                reach = 1 + outer
+            else:
+                reach = outer
+            self._chains[id(node)], self._reach[id(node)] = frames, reach
+        return frames, reach
+
+    def _dml_relation(self, expression: exp.Expr) -> bool:
+        """A derived table among a DML statement's own relations (MERGE/DELETE ... USING (SELECT ...)),
+        which sqlglot scopes as a subquery: it cannot see the statement's target."""
+        node = expression.parent
+        if not isinstance(node, exp.Subquery) or isinstance(self._statement, exp.Query):
+            return False
+        while isinstance(node, exp.Subquery | exp.From | exp.Join | exp.Table):
+            node = node.parent
+        return node is self._statement
 
     # --- SELECT scopes ----------------------------------------------------------------------------
     def _select_scope(self, scope: Scope) -> None:
         select = scope.expression
         sources = self.sources_of(scope)
         reads_rows = not _is_exists_probe(select)
-        aliases = {p.alias.lower() for p in select.expressions if isinstance(p, exp.Alias)}
-        frames: list[Sources] | None = None
+        outputs = _Outputs(select)
+        chain: tuple[list[Sources], int] | None = None
         for node in walk_in_scope(select):
             if isinstance(node, exp.Column):
                 if node.arg_key == "except_" and isinstance(node.parent, exp.Star):
                     continue  # SELECT * EXCEPT (ssn) does not read ssn
                 if isinstance(node.this, exp.Star) and (_inside_count(node) or (node.parent is select and not reads_rows)):
                     continue  # COUNT(t.*) counts rows; EXISTS (SELECT t.* ...) reads nothing
-                if not node.table and self._not_a_column(node, select, sources, aliases):
-                    continue
-                frames = frames or self._chain(scope)
-                self._resolve(node, frames)
+                local = False
+                if not node.table:
+                    role = self._bare_name_role(node, select, sources, outputs)
+                    if role == _OUTPUT:
+                        continue
+                    local = role == _LOCAL_INPUT
+                chain = chain or self._chain(scope)
+                frames, reach = chain
+                if local:
+                    self._resolve(node, frames[:1], 1)
+                else:
+                    self._resolve(node, frames, reach)
             elif isinstance(node, exp.Star) and node.parent is select and reads_rows:
                 excluded = frozenset(c.name.lower() for c in node.args.get("except_") or [])
                 for table in sources.real_tables():
@@ -282,45 +333,91 @@ class AccessCollector:
                 self._join_columns(join, left)
                 left.add(join.this.alias_or_name.lower())
 
-    def _not_a_column(self, column: exp.Column, select: exp.Expr, sources: Sources, aliases: set[str]) -> bool:
-        """A SELECT-list alias referenced in ORDER BY / GROUP BY / HAVING / QUALIFY (in GROUP BY and
-        HAVING an input column the catalog knows wins), or a dialect's pseudo-column."""
+    def _bare_name_role(self, column: exp.Column, select: exp.Expr, sources: Sources, outputs: _Outputs) -> int:
+        """What an unqualified name of ``select`` stands for, as PostgreSQL resolves it:
+
+        * in ORDER BY, DISTINCT ON and QUALIFY, a name of the SELECT list (an alias, or a column
+          the list outputs) is that output column: ``_OUTPUT``, not a column of any table;
+        * in GROUP BY and HAVING an input column of the query's own FROM wins over an alias of the
+          same name (``SELECT a AS c FROM t GROUP BY c`` groups by ``t.c``): ``_LOCAL_INPUT`` when
+          one of its relations may have the column (no catalog: any table may), else ``_OUTPUT``;
+        * a dialect's pseudo-column (``current_user``) is ``_OUTPUT`` too (nothing to record);
+        * anything else is an ordinary column reference, ``_INPUT``."""
         name = column.name.lower()
-        if name in aliases:
+        if name in outputs.names:
             clause = _alias_clause(column, select)
-            if clause is not None and not (isinstance(clause, exp.Group | exp.Having) and self._catalog_has(sources, name)):
-                return True
-        return self._pseudo_column(column)
+            if isinstance(clause, _INPUT_FIRST_CLAUSES):
+                if name in outputs.aliases:
+                    return _LOCAL_INPUT if self._may_own(sources, name) else _OUTPUT
+            elif clause is not None:
+                return _OUTPUT
+        return _OUTPUT if self._pseudo_column(column) else _INPUT
+
+    def _may_own(self, sources: Sources, name: str) -> bool:
+        """Whether a relation of this scope may have a column ``name``: a table the catalog knows
+        has it or does not know (any table without a catalog), or a derived relation outputting it."""
+        if name in sources.opaque or any(name in _projected_names(d) or _has_star(d) for d in sources.derived.values()):
+            return True
+        tables = sources.real_tables()
+        if self.catalog is None:
+            return bool(tables)
+        return any(self._known(t) is None or name in (self._known(t) or ()) for t in tables)
 
     def _pseudo_column(self, column: exp.Column) -> bool:
         return column.name.lower() in self.pseudo_columns and not column.this.args.get("quoted")
+
+    def _all_columns(self, tables: list[str], derived: list[Scope]) -> set[str] | None:
+        """Every column of these relations, or None when one of them is not fully known (a table
+        the catalog does not know, a derived relation with ``SELECT *``)."""
+        columns: set[str] = set()
+        for table in tables:
+            known = self._known(table)
+            if known is None:
+                return None
+            columns.update(known)
+        for scope in derived:
+            if _has_star(scope):
+                return None
+            columns.update(_projected_names(scope))
+        return columns
 
     def _catalog_has(self, sources: Sources, column: str) -> bool:
         return any(column in (self._known(t) or ()) for t in sources.real_tables())
 
     def _join_columns(self, join: exp.Join, left: _LeftOfJoin) -> None:
-        """JOIN ... USING (k) reads k of the joined relation and of the relations before it; NATURAL
-        JOIN the columns both sides share, when the catalog knows them (else nothing extra)."""
+        """JOIN ... USING (k) reads k of the joined relation and of the relations before it. NATURAL
+        JOIN reads the columns both sides share: when the catalog (or a derived relation's SELECT
+        list) gives every column of both sides, exactly those; when one side is known, its columns
+        (the shared ones are among them); when neither is, every table of both sides is credited
+        with ``*`` (its known columns, if any)."""
         using = join.args.get("using") or []
         if not using and str(join.args.get("method") or "").upper() != "NATURAL":
             return
-        right_tables = left.sources.tables.get(join.this.alias_or_name.lower(), [])
+        alias = join.this.alias_or_name.lower()
+        right_tables = left.sources.tables.get(alias, [])
         if using:
             names = [ident.name.lower() for ident in using]
         else:
-            names = sorted(left.known_columns() & {c for t in right_tables for c in self._known(t) or ()})
+            right = self._all_columns(right_tables, [left.sources.derived[alias]] if alias in left.sources.derived else [])
+            mine = left.all_columns()
+            if mine is None and right is None:
+                for table in [*left.tables, *right_tables]:
+                    self.credit_star(table)
+                return
+            # One side known: the shared columns are among its columns, credited as USING would.
+            names = sorted(mine & right if mine is not None and right is not None else mine or right or ())
         for name in names:
             for table in right_tables:
                 self.credit(table, name)
             left.credit(name)
 
     # --- resolution -------------------------------------------------------------------------------
-    def _resolve(self, column: exp.Column, frames: list[Sources]) -> None:
+    def _resolve(self, column: exp.Column, frames: list[Sources], reach: int = 1) -> None:
         qualifier = [p.lower() for p in (column.text("catalog"), column.text("db"), column.text("table")) if p]
         if qualifier:
             self._qualified(qualifier, column.name.lower(), frames, star=isinstance(column.this, exp.Star))
         else:
-            self._unqualified(column.name.lower(), frames)
+            self._unqualified(column.name.lower(), frames, reach)
 
     def _qualified(self, qualifier: list[str], name: str, frames: list[Sources], star: bool = False) -> None:
         last = qualifier[-1]
@@ -350,32 +447,49 @@ class AccessCollector:
             else:
                 self.credit(table, name)
 
-    def _unqualified(self, name: str, frames: list[Sources]) -> None:
-        for sources in frames:
-            if self._attribute(name, sources):
+    def _unqualified(self, name: str, frames: list[Sources], reach: int = 1) -> None:
+        """Credit an unqualified column, scope by scope from its own outwards, as PostgreSQL looks
+        it up: the first scope with a relation that has the column owns it. Where that is not
+        known (no catalog, or a table the catalog does not know) the scope may own it, and so may
+        the scopes around it that a subquery can correlate with (the first ``reach`` frames): each
+        is credited, until a scope surely owns it."""
+        maybe = False
+        for depth, sources in enumerate(frames):
+            if maybe and depth >= reach:
                 return
-        # No scope claims it (a stale catalog, or invalid SQL): credit the column's own scope.
-        for table in frames[0].real_tables() if frames else ():
-            self.credit(table, name)
+            claim = self._attribute(name, sources)
+            if claim == _HERE:
+                return
+            maybe = maybe or claim == _MAYBE_HERE
+        if not maybe:
+            # No scope claims it (a stale catalog, or invalid SQL): credit the column's own scope.
+            for table in frames[0].real_tables() if frames else ():
+                self.credit(table, name)
 
-    def _attribute(self, name: str, sources: Sources) -> bool:
-        """Credit ``name`` within one scope; False when this scope cannot own it (look further out)."""
+    def _attribute(self, name: str, sources: Sources) -> int:
+        """Credit ``name`` within one scope. ``_HERE``: this scope owns it; ``_MAYBE_HERE``: it
+        may (credited to the tables that could have it); ``_NOT_HERE``: look further out."""
         if name in sources.opaque:
-            return True
+            return _HERE
         derived = list(sources.derived.values())
         if any(name in _projected_names(d) for d in derived):
-            return True  # the derived table's own SELECT list credits the real column
+            return _HERE  # the derived table's own SELECT list credits the real column
         if name in sources.tables and not self._catalog_has(sources, name):
             for table in sources.tables[name]:
                 self.credit_star(table)  # a whole-row reference, e.g. row_to_json(p)
-            return True
-        candidates = self._candidates(name, sources.real_tables())
+            return _HERE
+        tables = sources.real_tables()
+        candidates = self._candidates(name, tables)
         for table in candidates:
             self.credit(table, name)
         starred = [d for d in derived if _has_star(d)]
         for scope in starred:
             self._trace_star(scope, name, 0)
-        return bool(candidates or starred)
+        if self.catalog is not None and any(name in (self._known(t) or ()) for t in candidates):
+            return _HERE
+        if candidates or starred:
+            return _HERE if self.catalog is not None and not candidates else _MAYBE_HERE
+        return _NOT_HERE
 
     def _candidates(self, name: str, tables: list[str]) -> list[str]:
         """The tables that could own an unqualified column: those the catalog knows to have it, else
@@ -494,7 +608,8 @@ class _LeftOfJoin:
         self.tables: list[str] = []  # the left tables, in order, distinct
         self._seen: set[str] = set()
         self.derived: list[Scope] = []
-        self._known: set[str] | None = None  # catalog columns of the left tables, once asked for
+        self._columns: set[str] | None = None  # every column of the left side, once asked for; grown by add()
+        self._complete = True  # False once a left relation's columns are unknown
         self._names: dict[str, _LeftCredit] = {}
         if first is not None:
             self.add(first)
@@ -504,15 +619,26 @@ class _LeftOfJoin:
             if table not in self._seen:
                 self._seen.add(table)
                 self.tables.append(table)
-                if self._known is not None:
-                    self._known.update(self.collector._known(table) or ())
+                self._grow([table], [])
         if alias in self.sources.derived:
             self.derived.append(self.sources.derived[alias])
+            self._grow([], [self.sources.derived[alias]])
 
-    def known_columns(self) -> set[str]:
-        if self._known is None:
-            self._known = {c for t in self.tables for c in self.collector._known(t) or ()}
-        return self._known
+    def _grow(self, tables: list[str], derived: list[Scope]) -> None:
+        if self._columns is not None and self._complete:
+            more = self.collector._all_columns(tables, derived)
+            if more is None:
+                self._complete = False
+            else:
+                self._columns.update(more)
+
+    def all_columns(self) -> set[str] | None:
+        """Every column of the left side (None when one relation's columns are unknown); computed
+        once, then grown join by join, so a chain of NATURAL joins stays linear."""
+        if self._columns is None:
+            self._columns = set()
+            self._grow(self.tables, self.derived)
+        return self._columns if self._complete else None
 
     def credit(self, name: str) -> None:
         state = self._names.get(name)
@@ -660,11 +786,12 @@ def _has_star(scope: Scope) -> bool:
 
 
 def _alias_clause(column: exp.Column, select: exp.Expr) -> exp.Expr | None:
-    """The ORDER BY / GROUP BY / HAVING / QUALIFY clause of ``select`` that holds ``column``, where a
-    bare name may be a SELECT-list alias; None elsewhere (SELECT list, WHERE, JOIN, window specs)."""
+    """The ORDER BY / DISTINCT ON / GROUP BY / HAVING / QUALIFY clause of ``select`` that holds
+    ``column``, where a bare name may be a SELECT-list alias; None elsewhere (SELECT list, WHERE,
+    JOIN, window specs, an aggregate's ORDER BY or DISTINCT)."""
     node = column.parent
     while node is not None and node is not select:
-        if isinstance(node, _ALIAS_CLAUSES) and not (isinstance(node, exp.Order) and node.parent is not select):
+        if isinstance(node, _ALIAS_CLAUSES) and not (isinstance(node, exp.Order | exp.Distinct) and node.parent is not select):
             return node
         node = node.parent
     return None
