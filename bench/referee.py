@@ -60,14 +60,17 @@ Pairs = dict[str, set[str]]  # table -> columns
 # planner takes when the node above does not need a narrow row), so it says nothing about what is read.
 _PASS_THROUGH = frozenset({"Hash", "Materialize", "Sort", "Incremental Sort", "Limit", "Unique", "Gather",
                            "Gather Merge", "Memoize", "LockRows", "Result"})
+_SET_OPERATIONS = frozenset({"Append", "Merge Append", "SetOp", "Recursive Union"})
 _SCANS_KEY = "Relation Name"
 
 
 def _plan_nodes(node: dict[str, Any], root: bool = True) -> Iterator[tuple[dict[str, Any], bool]]:
-    """Every node with whether it is the root of a plan (the query's, or an InitPlan's or SubPlan's)."""
+    """Every node with whether it is the root of a plan: the query's, an InitPlan's or SubPlan's, a
+    subquery's below its Subquery Scan, or a branch of a set operation (rows taken by position)."""
     yield node, root
+    branches = node.get("Node Type") in _SET_OPERATIONS
     for child in node.get("Plans", ()):
-        yield from _plan_nodes(child, child.get("Parent Relationship") in ("InitPlan", "SubPlan"))
+        yield from _plan_nodes(child, branches or child.get("Parent Relationship") in ("InitPlan", "SubPlan", "Subquery"))
 
 
 def _texts(value: Any) -> list[str]:

@@ -272,4 +272,34 @@ GROUP BY n_name ORDER BY suppliers DESC"""),
 SELECT o.o_orderdate, sum(l.l_quantity) AS qty FROM orders o, lineitem l, customer c
 WHERE l.l_orderkey = o.o_orderkey AND c.c_custkey = o.o_custkey AND c.c_mktsegment = 'BUILDING'
 GROUP BY o.o_orderdate ORDER BY o_orderdate"""),
+    ("w29", "LATERAL subquery correlated with unqualified outer key", """
+SELECT c_name, last.o_orderdate FROM customer
+CROSS JOIN LATERAL (SELECT o_orderdate FROM orders WHERE o_custkey = c_custkey ORDER BY o_orderdate DESC LIMIT 1) AS last
+WHERE c_mktsegment = 'AUTOMOBILE'"""),
+    ("w30", "UNION with ORDER BY an output name", """
+SELECT s_name AS name, s_acctbal AS bal FROM supplier WHERE s_acctbal > 9000
+UNION ALL
+SELECT c_name, c_acctbal FROM customer WHERE c_acctbal > 9000
+ORDER BY bal DESC, name"""),
+    ("w31", "window functions partitioned by an input column, filtered in an outer query", """
+SELECT o_custkey, o_orderkey, rnk FROM (
+  SELECT o_custkey, o_orderkey, rank() OVER (PARTITION BY o_custkey ORDER BY o_totalprice DESC) AS rnk
+  FROM orders WHERE o_orderstatus = 'F') ranked
+WHERE rnk <= 3 ORDER BY o_custkey, rnk"""),
+    ("w32", "GROUP BY ROLLUP and positional ORDER BY", """
+SELECT r_name, n_name, sum(c_acctbal) AS bal FROM region JOIN nation ON n_regionkey = r_regionkey
+JOIN customer ON c_nationkey = n_nationkey GROUP BY ROLLUP (r_name, n_name) ORDER BY 1, 2"""),
+    ("w33", "correlated scalar subquery in the SELECT list", """
+SELECT p_partkey, p_name, (SELECT count(*) FROM partsupp WHERE ps_partkey = p_partkey AND ps_availqty > 100) AS suppliers
+FROM part WHERE p_size > 40"""),
+    ("w34", "a CTE with a column list joined twice", """
+WITH spend (cust, total) AS (SELECT o_custkey, sum(o_totalprice) FROM orders GROUP BY o_custkey)
+SELECT a.cust, a.total, c_name FROM spend a JOIN customer ON c_custkey = a.cust
+WHERE a.total > (SELECT avg(total) FROM spend)"""),
+    ("w35", "row-value IN and a HAVING on an aggregate", """
+SELECT l_orderkey, count(*) AS n FROM lineitem WHERE (l_partkey, l_suppkey) IN (SELECT ps_partkey, ps_suppkey FROM partsupp WHERE ps_availqty < 10)
+GROUP BY l_orderkey HAVING count(*) > 2"""),
+    ("w36", "GROUP BY an alias of an expression over two tables", """
+SELECT extract(year FROM o_orderdate) AS yr, n_name, count(*) AS n FROM orders, customer, nation
+WHERE o_custkey = c_custkey AND c_nationkey = n_nationkey GROUP BY yr, n_name ORDER BY yr"""),
 ]
