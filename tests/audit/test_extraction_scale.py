@@ -65,3 +65,13 @@ def test_a_using_chain_with_a_catalog_credits_the_tables_that_have_the_key():
     # A derived table on the left projecting `k` credits it through its own SELECT list.
     info = extract_access("SELECT 1 FROM (SELECT k FROM t0) d JOIN t5 USING (k) JOIN t6 USING (k)")
     assert info.columns_by_table == {"t0": ("k",), "t5": ("k",), "t6": ("k",)}
+
+
+def test_a_chain_of_natural_joins_with_a_catalog_credits_the_shared_key():
+    n = 2_000
+    catalog = Catalog({f"t{i}": ["id", f"v{i}"] for i in range(n)})
+    sql = "SELECT v0 FROM t0 " + " ".join(f"NATURAL JOIN t{i}" for i in range(1, n))
+    info = extract_access(sql, catalog=catalog)
+    assert len(info.tables) == n
+    assert info.columns_by_table["t0"] == ("id", "v0")
+    assert all(info.columns_by_table[f"t{i}"] == ("id",) for i in range(1, n))

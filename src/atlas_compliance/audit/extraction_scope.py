@@ -13,10 +13,20 @@ Two rules keep the result an over-report rather than a miss:
   its output columns needs no further tracing — except through ``SELECT *``, which is traced to
   the tables behind it;
 * an unqualified column that SQL text alone cannot pin to one table is credited to every table of
-  its scope that could own it; a :class:`~atlas_compliance.audit.extraction.Catalog` narrows that
-  to the tables known to have the column.
+  its scope that could own it — and, in a subquery, to the tables of the outer queries it may
+  correlate with; a :class:`~atlas_compliance.audit.extraction.Catalog` narrows that to the tables
+  known to have the column, looked up scope by scope from the innermost, as PostgreSQL does.
+
+Bare names in GROUP BY / HAVING are input columns before SELECT-list aliases; in ORDER BY /
+DISTINCT ON / QUALIFY, output columns first. NATURAL JOIN credits the shared columns when both
+sides' columns are known, the known side's columns when one is, ``*`` to both sides otherwise.
 
 All names are compared lowercased (identifiers, aliases, CTE names), quoted or not.
+
+This module holds the :class:`AccessCollector` — what was credited, the statement walk, the sources
+and chains of scopes, and name resolution. What a SELECT reads is in ``extraction_reads``; what a
+write or DDL statement touches outside its SELECTs in ``extraction_writes``; the pieces both share
+(:class:`~atlas_compliance.audit.extraction_helpers.Sources`, CTE lookup) in ``extraction_helpers``.
 """
 
 from __future__ import annotations
@@ -26,11 +36,13 @@ from typing import Any
 
 from sqlglot import exp
 from sqlglot.errors import OptimizeError
-from sqlglot.optimizer.scope import Scope, traverse_scope, walk_in_scope
+from sqlglot.optimizer.scope import Scope, traverse_scope
 
+from .extraction_helpers import EMPTY_SOURCES, STAR, Sources, cte_of, ctes_by_table, has_star, projected_names
+from .extraction_reads import SelectReader
+from .extraction_writes import StatementWriter, is_dml_relation
 from .names import fold_name
 
-STAR = "*"
 _MAX_TRACE_DEPTH = 16  # nested `SELECT *` layers followed when tracing a column to its table
 
 # Unquoted names these dialects read as keywords, functions or row pseudo-columns, not table columns.
@@ -39,38 +51,8 @@ _PSEUDO_COLUMNS: dict[str | None, frozenset[str]] = {
     "postgres": _POSTGRES_WORDS, "redshift": _POSTGRES_WORDS, "materialize": _POSTGRES_WORDS,
     "risingwave": _POSTGRES_WORDS, "oracle": frozenset({"default", "rownum", "level", "user", "uid", "sysdate"}),
 }
-# Pseudo-tables naming a DML statement's target row: PostgreSQL/SQLite ON CONFLICT, T-SQL OUTPUT.
-_TARGET_ROW_ALIASES = ("excluded", "inserted", "deleted")
-_ALIAS_CLAUSES = (exp.Order, exp.Group, exp.Having, exp.Qualify)
-_RELATIONS = (exp.Table, exp.Subquery, exp.Lateral, exp.Unnest, exp.Values)
-
-
-class Sources:
-    """What one scope can name: real tables, derived sources (CTE / subquery scopes), opaque sources."""
-
-    __slots__ = ("tables", "derived", "opaque")
-
-    def __init__(self) -> None:
-        self.tables: dict[str, list[str]] = {}  # alias (or bare name) -> normalized real table names
-        self.derived: dict[str, Scope] = {}  # alias -> scope of a CTE, derived table or LATERAL subquery
-        self.opaque: set[str] = set()  # aliases and column names of table functions, UNNEST, VALUES
-
-    def add_table(self, alias: str, table: str) -> None:
-        names = self.tables.setdefault(alias, [])
-        if table not in names:
-            names.append(table)
-
-    def add_opaque(self, alias: str, node: exp.Expr) -> None:
-        self.opaque.add(alias)
-        table_alias = node.args.get("alias")
-        if isinstance(table_alias, exp.TableAlias):
-            self.opaque.update(c.name.lower() for c in table_alias.columns)
-
-    def real_tables(self) -> list[str]:
-        return list(dict.fromkeys(t for names in self.tables.values() for t in names))
-
-
-_EMPTY = Sources()
+# How firmly one scope claims an unqualified name (see AccessCollector._attribute).
+_NOT_HERE, _MAYBE_HERE, _HERE = 0, 1, 2
 
 
 class AccessCollector:
@@ -88,20 +70,23 @@ class AccessCollector:
         self.pseudo_columns = _PSEUDO_COLUMNS.get(dialect, frozenset({"default"}))
         self.tables: set[str] = set()
         self.columns: dict[str, set[str]] = {}
+        self.statement_sources = EMPTY_SOURCES  # what the subqueries of a DML statement see of it
+        self._reader = SelectReader(self)
+        self._writer = StatementWriter(self)
         self._statement: exp.Expr | None = None
-        self._statement_sources = _EMPTY  # what the subqueries of a DML statement see of it
         self._scopes: dict[int, Scope] = {}  # id(scope expression) -> scope
         self._sources: dict[int, Sources] = {}  # id(scope) -> its sources
         self._table_refs: dict[int, str | exp.CTE | bool] = {}  # id(Table) -> real name, its CTE, or False
         self._ctes: dict[int, exp.CTE | None] | None = None  # id(Table) -> the CTE it names (one pass)
         self._chains: dict[int, list[Sources]] = {}  # id(scope) -> its sources and those around it
-        self._by_suffix: dict[str, list[str]] = {}  # "t", "s.t" -> tables named so (see _add_table)
+        self._reach: dict[int, int] = {}  # id(scope) -> how many frames of its chain its columns may name
+        self._by_suffix: dict[str, list[str]] = {}  # "t", "s.t" -> tables named so (see add_table)
 
     def result(self) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
         tables = tuple(sorted(self.tables))
         return tables, {t: tuple(sorted(self.columns.get(t, ()))) for t in tables}
 
-    def _add_table(self, table: str) -> None:
+    def add_table(self, table: str) -> None:
         """Note a table, indexed by each dotted suffix of its name (``s.t`` under ``s.t`` and ``t``),
         so that a column qualified by a table's name finds it without scanning every table."""
         if table in self.tables:
@@ -113,18 +98,18 @@ class AccessCollector:
                 self._by_suffix.setdefault(table[index + 1:], []).append(table)
 
     def credit(self, table: str, column: str) -> None:
-        self._add_table(table)
+        self.add_table(table)
         self.columns.setdefault(table, set()).add(fold_name(column))
 
     def credit_star(self, table: str, excluded: frozenset[str] = frozenset()) -> None:
-        known = self._known(table)
+        known = self.known(table)
         if known:
-            self._add_table(table)
+            self.add_table(table)
             self.columns.setdefault(table, set()).update(c for c in known if c not in excluded)
         else:
             self.credit(table, STAR)
 
-    def _known(self, table: str) -> tuple[str, ...] | None:
+    def known(self, table: str) -> tuple[str, ...] | None:
         return self.catalog.columns_of(table) if self.catalog is not None else None
 
     # --- statements -------------------------------------------------------------------------------
@@ -135,8 +120,8 @@ class AccessCollector:
         for cte in with_.expressions if isinstance(with_, exp.With) else ():
             if isinstance(cte.this, exp.DML):
                 self.add_statement(cte.this)  # PostgreSQL's WITH moved AS (DELETE ... RETURNING *)
-        self._statement, self._statement_sources = statement, _EMPTY
-        self._sources, self._table_refs, self._ctes, self._chains = {}, {}, None, {}
+        self._statement, self.statement_sources = statement, EMPTY_SOURCES
+        self._sources, self._table_refs, self._ctes, self._chains, self._reach = {}, {}, None, {}, {}
         try:
             scopes = traverse_scope(statement) if isinstance(statement, exp.Query | exp.DDL | exp.DML) else []
         except OptimizeError:
@@ -145,7 +130,7 @@ class AccessCollector:
         self._scopes = {id(scope.expression): scope for scope in scopes}
         if not isinstance(statement, exp.Query):
             # Queries sqlglot leaves unscoped (e.g. in INSERT ... VALUES) become roots of their own.
-            for query in self._statement_scope(statement):
+            for query in self._writer.write(statement):
                 if id(query) not in self._scopes:
                     extra = traverse_scope(query)
                     self._scopes.update((id(scope.expression), scope) for scope in extra)
@@ -154,7 +139,7 @@ class AccessCollector:
             # Set operations, UDTFs and the Table/Subquery-rooted scopes of DML relations hold no
             # columns that their SELECTs or the statement pseudo-scope do not cover.
             if isinstance(scope.expression, exp.Select):
-                self._select_scope(scope)
+                self._reader.read(scope)
 
     def _flat_statement(self, statement: exp.Expr) -> None:
         """Scope-free fallback: every real table; qualified columns by alias, the rest to all tables."""
@@ -162,11 +147,11 @@ class AccessCollector:
         for table in statement.find_all(exp.Table):
             name = self.table_name(table)
             if name:
-                self._add_table(name)
+                self.add_table(name)
                 sources.add_table(table.alias_or_name.lower(), name)
         for column in statement.find_all(exp.Column):
             if not isinstance(column.this, exp.Star):
-                self._resolve(column, [sources])
+                self.resolve(column, [sources])
 
     # --- tables and sources -----------------------------------------------------------------------
     def table_name(self, table: exp.Table) -> str | None:
@@ -189,32 +174,32 @@ class AccessCollector:
 
     def _cte_named(self, table: exp.Table) -> exp.CTE | None:
         if self._ctes is None:
-            self._ctes = _ctes_by_table(self._statement) if self._statement is not None else {}
+            self._ctes = ctes_by_table(self._statement) if self._statement is not None else {}
         if id(table) in self._ctes:
             return self._ctes[id(table)]
-        return _cte_of(table)  # a table outside the statement (not expected): walk up from it
+        return cte_of(table)  # a table outside the statement (not expected): walk up from it
 
-    def _note_table(self, table: exp.Table) -> None:
+    def note_table(self, table: exp.Table) -> None:
         name = None if isinstance(table.parent, exp.JoinHint) else self.table_name(table)
         if name:
-            self._add_table(name)
+            self.add_table(name)
 
     def sources_of(self, scope: Scope) -> Sources:
         expression = scope.expression
         if expression is self._statement and not isinstance(expression, exp.Query):
-            return self._statement_sources
+            return self.statement_sources
         sources = self._sources.get(id(scope))
         if sources is None:
             sources = self._sources[id(scope)] = Sources()
             if isinstance(expression, exp.Select):
                 for name, node in scope.references:
-                    self._add_source(sources, name.lower(), node)
+                    self.add_source(sources, name.lower(), node)
                 for join in expression.args.get("joins") or []:
                     if isinstance(join.this, exp.Alias):  # ClickHouse ARRAY JOIN tags AS tag
                         sources.opaque.add(join.this.alias.lower())
         return sources
 
-    def _add_source(self, sources: Sources, alias: str, node: exp.Expr) -> None:
+    def add_source(self, sources: Sources, alias: str, node: exp.Expr) -> None:
         child: Scope | None = None
         if isinstance(node, exp.Table):
             if isinstance(node.parent, exp.Into | exp.JoinHint):
@@ -232,8 +217,10 @@ class AccessCollector:
         else:
             sources.add_opaque(alias, node)
 
-    def _chain(self, scope: Scope) -> list[Sources]:
-        """The sources of ``scope`` and of the scopes around it, innermost first (shared: read only).
+    def chain(self, scope: Scope) -> tuple[list[Sources], int]:
+        """The sources of ``scope`` and of the scopes around it, innermost first (shared: read only),
+        and how many of them an unqualified column of ``scope`` may name: its own, plus those a
+        subquery (or LATERAL) can correlate with; a CTE or a derived table sees only its own.
 
         Only SELECT scopes (and a DML statement's pseudo-scope) name anything, so the others, such
         as every level of a chain of UNIONs, are left out; chains are built once per scope, reusing
@@ -244,83 +231,25 @@ class AccessCollector:
             path.append(node)
             node = node.parent
         frames = self._chains[id(node)] if node is not None else []
+        reach = self._reach[id(node)] if node is not None else 0
         for node in reversed(path):
             expression = node.expression
+            outer = reach if node.can_be_correlated and not is_dml_relation(expression, self._statement) else 0
             if isinstance(expression, exp.Select) or (expression is self._statement and not isinstance(expression, exp.Query)):
                 frames = [self.sources_of(node), *frames]
-            self._chains[id(node)] = frames
-        return frames
-
-    # --- SELECT scopes ----------------------------------------------------------------------------
-    def _select_scope(self, scope: Scope) -> None:
-        select = scope.expression
-        sources = self.sources_of(scope)
-        reads_rows = not _is_exists_probe(select)
-        aliases = {p.alias.lower() for p in select.expressions if isinstance(p, exp.Alias)}
-        frames: list[Sources] | None = None
-        for node in walk_in_scope(select):
-            if isinstance(node, exp.Column):
-                if node.arg_key == "except_" and isinstance(node.parent, exp.Star):
-                    continue  # SELECT * EXCEPT (ssn) does not read ssn
-                if isinstance(node.this, exp.Star) and (_inside_count(node) or (node.parent is select and not reads_rows)):
-                    continue  # COUNT(t.*) counts rows; EXISTS (SELECT t.* ...) reads nothing
-                if not node.table and self._not_a_column(node, select, sources, aliases):
-                    continue
-                frames = frames or self._chain(scope)
-                self._resolve(node, frames)
-            elif isinstance(node, exp.Star) and node.parent is select and reads_rows:
-                excluded = frozenset(c.name.lower() for c in node.args.get("except_") or [])
-                for table in sources.real_tables():
-                    self.credit_star(table, excluded)
-            elif isinstance(node, exp.Table):
-                self._note_table(node)
-        joins = select.args.get("joins") or []
-        if any(join.args.get("using") or join.args.get("method") for join in joins):
-            from_ = select.args.get("from_")
-            left = _LeftOfJoin(self, sources, from_.this.alias_or_name.lower() if from_ is not None else None)
-            for join in joins:
-                self._join_columns(join, left)
-                left.add(join.this.alias_or_name.lower())
-
-    def _not_a_column(self, column: exp.Column, select: exp.Expr, sources: Sources, aliases: set[str]) -> bool:
-        """A SELECT-list alias referenced in ORDER BY / GROUP BY / HAVING / QUALIFY (in GROUP BY and
-        HAVING an input column the catalog knows wins), or a dialect's pseudo-column."""
-        name = column.name.lower()
-        if name in aliases:
-            clause = _alias_clause(column, select)
-            if clause is not None and not (isinstance(clause, exp.Group | exp.Having) and self._catalog_has(sources, name)):
-                return True
-        return self._pseudo_column(column)
-
-    def _pseudo_column(self, column: exp.Column) -> bool:
-        return column.name.lower() in self.pseudo_columns and not column.this.args.get("quoted")
-
-    def _catalog_has(self, sources: Sources, column: str) -> bool:
-        return any(column in (self._known(t) or ()) for t in sources.real_tables())
-
-    def _join_columns(self, join: exp.Join, left: _LeftOfJoin) -> None:
-        """JOIN ... USING (k) reads k of the joined relation and of the relations before it; NATURAL
-        JOIN the columns both sides share, when the catalog knows them (else nothing extra)."""
-        using = join.args.get("using") or []
-        if not using and str(join.args.get("method") or "").upper() != "NATURAL":
-            return
-        right_tables = left.sources.tables.get(join.this.alias_or_name.lower(), [])
-        if using:
-            names = [ident.name.lower() for ident in using]
-        else:
-            names = sorted(left.known_columns() & {c for t in right_tables for c in self._known(t) or ()})
-        for name in names:
-            for table in right_tables:
-                self.credit(table, name)
-            left.credit(name)
+                reach = 1 + outer
+            else:
+                reach = outer
+            self._chains[id(node)], self._reach[id(node)] = frames, reach
+        return frames, reach
 
     # --- resolution -------------------------------------------------------------------------------
-    def _resolve(self, column: exp.Column, frames: list[Sources]) -> None:
+    def resolve(self, column: exp.Column, frames: list[Sources], reach: int = 1) -> None:
         qualifier = [p.lower() for p in (column.text("catalog"), column.text("db"), column.text("table")) if p]
         if qualifier:
             self._qualified(qualifier, column.name.lower(), frames, star=isinstance(column.this, exp.Star))
         else:
-            self._unqualified(column.name.lower(), frames)
+            self._unqualified(column.name.lower(), frames, reach)
 
     def _qualified(self, qualifier: list[str], name: str, frames: list[Sources], star: bool = False) -> None:
         last = qualifier[-1]
@@ -350,43 +279,66 @@ class AccessCollector:
             else:
                 self.credit(table, name)
 
-    def _unqualified(self, name: str, frames: list[Sources]) -> None:
-        for sources in frames:
-            if self._attribute(name, sources):
+    def _unqualified(self, name: str, frames: list[Sources], reach: int = 1) -> None:
+        """Credit an unqualified column, scope by scope from its own outwards, as PostgreSQL looks
+        it up: the first scope with a relation that has the column owns it. Where that is not
+        known (no catalog, or a table the catalog does not know) the scope may own it, and so may
+        the scopes around it that a subquery can correlate with (the first ``reach`` frames): each
+        is credited, until a scope surely owns it."""
+        maybe = False
+        for depth, sources in enumerate(frames):
+            if maybe and depth >= reach:
                 return
-        # No scope claims it (a stale catalog, or invalid SQL): credit the column's own scope.
-        for table in frames[0].real_tables() if frames else ():
-            self.credit(table, name)
+            claim = self._attribute(name, sources)
+            if claim == _HERE:
+                return
+            maybe = maybe or claim == _MAYBE_HERE
+        if not maybe:
+            # No scope claims it (a stale catalog, or invalid SQL): credit the column's own scope.
+            for table in frames[0].real_tables() if frames else ():
+                self.credit(table, name)
 
-    def _attribute(self, name: str, sources: Sources) -> bool:
-        """Credit ``name`` within one scope; False when this scope cannot own it (look further out)."""
+    def _attribute(self, name: str, sources: Sources) -> int:
+        """Credit ``name`` within one scope. ``_HERE``: this scope owns it; ``_MAYBE_HERE``: it
+        may (credited to the tables that could have it); ``_NOT_HERE``: look further out."""
         if name in sources.opaque:
-            return True
+            return _HERE
         derived = list(sources.derived.values())
-        if any(name in _projected_names(d) for d in derived):
-            return True  # the derived table's own SELECT list credits the real column
-        if name in sources.tables and not self._catalog_has(sources, name):
+        if any(name in projected_names(d) for d in derived):
+            return _HERE  # the derived table's own SELECT list credits the real column
+        if name in sources.tables and not self.catalog_has(sources, name):
             for table in sources.tables[name]:
                 self.credit_star(table)  # a whole-row reference, e.g. row_to_json(p)
-            return True
-        candidates = self._candidates(name, sources.real_tables())
+            return _HERE
+        tables = sources.real_tables()
+        candidates = self._candidates(name, tables)
         for table in candidates:
             self.credit(table, name)
-        starred = [d for d in derived if _has_star(d)]
+        starred = [d for d in derived if has_star(d)]
         for scope in starred:
             self._trace_star(scope, name, 0)
-        return bool(candidates or starred)
+        if self.catalog is not None and any(name in (self.known(t) or ()) for t in candidates):
+            return _HERE
+        if candidates or starred:
+            return _HERE if self.catalog is not None and not candidates else _MAYBE_HERE
+        return _NOT_HERE
 
     def _candidates(self, name: str, tables: list[str]) -> list[str]:
         """The tables that could own an unqualified column: those the catalog knows to have it, else
         those the catalog does not know; all of them without a catalog."""
         if self.catalog is None:
             return tables
-        having = [t for t in tables if name in (self._known(t) or ())]
-        return having or [t for t in tables if self._known(t) is None]
+        having = [t for t in tables if name in (self.known(t) or ())]
+        return having or [t for t in tables if self.known(t) is None]
+
+    def catalog_has(self, sources: Sources, column: str) -> bool:
+        return any(column in (self.known(t) or ()) for t in sources.real_tables())
+
+    def pseudo_column(self, column: exp.Column) -> bool:
+        return column.name.lower() in self.pseudo_columns and not column.this.args.get("quoted")
 
     def _through_derived(self, scope: Scope, name: str, depth: int) -> None:
-        if name not in _projected_names(scope):
+        if name not in projected_names(scope):
             self._trace_star(scope, name, depth)
 
     def _trace_star(self, scope: Scope, name: str, depth: int) -> None:
@@ -409,292 +361,3 @@ class AccessCollector:
                         self.credit(table, name)
                     if qualifier in sources.derived:
                         self._through_derived(sources.derived[qualifier], name, depth + 1)
-
-    # --- INSERT / UPDATE / DELETE / MERGE / COPY / DDL ---------------------------------------------
-    def _statement_scope(self, statement: exp.Expr) -> list[exp.Expr]:
-        """Credit the statement's own relations and columns, outside any SELECT; return the queries
-        the walk stopped at (the caller scopes those sqlglot did not)."""
-        sources = Sources()
-        target = statement.this if isinstance(statement, exp.DML) else None
-        schema_columns: list[str] = []
-        if isinstance(target, exp.Schema):  # INSERT INTO t (a, b) / COPY t (a, b)
-            schema_columns = [c.name.lower() for c in target.expressions if isinstance(c, exp.Identifier | exp.Column)]
-            target = target.this
-        from_, using = statement.args.get("from_"), statement.args.get("using")
-        relations = [from_.this] if isinstance(from_, exp.From) else []
-        relations.extend(using if isinstance(using, list) else [using] if isinstance(using, exp.Expr) else [])
-        target_tables: list[exp.Table] = []
-        if isinstance(statement, exp.Delete) and statement.args.get("tables"):
-            relations.insert(0, target)  # MySQL DELETE t1 FROM t1 JOIN t2: `tables` are the targets
-            target_tables = [t for t in statement.args["tables"] if isinstance(t, exp.Table)]
-        elif isinstance(target, exp.Table):
-            target_tables = [target]
-            relations.extend(j.this for j in target.args.get("joins") or [])  # MySQL UPDATE a JOIN b
-        for relation in (r for r in relations if isinstance(r, exp.Expr)):
-            for node in [relation, *(j.this for j in relation.args.get("joins") or [])]:
-                if isinstance(node, _RELATIONS):
-                    self._add_source(sources, node.alias_or_name.lower(), node)
-
-        targets: list[str] = []
-        alias_targets: set[int] = set()
-        for table in target_tables:
-            bare = table.name.lower()
-            if (isinstance(statement, exp.Update | exp.Delete) and not table.args.get("db") and not table.alias
-                    and bare in sources.tables and table not in relations):
-                targets.extend(sources.tables[bare])  # T-SQL UPDATE p SET ... FROM patients p
-                alias_targets.add(id(table))
-            elif name := self.table_name(table):
-                targets.append(name)
-                sources.add_table(table.alias_or_name.lower(), name)
-                sources.add_table(bare, name)
-        targets = list(dict.fromkeys(targets))
-        for name in targets:
-            self._add_table(name)
-            for column_name in schema_columns:
-                self.credit(name, column_name)
-        # An INSERT's own SELECT cannot see its target; UPDATE/DELETE/MERGE subqueries can correlate.
-        self._statement_sources = _EMPTY if isinstance(statement, exp.Insert) else sources
-
-        columns: list[exp.Column] = []
-        queries: list[exp.Expr] = []
-        for node in walk_in_scope(statement):
-            if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
-                columns.append(node)
-            elif isinstance(node, exp.Table) and id(node) not in alias_targets:
-                self._note_table(node)
-                if not isinstance(statement, exp.DML) and (own := self.table_name(node)):
-                    sources.add_table(node.alias_or_name.lower(), own)  # DDL: the table(s) it names
-            elif isinstance(node, exp.Select | exp.SetOperation) and node is not statement:
-                queries.append(node)
-            elif isinstance(node, exp.Star) and isinstance(node.parent, exp.Returning):
-                for name in targets:
-                    self.credit_star(name)  # RETURNING *
-        for column in columns:
-            qualifier = column.text("table").lower()
-            target_row = (qualifier in _TARGET_ROW_ALIASES and qualifier not in sources.tables
-                          and not column.text("db"))
-            if targets and (target_row or (not qualifier and _is_write_target(column))):
-                for name in targets:  # SET b = ..., SET b = EXCLUDED.b, OUTPUT inserted.id
-                    self.credit(name, column.name.lower())
-            elif column.table or not self._pseudo_column(column):
-                self._resolve(column, [sources])
-        return queries
-
-
-class _LeftOfJoin:
-    """The relations before a JOIN of one SELECT, grown join by join, and what a USING / NATURAL
-    column credits among them. Each name's crediting resumes where the previous join left it, so a
-    chain of n USING joins costs time linear in n (recomputing the left side for every join cost n²).
-    The tables credited are those of :meth:`AccessCollector._candidates` over the left tables (or all
-    of them), unless a derived relation on the left projects the name (its SELECT list credits it)."""
-
-    def __init__(self, collector: AccessCollector, sources: Sources, first: str | None) -> None:
-        self.collector = collector
-        self.sources = sources
-        self.tables: list[str] = []  # the left tables, in order, distinct
-        self._seen: set[str] = set()
-        self.derived: list[Scope] = []
-        self._known: set[str] | None = None  # catalog columns of the left tables, once asked for
-        self._names: dict[str, _LeftCredit] = {}
-        if first is not None:
-            self.add(first)
-
-    def add(self, alias: str) -> None:
-        for table in self.sources.tables.get(alias, []):
-            if table not in self._seen:
-                self._seen.add(table)
-                self.tables.append(table)
-                if self._known is not None:
-                    self._known.update(self.collector._known(table) or ())
-        if alias in self.sources.derived:
-            self.derived.append(self.sources.derived[alias])
-
-    def known_columns(self) -> set[str]:
-        if self._known is None:
-            self._known = {c for t in self.tables for c in self.collector._known(t) or ()}
-        return self._known
-
-    def credit(self, name: str) -> None:
-        state = self._names.get(name)
-        if state is None:
-            state = self._names[name] = _LeftCredit()
-        while state.derived_seen < len(self.derived) and not state.projected:
-            state.projected = name in _projected_names(self.derived[state.derived_seen])
-            state.derived_seen += 1
-        if state.projected:
-            return
-        tables = self.tables
-        catalog = self.collector.catalog is not None
-        for table in tables[state.tables_seen:]:
-            known = self.collector._known(table) if catalog else None
-            if not catalog or (known is not None and name in known):
-                state.having.append(table)
-            elif known is None:
-                state.unknown.append(table)
-        state.tables_seen = len(tables)
-        if state.having:
-            pick, done = state.having, state.having_done
-        elif state.unknown:
-            pick, done = state.unknown, state.unknown_done
-        else:
-            pick, done = tables, state.all_done
-        for table in pick[done:]:
-            self.collector.credit(table, name)
-        if pick is state.having:
-            state.having_done = len(pick)
-        elif pick is state.unknown:
-            state.unknown_done = len(pick)
-        else:
-            state.all_done = len(pick)
-
-
-class _LeftCredit:
-    """How far one name's crediting over the left side of a join chain got."""
-
-    __slots__ = ("all_done", "derived_seen", "having", "having_done", "projected", "tables_seen", "unknown",
-                 "unknown_done")
-
-    def __init__(self) -> None:
-        self.projected = False
-        self.derived_seen = self.tables_seen = self.having_done = self.unknown_done = self.all_done = 0
-        self.having: list[str] = []
-        self.unknown: list[str] = []
-
-
-# --- AST helpers -------------------------------------------------------------------------------------
-_CteFrame = tuple[dict[str, int], list[exp.CTE], int | None, Any]  # first index by name, CTEs, visible limit, outer
-
-
-def _ctes_by_table(statement: exp.Expr) -> dict[int, exp.CTE | None]:
-    """id(Table) -> the CTE its unqualified name refers to (None: a real table), for every table of
-    ``statement``, in one pass from the root: the same rules as :func:`_cte_of`, in time linear in
-    the statement (walking up from each table costs its depth, quadratic over a chain of UNIONs)."""
-    found: dict[int, exp.CTE | None] = {}
-    firsts: dict[int, dict[str, int]] = {}
-
-    def first_index(with_: exp.With) -> dict[str, int]:
-        names = firsts.get(id(with_))
-        if names is None:
-            names = firsts[id(with_)] = {}
-            for index, cte in enumerate(with_.expressions):
-                names.setdefault(cte.alias.lower(), index)
-        return names
-
-    stack: list[tuple[exp.Expr, _CteFrame | None]] = [(statement, None)]
-    while stack:
-        node, env = stack.pop()
-        if isinstance(node, exp.With):  # each CTE body sees the CTEs before it (all: RECURSIVE)
-            recursive = bool(node.args.get("recursive"))
-            position = {id(cte): index for index, cte in enumerate(node.expressions)}
-            for child in node.iter_expressions():
-                index = position.get(id(child))
-                if index is None:
-                    stack.append((child, env))
-                else:
-                    stack.append((child, (first_index(node), node.expressions, None if recursive else index, env)))
-            continue
-        if isinstance(node, exp.Table) and not node.args.get("db"):
-            found[id(node)] = _visible_cte(env, node.name.lower())
-        with_ = node.args.get("with_")
-        inner = (first_index(with_), with_.expressions, None, env) if isinstance(with_, exp.With) else env
-        for child in node.iter_expressions():
-            stack.append((child, env if child is with_ else inner))
-    return found
-
-
-def _visible_cte(env: _CteFrame | None, name: str) -> exp.CTE | None:
-    while env is not None:
-        names, ctes, limit, outer = env
-        index = names.get(name)
-        if index is not None and (limit is None or index < limit):
-            return ctes[index]
-        env = outer
-    return None
-
-
-def _cte_of(table: exp.Table) -> exp.CTE | None:
-    """The CTE an unqualified table name refers to, if any, following SQL's visibility rules: a CTE
-    body sees the CTEs defined before it (all of them, itself included, under WITH RECURSIVE)."""
-    name = table.name.lower()
-    child: exp.Expr | None = table
-    node = table.parent
-    while node is not None:
-        if isinstance(node, exp.With):
-            recursive = bool(node.args.get("recursive"))
-            for cte in node.expressions:
-                if cte is child and not recursive:
-                    break
-                if cte.alias.lower() == name:
-                    return cte
-            child = node.parent  # the query owning this WITH: its other CTEs are not visible here
-            node = child.parent if child is not None else None
-            continue
-        with_ = node.args.get("with_")
-        if isinstance(with_, exp.With) and with_ is not child:
-            for cte in with_.expressions:
-                if cte.alias.lower() == name:
-                    return cte
-        child, node = node, node.parent
-    return None
-
-
-def _projected_names(scope: Scope) -> set[str]:
-    """Output column names of a derived source (its column list, else its SELECT list), without '*'."""
-    if scope.outer_columns:
-        return {c.lower() for c in scope.outer_columns}
-    expression = scope.expression
-    if isinstance(expression, exp.Query):
-        return {n.lower() for n in expression.named_selects if n != STAR}
-    return set()
-
-
-def _has_star(scope: Scope) -> bool:
-    expression = scope.expression
-    while isinstance(expression, exp.SetOperation):
-        expression = expression.this
-    if isinstance(expression, exp.Subquery):
-        expression = expression.unnest()
-    return isinstance(expression, exp.Select) and any(
-        isinstance(p, exp.Star) or (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))
-        for p in expression.expressions)
-
-
-def _alias_clause(column: exp.Column, select: exp.Expr) -> exp.Expr | None:
-    """The ORDER BY / GROUP BY / HAVING / QUALIFY clause of ``select`` that holds ``column``, where a
-    bare name may be a SELECT-list alias; None elsewhere (SELECT list, WHERE, JOIN, window specs)."""
-    node = column.parent
-    while node is not None and node is not select:
-        if isinstance(node, _ALIAS_CLAUSES) and not (isinstance(node, exp.Order) and node.parent is not select):
-            return node
-        node = node.parent
-    return None
-
-
-def _is_exists_probe(select: exp.Expr) -> bool:
-    """``EXISTS (SELECT * ...)`` reads no columns through its star."""
-    parent = select.parent
-    while isinstance(parent, exp.Subquery):
-        parent = parent.parent
-    return isinstance(parent, exp.Exists)
-
-
-def _inside_count(node: exp.Expr) -> bool:
-    parent = node.parent
-    while parent is not None and not isinstance(parent, exp.Query):
-        if isinstance(parent, exp.Count):
-            return True
-        parent = parent.parent
-    return False
-
-
-def _is_write_target(column: exp.Column) -> bool:
-    """SET col = ... (UPDATE, MERGE, ON CONFLICT / DUPLICATE KEY), a MERGE INSERT column list, or an
-    ON CONFLICT key: the column belongs to the statement's target table."""
-    parent = column.parent
-    if isinstance(parent, exp.EQ) and column.arg_key == "this":
-        return isinstance(parent.parent, exp.Update | exp.OnConflict)
-    if isinstance(parent, exp.Tuple) and isinstance(parent.parent, exp.Insert):
-        return parent.arg_key == "this"
-    if isinstance(parent, exp.Ordered):
-        parent = parent.parent
-    return isinstance(parent, exp.OnConflict)
