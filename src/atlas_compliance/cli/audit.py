@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..audit import analysis, bulk, chain, checkpoints, files, retention, rollups, signing
+from ..audit import analysis, bulk, chain, checkpoints, files, retention, rollups, signing, verification
 from ..audit import repository as audit_repo
 from ..audit import service as audit_service
 from ..audit.admin_actions import CLI_ACTOR
@@ -135,6 +135,8 @@ def verify(org: str = typer.Option(None, "--org", help="Organization slug (defau
                                                "from the Monday of its week). Default: the whole history."),
            no_rollups: bool = typer.Option(False, "--no-rollups",
                                            help="Check the hash chains only, not the rollups reports read."),
+           workers: int = typer.Option(None, "--workers", min=1, max=4,
+                                       help="Verification jobs run at once (default: one per core, at most 4)."),
            checkpoint: Path = typer.Option(None, "--checkpoint", exists=True,
                                            help="A signed checkpoint file, or a directory of them: also prove "
                                                 "that the database extends every one."),
@@ -165,22 +167,14 @@ def verify(org: str = typer.Option(None, "--org", help="Organization slug (defau
                 orgs = [await auth.get_organization(conn, org)]
             else:
                 orgs = [{"id": r["org_id"], "slug": r["slug"]} for r in await audit_repo.orgs_with_policy(conn)]
-        results = []
-        for o in orgs:
-            async with db.transaction() as conn:
-                found = await chain.verify_chain(conn, o["id"])
-            checked = None
-            if not no_rollups:
-                async with db.transaction() as conn:
-                    checked = await rollups.verify_rollups(conn, o["id"], first_day)
-            results.append((o["slug"], found, checked))
-        return results
+        return await verification.verify_orgs(db, orgs, since=first_day, with_rollups=not no_rollups,
+                                              workers=workers)
 
     broken = False
-    for slug, result, checked in run_db(work):
-        broken = _echo_chain(slug, result) or broken
-        if checked is not None:
-            broken = _echo_rollups(slug, checked) or broken
+    for found in run_db(work):
+        broken = _echo_chain(found.slug, found.chain) or broken
+        if found.rollups is not None:
+            broken = _echo_rollups(found.slug, found.rollups) or broken
     if broken:
         raise typer.Exit(2)
 
