@@ -293,7 +293,9 @@ def test_exports_download_exactly_the_report_on_screen(browser, world):
         page.click("#export-csv")
     download = info.value
     s = url_state(page)
-    assert download.suggested_filename == f"data-access-report-acme-clinic-ui-{s['from']}_{s['to']}.csv"
+    # The name carries the window, its time zone and the filters of the report on screen (the table).
+    zone = "" if s["tz"] == "UTC" else "-" + s["tz"].replace("/", ".")
+    assert download.suggested_filename == f"data-access-report-acme-clinic-ui-{s['from']}_{s['to']}{zone}-table-patients.csv"
     got = list(csv.reader(io.StringIO(Path(download.path()).read_text(encoding="utf-8"), newline="")))
     expected = report_api(world, page, format="csv").text
     assert got == list(csv.reader(io.StringIO(expected, newline="")))

@@ -124,7 +124,7 @@ def test_json_download_and_admin_action_log(client, org, sql):
     admin = org.add_user("admin")
     _seed(client, org, [{"sql": "q", "timestamp": "2026-02-01T00:00:00Z", "tablesAccessed": ["t"]}])
     resp = client.get(DA, params={**PARAMS, "download": "1", "role": "admin"}, headers=admin.headers)
-    assert resp.headers["content-disposition"].endswith('-2026-01-01_2026-03-01.json"')
+    assert resp.headers["content-disposition"].endswith('-2026-01-01_2026-03-01-role-admin.json"')
     client.get(UA, params={**PARAMS, "format": "csv"}, headers=admin.headers)
     rows = sql.execute("SELECT actor_id, actor_email, action_type, target_id, metadata FROM admin_action_log "
                        "WHERE org_id = %s ORDER BY \"timestamp\"", (org.id,)).fetchall()

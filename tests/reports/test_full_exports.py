@@ -120,3 +120,18 @@ def test_cli_json_report_has_every_row_and_matches_the_api(client, big, cli, tmp
     api = client.get(DA, params={**PARAMS, "download": "1"}, headers=admin.headers).json()
     assert written["rows"] == api["rows"] and written["summary"] == api["summary"]
     assert written["totalRows"] == len(written["rows"]) == TABLES * USERS + EXTRA_USERS
+
+
+def test_export_names_carry_the_time_zone_and_filters(client, big):
+    """Two exports of different windows or filters never share a file name (issue 19 §4)."""
+    org, admin = big
+    names = set()
+    for extra in ({}, {"tz": "Europe/Paris"}, {"table": "t007"}, {"role": "member"}, {"userId": "u1"},
+                  {"table": "t007", "role": "member", "tz": "Asia/Kolkata"}, {"table": "Odd Name/ü"}):
+        resp = client.get(DA, params={**PARAMS, "format": "csv", **extra}, headers=admin.headers)
+        assert resp.status_code == 200, resp.text
+        names.add(resp.headers["content-disposition"])
+    assert len(names) == 7
+    expected = f"data-access-report-{org.slug}-2026-04-01_2026-04-30-Asia.Kolkata-role-member-table-t007.csv"
+    assert f'attachment; filename="{expected}"' in names
+    assert all(name.isascii() and " " not in name.split("filename=")[1] for name in names)

@@ -11,7 +11,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import re
 import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -36,8 +35,10 @@ from ..reports.writers import (
     PRIVILEGED_ACTIONS_CSV_HEADER,
     csv_chunk,
     failed_access_csv_rows,
+    filter_name_parts,
     json_bytes,
     privileged_action_csv_row,
+    safe_slug,
 )
 from .format import FORMAT, MANIFEST, SIGNATURE
 
@@ -236,28 +237,14 @@ def entries(settings: Settings, request: BundleRequest, key: SigningKey) -> list
 
 # --- the bundle ------------------------------------------------------------------------------------
 
-_SAFE = re.compile(r"^[A-Za-z0-9._-]{1,40}$")
-
-
-def _short(value: str) -> str:
-    return value if _SAFE.match(value) else "h" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:10]
-
-
 def file_name(request: BundleRequest, generated_at: datetime, manifest_sha256: str) -> str:
     """``evidence-<org>-<from>_<to>-<tz>[-user-<h>][-role-<role>][-table-<table>]-<UTC time>-<manifest>.zip``:
     dates are the window's days in its time zone, ``/`` in the zone becomes ``.``, the user id is the first
     10 hex digits of its SHA-256 (after ``h``), a table name that is not short and plain likewise, and the
     name ends with the first 8 hex digits of the manifest's SHA-256 (two bundles never share a name)."""
     start, end = request.report("data-access").labels()
-    slug = "".join(ch for ch in request.org_slug if ch.isalnum() or ch in "-_") or "org"
-    parts = [f"evidence-{slug}-{start}_{end}", request.window.tz.replace("/", ".")]
-    f = request.filters
-    if f.user_id:
-        parts.append("user-h" + hashlib.sha256(f.user_id.encode("utf-8")).hexdigest()[:10])
-    if f.role:
-        parts.append(f"role-{f.role}")
-    if f.table:
-        parts.append(f"table-{_short(f.table)}")
+    parts = [f"evidence-{safe_slug(request.org_slug)}-{start}_{end}", request.window.tz.replace("/", "."),
+             *filter_name_parts(request.filters)]
     parts += [generated_at.strftime("%Y%m%dT%H%M%SZ"), manifest_sha256[:8]]
     return "-".join(parts) + ".zip"
 

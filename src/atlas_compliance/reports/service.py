@@ -327,7 +327,7 @@ async def json_stream(db: Database, request: ReportRequest, counter: list[int]) 
 
 def filename(request: ReportRequest, org_slug: str, ext: str) -> str:
     start, end = request.labels()
-    return report_filename(request.report, org_slug, start, end, ext)
+    return report_filename(request.report, org_slug, start, end, ext, tz=request.window.tz, filters=request.filters)
 
 
 async def csv_stream(db: Database, request: ReportRequest, counter: list[int]) -> AsyncIterator[str]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
@@ -11,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from .window import iso_utc
+from .window import ReportFilters, iso_utc
 
 # The reference's headers, with ours appended: pii_columns, then user_label (the label of an id that never
 # was a member of the organization, as of the window's end).
@@ -158,6 +160,36 @@ def json_bytes(document: Any) -> bytes:
     return orjson.dumps(document, option=orjson.OPT_UTC_Z)
 
 
-def report_filename(report: str, org_slug: str, start_label: str, end_label: str, ext: str) -> str:
-    safe = "".join(ch for ch in org_slug if ch.isalnum() or ch in "-_") or "org"
-    return f"{report}-report-{safe}-{start_label}_{end_label}.{ext}"
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9._-]{1,40}$")
+
+
+def safe_slug(org_slug: str) -> str:
+    return "".join(ch for ch in org_slug if ch.isalnum() or ch in "-_") or "org"
+
+
+def filter_name_parts(filters: ReportFilters) -> list[str]:
+    """The filters as parts of a file name: ``user-h<10 hex of the id's SHA-256>``, ``role-<role>``,
+    ``table-<name>`` (a name that is not short and plain: ``table-h<10 hex>``), in that order."""
+    def hashed(value: str) -> str:
+        return "h" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:10]
+
+    parts = []
+    if filters.user_id:
+        parts.append("user-" + hashed(filters.user_id))
+    if filters.role:
+        parts.append(f"role-{filters.role}")
+    if filters.table:
+        parts.append("table-" + (filters.table if _PLAIN_NAME.match(filters.table) else hashed(filters.table)))
+    return parts
+
+
+def report_filename(report: str, org_slug: str, start_label: str, end_label: str, ext: str, *,
+                    tz: str = "UTC", filters: ReportFilters | None = None) -> str:
+    """``<report>-report-<org>-<start>_<end>[-<tz>][-user-…][-role-…][-table-…].<ext>``: the time zone (``/``
+    as ``.``) when it is not UTC, then the filters (:func:`filter_name_parts`), so that two exports of
+    different windows or filters never share a name; the unfiltered UTC form is the reference's."""
+    parts = [f"{report}-report-{safe_slug(org_slug)}-{start_label}_{end_label}"]
+    if tz.upper() != "UTC":
+        parts.append(tz.replace("/", "."))
+    parts += filter_name_parts(filters) if filters is not None else []
+    return "-".join(parts) + f".{ext}"
