@@ -288,3 +288,33 @@ def test_a_second_agreeing_reviewer_is_required_on_pii_accesses_when_the_org_say
     assert [r["action_type"] for r in sql.execute(
         "SELECT action_type FROM admin_action_log WHERE org_id = %s AND action_type = 'review.settings_update'",
         (org.id,)).fetchall()] == ["review.settings_update"] * 2
+
+
+def test_a_signed_off_campaign_is_in_the_evidence_bundle_of_any_window_it_covers(client, org, clinic):
+    import json
+    import zipfile
+
+    owner, second = clinic["owner"], clinic["second"]
+    doc = open_review(client, owner.headers)
+    rid, users = doc["campaign"]["id"], items_by_user(doc)
+    others = [i["item"] for uid, i in users.items() if uid != owner.id]
+    assert client.post(f"{REVIEWS}/{rid}/decisions", json={"items": others, "decision": "keep"},
+                       headers=owner.headers).status_code == 200
+    assert client.post(f"{REVIEWS}/{rid}/decisions", json={"items": [users[owner.id]["item"]], "decision": "keep"},
+                       headers=second.headers).status_code == 200
+
+    def bundled(start: str, end: str) -> list[dict]:
+        resp = client.get("/api/v1/admin/compliance/evidence", params={"startDate": start, "endDate": end},
+                          headers=owner.headers)
+        assert resp.status_code == 200, resp.text
+        with zipfile.ZipFile(io.BytesIO(resp.content)) as zf:
+            return json.loads(zf.read("access-reviews.json"))["reviews"]
+
+    assert bundled("2026-03-15", "2026-04-15") == []  # open campaigns are not evidence yet
+    assert client.post(f"{REVIEWS}/{rid}/signoff", json={"statement": "March reviewed."},
+                       headers=owner.headers).status_code == 200
+    found = bundled("2026-03-15", "2026-04-15")
+    assert [r["campaign"]["id"] for r in found] == [rid]
+    assert found[0]["campaign"]["signOff"]["statement"] == "March reviewed."
+    assert len(found[0]["decisions"]) == len(users)
+    assert bundled("2026-04-01", "2026-04-30") == []  # a window the campaign does not cover

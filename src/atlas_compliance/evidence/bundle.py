@@ -40,6 +40,7 @@ from ..reports.writers import (
     privileged_action_csv_row,
     safe_slug,
 )
+from ..reviews import service as reviews
 from .format import FORMAT, MANIFEST, SIGNATURE
 
 ACTION = "compliance.evidence_export"
@@ -169,6 +170,12 @@ def activity_entries() -> list[Entry]:
     ]
 
 
+async def _reviews(db: Database, request: BundleRequest) -> dict[str, Any]:
+    async with db.transaction() as conn:
+        found = await reviews.signed_off_covering(conn, request.org_id, request.window.start, request.window.end)
+    return {"reviews": found}
+
+
 # --- classifications, chain verification, checkpoint ----------------------------------------------
 
 async def _classifications(db: Database, request: BundleRequest) -> dict[str, Any]:
@@ -226,6 +233,8 @@ def entries(settings: Settings, request: BundleRequest, key: SigningKey) -> list
         report_csv("user-activity", scope),
         report_json("user-activity", scope),
         *activity_entries(),
+        json_entry("access-reviews.json", "every signed-off access review whose period overlaps the window, as its "
+                   "export (frozen population, decisions, reviewers, signed sign-off)", "reviews", _reviews),
         json_entry("pii-classifications.json", "every PII classification of the organization at export time, "
                    "dismissed ones included (not limited to the window)", "classifications", _classifications),
         json_entry("audit-verify.json", "`audit verify` of the organization's whole hash chains (audit log, purge "

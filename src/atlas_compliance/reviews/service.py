@@ -343,6 +343,16 @@ async def export(conn: AsyncConnection, org_id: str, campaign_id: str, *, follow
     return document
 
 
+async def signed_off_covering(conn: AsyncConnection, org_id: str, start: datetime, end: datetime
+                              ) -> list[dict[str, Any]]:
+    """The export document of every signed-off campaign whose window overlaps [start, end), oldest period
+    first: what an evidence bundle of that window carries."""
+    found = [r for r in await repo.campaigns(conn, org_id)
+             if r["status"] == "signed_off" and r["window_start"] < end and r["window_end"] > start]
+    found.sort(key=lambda r: (r["window_start"], r["id"]))
+    return [await export(conn, org_id, r["id"]) for r in found]
+
+
 def setting_out(r: dict[str, Any]) -> dict[str, Any]:
     return {"piiSecondReviewer": r["pii_second_reviewer"], "updatedBy": r["updated_by"],
             "updatedAt": iso_utc(r["updated_at"])}
