@@ -37,19 +37,31 @@ async def insert_user(conn: AsyncConnection, email: str, name: str) -> Row:
 
 
 async def get_user_by_email(conn: AsyncConnection, email: str) -> Row | None:
+    """The user with this email, whatever its case: by ``normalizedEmail`` first; else by the email itself,
+    compared in lower case (an Atlas database has users created before it filled ``normalizedEmail``, and
+    Better Auth may normalize differently). With several matches, the exact normalized one, then the oldest.
+    The credential account's password comes along (NULL when there is none)."""
     cur = await conn.execute(
-        'SELECT u.id, u.email, u.name, a.password FROM "user" u '
-        "LEFT JOIN account a ON a.\"userId\" = u.id AND a.\"providerId\" = 'credential' "
-        'WHERE u."normalizedEmail" = %s', (email.lower(),))
+        'SELECT u.id, u.email, u.name, (SELECT a.password FROM account a WHERE a."userId" = u.id '
+        "AND a.\"providerId\" = 'credential' AND a.password IS NOT NULL "
+        'ORDER BY a."updatedAt" DESC NULLS LAST, a.id LIMIT 1) AS password FROM "user" u '
+        'WHERE u."normalizedEmail" = %(e)s OR lower(u.email) = %(e)s '
+        'ORDER BY (u."normalizedEmail" = %(e)s) IS TRUE DESC, u."createdAt", u.id LIMIT 1', {"e": email.lower()})
     return await cur.fetchone()
 
 
 async def set_password(conn: AsyncConnection, user_id: str, password_hash: str) -> None:
-    await conn.execute(
-        'INSERT INTO account ("accountId", "providerId", "userId", password) '
-        "VALUES (%s, 'credential', %s, %s) "
-        'ON CONFLICT ("providerId", "accountId") DO UPDATE SET password = EXCLUDED.password, '
-        '"updatedAt" = now()', (user_id, user_id, password_hash))
+    """Write the user's credential password: update their credential account(s) if they have one (an Atlas
+    database has no unique key there, and may hold several), else create it with every value supplied
+    (Better Auth's tables have no defaults)."""
+    cur = await conn.execute(
+        'UPDATE account SET password = %s, "updatedAt" = now() WHERE "userId" = %s AND "providerId" = \'credential\'',
+        (password_hash, user_id))
+    if cur.rowcount == 0:
+        await conn.execute(
+            'INSERT INTO account (id, "accountId", "providerId", "userId", password, "createdAt", "updatedAt") '
+            "VALUES (gen_random_uuid()::text, %s, 'credential', %s, %s, now(), now())",
+            (user_id, user_id, password_hash))
 
 
 async def upsert_member(conn: AsyncConnection, org_id: str, user_id: str, role: str) -> Row:

@@ -16,7 +16,13 @@ from psycopg import AsyncConnection
 
 from ..errors import AtlasError, BadRequest, Conflict, Forbidden, NotFound, RateLimited, Unauthorized
 from . import repository as repo
-from .passwords import MIN_PASSWORD_LENGTH, hash_password_async, verify_password_async
+from .passwords import (
+    MIN_PASSWORD_LENGTH,
+    hash_like_async,
+    hash_password_async,
+    is_better_auth_hash,
+    verify_password_async,
+)
 from .schemas import ROLES, Principal
 from .tokens import PREFIXES, hash_token, new_token
 
@@ -85,6 +91,21 @@ async def create_user(conn: AsyncConnection, *, email: str, password: str, org_s
     await repo.set_password(conn, user["id"], await hash_password_async(password))
     await repo.upsert_member(conn, org["id"], user["id"], role)
     return {**user, "role": role, "org": org}
+
+
+async def set_user_password(conn: AsyncConnection, *, email: str, password: str) -> dict:
+    """Set a user's password. An account whose hash is Better Auth's (an Atlas user) gets the new one in
+    that format, so Atlas keeps signing them in; every other gets Argon2id."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise BadRequest(f"the password must have at least {MIN_PASSWORD_LENGTH} characters",
+                         code="weak_password")
+    user = await repo.get_user_by_email(conn, email)
+    if user is None:
+        raise NotFound(f"no user with email {email!r}", code="user_not_found")
+    new_hash = await hash_like_async(user["password"], password)
+    await repo.set_password(conn, user["id"], new_hash)
+    return {"userId": user["id"], "email": user["email"],
+            "format": "better-auth-scrypt" if is_better_auth_hash(new_hash) else "argon2id"}
 
 
 async def add_member(conn: AsyncConnection, *, email: str, org_slug: str, role: str) -> dict:

@@ -93,6 +93,34 @@ def users_disable(email: str = typer.Argument(..., help="Email of the user.")) -
     typer.echo(f"disabled {done['email']}: removed from {orgs}; every session and token revoked")
 
 
+@users_app.command("set-password")
+def users_set_password(
+        email: str = typer.Argument(..., help="Email of the user (any case)."),
+        password_stdin: bool = typer.Option(False, "--password-stdin",
+                                            help="Read the password from the first line of standard input "
+                                                 "(for scripts); otherwise it is asked for, twice, unseen.")) -> None:
+    """Set a user's password (at least 8 characters); recorded as an admin action in each of their orgs.
+
+    A user of an adopted Atlas database keeps Better Auth's hash format, so the new password works in
+    Atlas too; every other user gets Argon2id.
+    """
+    if password_stdin:
+        password = read_secret_stdin()
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+
+    async def work(db):
+        async with db.transaction() as conn:
+            done = await auth.set_user_password(conn, email=email, password=password)
+            for m in await auth_repo.list_memberships(conn, done["userId"]):
+                await admin_actions.record(conn, CLI_ACTOR, org_id=m["id"], action_type="user.password_set",
+                                           target_type="user", target_id=done["userId"],
+                                           details={"email": done["email"], "format": done["format"]})
+            return done
+    done = run_db(work)
+    typer.echo(f"password set for {done['email']} ({done['format']})")
+
+
 @members_app.command("add")
 def members_add(email: str = typer.Argument(..., help="Email of an existing user."),
                 org: str = typer.Option(..., "--org", help="Organization slug."),

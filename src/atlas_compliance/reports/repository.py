@@ -477,10 +477,16 @@ async def pii_columns(conn: AsyncConnection, org_id: str) -> dict[str, set[str]]
 
 
 async def last_logins(conn: AsyncConnection, org_id: str, before: datetime) -> dict[str, datetime]:
-    """Each user's latest login into this organization at or before ``before`` (sessions are never deleted)."""
+    """Each user's latest login into this organization before ``before`` (sessions are never deleted): a
+    session whose active organization is this one, or one with none (Better Auth leaves it empty at sign-in
+    for someone in several organizations) begun while the user was a member here (membership history)."""
     cur = await conn.execute(
-        'SELECT "userId" AS user_id, max("createdAt") AS last_login FROM session '
-        'WHERE "activeOrganizationId" = %s AND "createdAt" < %s GROUP BY "userId"', (org_id, before))
+        'SELECT s."userId" AS user_id, max(s."createdAt") AS last_login FROM session s '
+        'WHERE s."createdAt" < %(before)s AND (s."activeOrganizationId" = %(org)s '
+        '  OR (s."activeOrganizationId" IS NULL AND EXISTS ('
+        '      SELECT 1 FROM member_history h WHERE h.org_id = %(org)s AND h.user_id = s."userId" '
+        '      AND h.valid_from <= s."createdAt" AND (h.valid_to IS NULL OR h.valid_to > s."createdAt")))) '
+        'GROUP BY s."userId"', {"org": org_id, "before": before})
     return {r["user_id"]: r["last_login"] for r in await cur.fetchall()}
 
 
