@@ -212,6 +212,8 @@ def test_since_bounds_the_work_and_weeks_start_on_monday(client, varied, cli, sq
         body["rollups"]["differences"])
     assert "rollups" not in cli("audit", "verify", "--org", varied.slug, "--no-rollups")
     assert_error(client.get(VERIFY, params={"since": "March"}, headers=admin.headers), 422)
+    assert_error(client.get(VERIFY, params={"since": "0"}, headers=admin.headers), 422)  # not a Unix time
+    assert_error(client.get(VERIFY, params={"since": "2026-02-30"}, headers=admin.headers), 400, "invalid_date")
     cli("audit", "verify", "--org", varied.slug, "--since", "2026-13-01", code=2)  # click's usage error
 
 

@@ -17,7 +17,7 @@ from ..audit.schemas import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, AuditEventIn
 from ..auth.schemas import Principal
 from ..catalog import service as catalog_service
 from ..config import Settings
-from ..errors import AtlasError, Forbidden, PayloadTooLarge, Unprocessable
+from ..errors import AtlasError, BadRequest, Forbidden, PayloadTooLarge, Unprocessable
 from .deps import DB, AdminPrincipal, CurrentPrincipal, get_settings, request_actor
 from .errors import responses
 from .routing import api_router
@@ -161,19 +161,24 @@ class VerifyOut(BaseModel):
     rollups: RollupsOut = Field(description="The rollups reports read, recomputed from the raw rows.")
 
 
-@router.get("/api/v1/admin/audit/verify", response_model=VerifyOut, responses=responses(401, 403, 422),
+@router.get("/api/v1/admin/audit/verify", response_model=VerifyOut, responses=responses(400, 401, 403, 422),
             summary="Verify the audit log's hash chains and the rollups reports read")
 async def verify(principal: AdminPrincipal, db: DB,
-                 since: Annotated[date | None, Query(description="Check the rollups from this UTC day on "
-                                                     "(YYYY-MM-DD); default: the whole history.")] = None,
+                 since: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$",
+                                                    description="Check the rollups from this UTC day on "
+                                                    "(YYYY-MM-DD); default: the whole history.")] = None,
                  ) -> VerifyOut:
     """Recompute the organization's hash chain: OK with the number of rows checked, or the first broken
     link (which row, and whether it was changed, removed or inserted out of order). The chains of purge
     tombstones and admin actions are checked too (`chains`). The user-daily, access-daily and
     access-weekly rollups are recomputed from the raw rows and every difference is named (`rollups`).
     `ok` is false if any chain is broken or any rollup differs."""
+    try:
+        first_day = date.fromisoformat(since) if since else None
+    except ValueError:
+        raise BadRequest(f"since: {since!r} is not a calendar date (YYYY-MM-DD)", code="invalid_date") from None
     [found] = await verification.verify_orgs(db, [{"id": principal.org_id, "slug": principal.org_slug}],
-                                             since=since, workers=2)  # chain and rollups side by side
+                                             since=first_day, workers=2)  # chain and rollups side by side
     result, checked = found.chain, found.rollups
     assert checked is not None
     body = result.to_dict() | {"ok": found.ok, "rollups": checked.to_dict()}

@@ -62,7 +62,8 @@ def upgrade(url: str, revision: str = "head") -> list[str]:
         before = MigrationContext.configure(conn).get_current_revision()
     engine.dispose()
     command.upgrade(cfg, revision)
-    _apply_definitions(url)
+    if up_to_date(url):  # the definitions belong to the newest schema; an upgrade to an older revision stops short
+        _apply_definitions(url)
     _secure(url)
     if before == script.get_current_head():
         return []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import zipfile
 import zlib
@@ -69,7 +70,7 @@ def _check_file(zf: zipfile.ZipFile, item: dict[str, Any]) -> str | None:
     with zf.open(name) as handle:
         while block := handle.read(CHUNK):
             digest.update(block)
-    if digest.hexdigest() != item["sha256"]:
+    if not hmac.compare_digest(digest.hexdigest(), str(item["sha256"])):
         return f"its SHA-256 is {digest.hexdigest()}, the manifest says {item['sha256']}: the file was changed"
     if item.get("rows") is None:
         return None
