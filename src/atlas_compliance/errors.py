@@ -52,7 +52,13 @@ class Unprocessable(AtlasError):
 
 
 class RateLimited(AtlasError):
+    """Too many attempts; ``retry_after`` seconds until the next may succeed (the API's ``Retry-After``)."""
+
     status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None, details: Any = None) -> None:
+        super().__init__(message, code=code, details=details)
+        self.retry_after = retry_after
 
 
 class ServiceUnavailable(AtlasError):

@@ -12,10 +12,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ..audit.admin_actions import Actor
+from ..auth import csrf
 from ..auth import service as auth_service
 from ..auth.schemas import Principal
 from ..config import Settings
-from ..console import csrf
 from ..db.pool import Database
 from ..errors import Forbidden, Unauthorized
 
@@ -54,7 +54,7 @@ async def get_principal(request: Request) -> Principal:
         if request.method not in SAFE_METHODS and not request.headers.get("authorization"):
             # The credential came from the console's cookie, which a browser also sends on requests
             # that other sites forge: unsafe methods must prove they come from a console page by
-            # carrying its CSRF token (an HMAC of the session token, see console/csrf.py).
+            # carrying its CSRF token (an HMAC of the session token, see auth/csrf.py).
             secret = await csrf.installation_secret(conn)
             if not csrf.session_token_valid(secret, token, request.headers.get(csrf.HEADER)):
                 raise Forbidden("missing or invalid X-CSRF-Token header: reload the console page",

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..db.pool import database_error
-from ..errors import AtlasError
+from ..errors import AtlasError, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,10 @@ def _clean_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AtlasError)
     async def atlas_error(request: Request, exc: AtlasError):
-        return error_response(request, exc.status, exc.code, exc.message, exc.details, exc.headers)
+        headers = dict(exc.headers)
+        if isinstance(exc, RateLimited):  # the service says how long; HTTP says it with Retry-After
+            headers["Retry-After"] = str(exc.retry_after)
+        return error_response(request, exc.status, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):

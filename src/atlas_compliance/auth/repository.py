@@ -205,3 +205,10 @@ async def list_api_tokens(conn: AsyncConnection, org_id: str) -> list[Row]:
         'u.email FROM api_token t LEFT JOIN "user" u ON u.id = t.user_id WHERE t.org_id = %s '
         "ORDER BY t.created_at", (org_id,))
     return await cur.fetchall()
+
+
+async def installation_secret(conn: AsyncConnection) -> bytes:
+    """The installation's HMAC key (``atlas_installation.hmac_secret``, made by the first migration)."""
+    cur = await conn.execute("SELECT value FROM atlas_installation WHERE key = 'hmac_secret'")
+    row = await cur.fetchone()
+    return bytes.fromhex(row["value"])

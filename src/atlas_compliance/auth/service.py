@@ -130,8 +130,7 @@ class LoginResult:
 def _rate_limited(oldest: datetime, window_seconds: int) -> RateLimited:
     retry = oldest + timedelta(seconds=window_seconds) - datetime.now(UTC)
     seconds = max(1, int(retry.total_seconds()) + 1)
-    return RateLimited(f"too many failed login attempts; try again in {seconds} seconds",
-                       headers={"Retry-After": str(seconds)})
+    return RateLimited(f"too many failed login attempts; try again in {seconds} seconds", retry_after=seconds)
 
 
 async def reserve_login_attempt(conn: AsyncConnection, *, email: str, ip: str | None, max_failures: int,
@@ -162,8 +161,9 @@ def _choose_organization(memberships: list, org_slug: str | None):
             return Forbidden(f"you are not a member of organization {org_slug!r}", code="not_a_member")
         return chosen[0]
     if len(memberships) > 1:
-        return BadRequest("you belong to several organizations; choose one with 'org': "
-                          + ", ".join(m["slug"] for m in memberships), code="org_required")
+        slugs = [m["slug"] for m in memberships]
+        return BadRequest("you belong to several organizations; choose one with 'org': " + ", ".join(slugs),
+                          code="org_required", details={"organizations": slugs})
     if not memberships:
         return Forbidden("you are not a member of any organization", code="not_a_member")
     return memberships[0]

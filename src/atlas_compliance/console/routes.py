@@ -17,13 +17,13 @@ from fastapi.templating import Jinja2Templates
 
 from ..api.deps import DB, SESSION_COOKIE, AdminPrincipal, client_ip
 from ..api.errors import FastJSONResponse
+from ..auth import csrf
 from ..auth import service as auth_service
 from ..errors import AtlasError, BadRequest, Forbidden, RateLimited, Unauthorized
 from ..pii.categories import CATEGORIES
 from ..pii.schemas import Category, Strategy
 from ..reports import volume
 from ..reports.window import iso_utc, parse_window
-from . import csrf
 from .session import (
     HOME,
     ConsoleSession,
@@ -87,12 +87,6 @@ def _login_redirect(request: Request) -> Response:
     return response
 
 
-def _org_choices(message: str) -> list[str]:
-    """The slugs listed by the service's ``org_required`` message ("…choose one with 'org': a, b")."""
-    _, _, listed = message.partition("'org':")
-    return [slug.strip() for slug in listed.split(",") if slug.strip()]
-
-
 @router.get("/")
 async def root() -> Response:
     return RedirectResponse(HOME, status_code=303)
@@ -148,14 +142,14 @@ async def _login_failure(request: Request, failure: AtlasError, *, email: str, o
     if failure.code == "csrf_failed":
         return await _login_page(request, status=403, message="This form expired. Please sign in again.", **page)
     if isinstance(failure, RateLimited):
-        retry = (failure.headers or {}).get("Retry-After", "60")
+        retry = str(failure.retry_after)
         return await _login_page(
             request, status=429, headers={"Retry-After": retry},
             message=f"Too many failed sign-in attempts. Try again in {retry} seconds.", **page)
     if isinstance(failure, Unauthorized):
         return await _login_page(request, status=401, message="Wrong email or password.", **page)
     if failure.code == "org_required":
-        choices = _org_choices(failure.message)
+        choices = list((failure.details or {}).get("organizations", []))
         message = "You belong to several organizations. Enter the one to sign in to" + (
             f": {', '.join(choices)}." if choices else ".")
         return await _login_page(request, status=400, message=message, org_choices=choices, **page)

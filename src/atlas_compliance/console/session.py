@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 from fastapi import Request, Response
 
 from ..api.deps import SESSION_COOKIE
+from ..auth import csrf
 from ..auth import service as auth_service
 from ..auth.schemas import Principal
 from ..errors import Unauthorized
-from . import csrf
 
 HOME = "/admin/compliance"
 # Control characters and whitespace are refused: browsers drop tabs and newlines from URLs, so

@@ -148,12 +148,6 @@ async def replace_catalog(conn: AsyncConnection, org_id: str, source_id: str,
                 await copy.write_row((org_id, source_id, table, column, dtype, ordinal))
 
 
-async def hmac_secret(conn: AsyncConnection) -> bytes:
-    cur = await conn.execute("SELECT value FROM atlas_installation WHERE key = 'hmac_secret'")
-    row = await cur.fetchone()
-    return bytes.fromhex(row["value"])
-
-
 async def insert_manual(conn: AsyncConnection, org_id: str, d: dict[str, Any]) -> Row | None:
     """A classification an admin added by hand (reviewed); None when the column already has one."""
     cur = await conn.execute(

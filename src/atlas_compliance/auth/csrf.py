@@ -25,7 +25,7 @@ import secrets
 
 from psycopg import AsyncConnection
 
-from ..pii.repository import hmac_secret
+from . import repository
 
 LOGIN_COOKIE = "atlas_login_csrf"
 HEADER = "x-csrf-token"
@@ -39,7 +39,7 @@ async def installation_secret(conn: AsyncConnection) -> bytes:
     key = f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}"
     secret = _secret_cache.get(key)
     if secret is None:
-        secret = _secret_cache[key] = await hmac_secret(conn)
+        secret = _secret_cache[key] = await repository.installation_secret(conn)
     return secret
 
 
