@@ -15,10 +15,12 @@ from psycopg import AsyncConnection
 from ..errors import BadRequest
 from . import repository as repo
 from .admin_actions import Actor
+from .schemas import MAX_RETENTION_DAYS
 
 MIN_RETENTION_DAYS = 7
-# Beyond this the purge's `now() - N days` leaves PostgreSQL's timestamp range and every purge would fail.
-MAX_RETENTION_DAYS = 36_500
+# MAX_RETENTION_DAYS (audit/schemas.py, beside the API schema that documents it): beyond it the purge's
+# `now() - N days` leaves PostgreSQL's timestamp range and every purge would fail.
+
 DEFAULT_RETENTION_DAYS = 365
 DEFAULT_HARD_DELETE_DELAY_DAYS = 30
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal, NamedTuple
+from datetime import date, datetime
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+MAX_RETENTION_DAYS = 36_500  # 100 years: the longest retention policy (audit/retention.py checks it)
 
 ActorKind = Literal["human", "agent", "mcp", "scheduler", "api_key"]
 AuthMode = Literal["none", "simple-key", "managed", "byot"]
@@ -89,3 +91,102 @@ class EventIdentity(NamedTuple):
                 and (not other.timestamp_given or self.timestamp == other.timestamp)
                 and (self.source_id, self.source_type, self.target_host, self.success)
                 == (other.source_id, other.source_type, other.target_host, other.success))
+
+
+# --- what the audit API answers: verification, retention, checkpoints -----------------------------------
+
+class ChainBreakOut(BaseModel):
+    seq: int | None
+    auditId: str | None
+    kind: str = Field(description="changed | removed | inserted_out_of_order | outside_chain")
+    detail: str
+
+
+class RecordChainOut(BaseModel):
+    chain: str = Field(description="tombstone (rows removed by the retention purge) | admin_action")
+    ok: bool
+    records: int
+    headSeq: int
+    firstBreak: ChainBreakOut | None
+
+
+class RollupDifferenceOut(BaseModel):
+    rollup: str = Field(description="user_daily | access_daily | access_weekly")
+    period: date = Field(description="The UTC day, or the Monday of the week.")
+    table: str | None = Field(description="The table (access rollups); null for user_daily.")
+    userId: str | None
+    field: str = Field(description="row | query_count | table_query_count | first_ts | last_ts | columns. "
+                                   "`row`: stored null = the rollup row is missing; expected null = it should "
+                                   "not exist.")
+    stored: str | None
+    expected: str | None = Field(description="What the raw rows give.")
+
+
+class RollupsOut(BaseModel):
+    ok: bool = Field(description="True when every rollup row matches the raw rows.")
+    since: date | None = Field(description="First day checked; null = the whole history.")
+    differenceCount: int
+    differences: list[RollupDifferenceOut] = Field(description="The first 100 differences.")
+
+
+class VerifyOut(BaseModel):
+    ok: bool = Field(description="True when the audit log's chain, every other evidence chain and the rollups "
+                                 "verify.")
+    rowsChecked: int
+    purgedRows: int
+    headSeq: int
+    firstBreak: ChainBreakOut | None
+    chains: list[RecordChainOut] = Field(
+        default_factory=list, description="The org's chains of purge tombstones and of admin actions.")
+    rollups: RollupsOut = Field(description="The rollups reports read, recomputed from the raw rows.")
+
+
+class RetentionPolicy(BaseModel):
+    orgId: str
+    retentionDays: int | None = Field(description="Days kept before soft delete; null = unlimited.")
+    hardDeleteDelayDays: int
+    updatedAt: Any | None = None
+    updatedBy: str | None = None
+    lastPurgeAt: Any | None = None
+    lastPurgeCount: int | None = None
+
+
+class RetentionUpdate(BaseModel):
+    model_config = {"extra": "forbid"}
+    # Strict: `true` or "30" is a mistake to report (422), not a number of days to store. The bounds are
+    # documented here and checked by `retention.set_policy` (for the CLI too), which answers 400.
+    retentionDays: StrictInt | None = Field(
+        description=f"At least the installation's minimum (ATLAS_MIN_RETENTION_DAYS, default 365; never below 7) "
+                    f"and at most {MAX_RETENTION_DAYS:,}, or null for unlimited.", examples=[365],
+        json_schema_extra={"minimum": 7, "maximum": MAX_RETENTION_DAYS})
+    hardDeleteDelayDays: StrictInt | None = Field(
+        default=None, description="Days between soft and hard delete: at least the installation's minimum "
+                                  f"(ATLAS_MIN_HARD_DELETE_DELAY_DAYS, default 30), at most {MAX_RETENTION_DAYS:,}.",
+        examples=[30], json_schema_extra={"minimum": 0, "maximum": MAX_RETENTION_DAYS})
+
+
+class PurgeOut(BaseModel):
+    orgId: str
+    softDeleted: int
+    hardDeleted: int
+
+
+class CheckpointChainOut(BaseModel):
+    lastSeq: int | None = Field(description="The chain's last position when the checkpoint was taken.")
+    headHash: str | None = Field(description="Hex SHA-256 of the row at `lastSeq` (null for an empty chain).")
+    rows: int | None = Field(description="Live rows up to `lastSeq`.")
+    tombstones: int | None = Field(description="Rows up to `lastSeq` already removed by the retention purge.")
+
+
+class CheckpointOut(BaseModel):
+    file: str = Field(description="File name in ATLAS_CHECKPOINT_DIR.")
+    createdAt: str
+    keyId: str | None
+    signatureValid: bool | None = Field(
+        description="The signature checks with this installation's key (null: the key cannot be read).")
+    signature: str = Field(description="Base64 Ed25519 signature of the statement's canonical JSON.")
+    chains: dict[str, CheckpointChainOut]
+
+
+class CheckpointList(BaseModel):
+    checkpoints: list[CheckpointOut]

@@ -85,3 +85,14 @@ class TokenCreated(BaseModel):
     kind: Literal["personal", "ingest"]
     name: str
     expiresAt: datetime | None
+
+
+class MemberOut(BaseModel):
+    userId: str
+    email: str
+    name: str
+    role: str
+
+
+class MembersResponse(BaseModel):
+    members: list[MemberOut]

@@ -108,6 +108,11 @@ async def set_user_password(conn: AsyncConnection, *, email: str, password: str)
             "format": "better-auth-scrypt" if is_better_auth_hash(new_hash) else "argon2id"}
 
 
+async def list_members(conn: AsyncConnection, org_id: str) -> list[dict]:
+    """The organization's members (id, email, name, role), as the admin API lists them."""
+    return [dict(r) for r in await repo.list_members(conn, org_id)]
+
+
 async def add_member(conn: AsyncConnection, *, email: str, org_slug: str, role: str) -> dict:
     validate_role(role)
     org = await get_organization(conn, org_slug)
