@@ -37,6 +37,7 @@ MATRIX = [
     ("get", "/api/v1/admin/compliance/reports/user-activity?startDate=2026-01-01&endDate=2026-01-31", None,
      ADMIN_ONLY),
     ("get", "/api/v1/admin/compliance/evidence?startDate=2026-01-01&endDate=2026-01-31", None, ADMIN_ONLY),
+    ("get", "/api/v1/admin/compliance/volume?startDate=2026-01-01&endDate=2026-01-31", None, ADMIN_ONLY),
     ("get", "/api/v1/admin/compliance/classifications", None, ADMIN_ONLY),
     ("post", "/api/v1/admin/compliance/classifications",
      {"detections": [{"tableName": "t", "columnName": "email", "category": "email"}]}, ADMIN_ONLY),

@@ -253,22 +253,22 @@ def test_daily_volume_counts_successful_queries_per_local_day(client, org, make_
     browser = browser_client(client)
     console_login(browser, admin)
     window = {"startDate": "2026-03-01", "endDate": "2026-03-04"}
-    utc = browser.get("/admin/compliance/volume", params=window).json()
+    utc = browser.get("/api/v1/admin/compliance/volume", params=window).json()
     assert utc["days"] == [{"date": "2026-03-01", "queries": 1}, {"date": "2026-03-02", "queries": 2},
                            {"date": "2026-03-03", "queries": 0}, {"date": "2026-03-04", "queries": 1}]
     assert utc["totalQueries"] == 4 and utc["window"] == {"start": "2026-03-01T00:00:00Z",
                                                           "end": "2026-03-05T00:00:00Z", "tz": "UTC"}
     # In New York, 03:30 UTC on March 2 is still March 1.
-    ny = browser.get("/admin/compliance/volume", params={**window, "tz": "America/New_York"}).json()
+    ny = browser.get("/api/v1/admin/compliance/volume", params={**window, "tz": "America/New_York"}).json()
     assert [d["queries"] for d in ny["days"]] == [2, 1, 0, 1]
     # The same numbers as the Data Access Report for that window.
     report = browser.get("/api/v1/admin/compliance/reports/data-access", params=window).json()
     assert report["summary"]["totalQueries"] == utc["totalQueries"]
-    assert_error(browser.get("/admin/compliance/volume", params={**window, "endDate": "2026-02-30"}), 400,
+    assert_error(browser.get("/api/v1/admin/compliance/volume", params={**window, "endDate": "2026-02-30"}), 400,
                  "invalid_date")
-    assert_error(browser.get("/admin/compliance/volume", params={"startDate": "2020-01-01", "endDate": "2026-01-01"}),
+    assert_error(browser.get("/api/v1/admin/compliance/volume", params={"startDate": "2020-01-01", "endDate": "2026-01-01"}),
                  400, "window_too_long")
-    assert_error(browser_client(client).get("/admin/compliance/volume", params=window), 401)
+    assert_error(browser_client(client).get("/api/v1/admin/compliance/volume", params=window), 401)
     member = browser_client(client)
     console_login(member, org.add_user("member", login=False))
-    assert_error(member.get("/admin/compliance/volume", params=window), 403, "forbidden_role")
+    assert_error(member.get("/api/v1/admin/compliance/volume", params=window), 403, "forbidden_role")

@@ -243,7 +243,7 @@ def test_every_endpoint_answers_with_the_callers_org_only(client, sql, people, r
         bundled = json.loads(bundle.read("pii-classifications.json"))["classifications"]
         assert {(c["tableName"], c["columnName"], c["category"]) for c in bundled} == set(spec["pii"]), k
 
-        chart = client.get("/admin/compliance/volume", params={k_: params[k_] for k_ in ("startDate", "endDate")},
+        chart = client.get("/api/v1/admin/compliance/volume", params={k_: params[k_] for k_ in ("startDate", "endDate")},
                            headers=admin).json()
         assert chart["totalQueries"] == volume, k
 

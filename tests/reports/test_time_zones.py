@@ -16,7 +16,7 @@ from tests.console.conftest import browser_client, console_login
 
 DA = "/api/v1/admin/compliance/reports/data-access"
 UA = "/api/v1/admin/compliance/reports/user-activity"
-VOLUME = "/admin/compliance/volume"
+VOLUME = "/api/v1/admin/compliance/volume"
 WINDOW = {"startDate": "2026-03-01", "endDate": "2026-03-04"}
 CANONICAL = [("utc", "UTC"), ("UTC", "UTC"), ("europe/paris", "Europe/Paris"),
              ("AMERICA/NEW_YORK", "America/New_York"), ("etc/gmt+5", "Etc/GMT+5"), (" Asia/Tokyo ", "Asia/Tokyo")]

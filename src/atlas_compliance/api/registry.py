@@ -20,6 +20,6 @@ def routers() -> list[APIRouter]:
         sources,
     )
 
-    return [admin.router, audit.router, events.router, activity.router, reports.router, evidence.router,
+    return [admin.router, audit.router, events.router, activity.router, reports.router, reports.volume_router, evidence.router,
             classifications.router, sources.router, catalog.router, reviews.router, reviews.settings_router,
             console.router]

@@ -10,7 +10,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from ..auth.schemas import Principal
 from ..reports import service
-from ..reports.schemas import DataAccessReport, UserActivityReport
+from ..reports.schemas import DailyVolumeOut, DataAccessReport, UserActivityReport
 from ..reports.window import parse_filters, parse_paging, parse_window
 from ..reports.writers import json_bytes
 from .deps import DB, AdminPrincipal, client_ip
@@ -120,3 +120,17 @@ async def user_activity(request: Request, principal: AdminPrincipal, db: DB, sta
                         download: Download = False) -> Response:
     return await _run("user-activity", request, principal, db, startDate, endDate, userId, role, table, format,
                       tz, limit, offset, download)
+
+
+volume_router = api_router(prefix="/api/v1/admin/compliance", tags=["reports"])
+
+
+@volume_router.get("/volume", response_model=DailyVolumeOut, responses=responses(400, 401, 403, 422),
+                   summary="Queries per day of a window (the console's chart)")
+async def daily_volume(principal: AdminPrincipal, db: DB, startDate: StartDate, endDate: EndDate,
+                       tz: Tz = "UTC") -> Response:
+    """Successful, not deleted queries per calendar day of the window's time zone, for the caller's
+    organization: what the Reports tab draws. At most 732 days (`window_too_long`)."""
+    window = parse_window(startDate, endDate, tz)
+    return Response(json_bytes(await service.daily_volume(db, principal.org_id, window)),
+                    media_type="application/json")

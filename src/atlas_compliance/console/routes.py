@@ -1,4 +1,4 @@
-"""The admin console: /login, /logout, /admin/compliance and its daily-volume data.
+"""The admin console: /login, /logout and /admin/compliance.
 
 Pages are rendered here with Jinja2; the compliance page's data comes from the JSON API, called by
 ``static/*.js`` with the session cookie (and the CSRF token for writes). No SQL lives here.
@@ -15,15 +15,12 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from ..api.deps import DB, SESSION_COOKIE, AdminPrincipal, client_ip
-from ..api.errors import FastJSONResponse
+from ..api.deps import SESSION_COOKIE, client_ip
 from ..auth import csrf
 from ..auth import service as auth_service
-from ..errors import AtlasError, BadRequest, Forbidden, RateLimited, Unauthorized
+from ..errors import AtlasError, Forbidden, RateLimited, Unauthorized
 from ..pii.categories import CATEGORIES
 from ..pii.schemas import Category, Strategy
-from ..reports import volume
-from ..reports.window import iso_utc, parse_window
 from .session import (
     HOME,
     ConsoleSession,
@@ -187,20 +184,3 @@ async def compliance(request: Request, tab: Annotated[str, Query(max_length=40)]
         "session": session, "tab": tab if tab in ("reports", "events", "reviews") else "classifications"})
 
 
-@router.get("/admin/compliance/volume")
-async def daily_volume(
-    principal: AdminPrincipal, db: DB,
-    startDate: Annotated[str, Query(max_length=64)],
-    endDate: Annotated[str, Query(max_length=64)],
-    tz: Annotated[str, Query(max_length=64)] = "UTC",
-) -> Response:
-    """Queries per day of the window (the Reports tab's chart), for admins of the caller's organization."""
-    window = parse_window(startDate, endDate, tz)
-    if volume.day_count(window) > volume.MAX_DAYS:
-        raise BadRequest(f"the daily chart covers at most {volume.MAX_DAYS} days: narrow startDate..endDate",
-                         code="window_too_long")
-    async with db.transaction() as conn:
-        days = await volume.daily_query_volume(conn, principal.org_id, window)
-    return FastJSONResponse({
-        "window": {"start": iso_utc(window.start), "end": iso_utc(window.end), "tz": window.tz},
-        "days": [d.to_dict() for d in days], "totalQueries": sum(d.queries for d in days)})

@@ -94,3 +94,15 @@ class DataAccessReport(_ReportBase):
 class UserActivityReport(_ReportBase):
     rows: list[UserActivityRow]
     summary: UserActivitySummary
+
+
+class DayVolume(BaseModel):
+    date: str = Field(description="A calendar day of the window's time zone, YYYY-MM-DD.")
+    queries: int = Field(description="Successful, not deleted queries on that day.")
+
+
+class DailyVolumeOut(BaseModel):
+    window: ReportWindowOut
+    days: list[DayVolume] = Field(description="Every day of the window, oldest first (days without a query: 0).")
+    totalQueries: int = Field(description="Their sum: every query of the window, as the User Activity report's "
+                              "`totalQueries` without filters.")

@@ -19,7 +19,8 @@ from ..audit import admin_actions
 from ..audit.names import short_table_name
 from ..auth.schemas import Principal
 from ..db.pool import Database
-from . import columns
+from ..errors import BadRequest
+from . import columns, volume
 from . import repository as repo
 from .columns import ColumnDictionary
 from .window import ReportFilters, ReportWindow, iso_utc
@@ -358,3 +359,15 @@ async def record_report_action(db: Database, principal: Principal | None, reques
             target_id=request.report, status=status,
             details={"reportType": request.report, "filters": request.filters_dict(),
                      "window": request.window.to_dict(), "format": fmt, "rowCount": row_count})
+
+
+async def daily_volume(db: Database, org_id: str, window: ReportWindow) -> dict[str, Any]:
+    """Successful, not deleted queries per calendar day of the window's time zone (the console's chart);
+    at most :data:`volume.MAX_DAYS` days (``window_too_long`` beyond)."""
+    if volume.day_count(window) > volume.MAX_DAYS:
+        raise BadRequest(f"the daily chart covers at most {volume.MAX_DAYS} days: narrow startDate..endDate",
+                         code="window_too_long")
+    async with db.transaction() as conn:
+        days = await volume.daily_query_volume(conn, org_id, window)
+    return {"window": window.to_dict(), "days": [d.to_dict() for d in days],
+            "totalQueries": sum(d.queries for d in days)}

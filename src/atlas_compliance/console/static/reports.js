@@ -328,7 +328,7 @@ window.Atlas = window.Atlas || {};
       (filtered ? " (the filters apply to the table below, not to this chart)." : ".");
     A.chartMessage(chart, "Loading…");
     try {
-      const body = await A.api(`/admin/compliance/volume?${params(state)}`);
+      const body = await A.api(`/api/v1/admin/compliance/volume?${params(state)}`);
       if (mine !== seq) return;
       A.drawVolumeChart(chart, body.days);
     } catch (err) {
