@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from ..auth.schemas import Principal
 from ..reports import service
 from ..reports.schemas import DailyVolumeOut, DataAccessReport, UserActivityReport
-from ..reports.window import parse_filters, parse_paging, parse_window
+from ..reports.window import parse_paging, parse_window
 from ..reports.writers import json_bytes
 from .deps import DB, AdminPrincipal, client_ip
 from .errors import responses
@@ -58,15 +59,27 @@ async def _utf8(texts: AsyncIterator[str]) -> AsyncIterator[bytes]:
         yield text.encode("utf-8")
 
 
-async def _run(report: service.ReportType, request: Request, principal: Principal, db, startDate: str,
-               endDate: str, userId: str | None, role: str | None, table: str | None, format: str, tz: str,
-               limit: int | None, offset: int, download: bool) -> Response:
-    window = parse_window(startDate, endDate, tz)
-    filters = parse_filters(userId, role, table)
-    cap = service.ROW_CAPS[report]
-    lim, off = parse_paging(limit, offset, cap)
-    req = service.ReportRequest(report=report, org_id=principal.org_id, window=window, filters=filters,
-                                start_input=startDate, end_input=endDate)
+@dataclass
+class ReportQuery:
+    """The query parameters both reports take (FastAPI reads each field as a query parameter)."""
+
+    startDate: StartDate
+    endDate: EndDate
+    userId: UserId = None
+    role: RoleQ = None
+    table: TableQ = None
+    format: Format = "json"
+    tz: Tz = "UTC"
+    limit: Limit = None
+    offset: Offset = 0
+    download: Download = False
+
+
+async def _run(report: service.ReportType, request: Request, principal: Principal, db, q: ReportQuery) -> Response:
+    req = service.ReportRequest.parse(report, principal.org_id, start=q.startDate, end=q.endDate, tz=q.tz,
+                                      user_id=q.userId, role=q.role, table=q.table)
+    lim, off = parse_paging(q.limit, q.offset, service.ROW_CAPS[report])
+    format, download = q.format, q.download
     request_id = request.state.request_id
     ip = client_ip(request)
     slug = principal.org_slug
@@ -102,24 +115,18 @@ async def _run(report: service.ReportType, request: Request, principal: Principa
             description=DESCRIPTION.format(cap=10_000),
             responses={200: {"model": DataAccessReport, "content": {"text/csv": {}}},
                        **responses(400, 401, 403, 422)})
-async def data_access(request: Request, principal: AdminPrincipal, db: DB, startDate: StartDate,
-                      endDate: EndDate, userId: UserId = None, role: RoleQ = None, table: TableQ = None,
-                      format: Format = "json", tz: Tz = "UTC", limit: Limit = None, offset: Offset = 0,
-                      download: Download = False) -> Response:
-    return await _run("data-access", request, principal, db, startDate, endDate, userId, role, table, format,
-                      tz, limit, offset, download)
+async def data_access(request: Request, principal: AdminPrincipal, db: DB,
+                      q: Annotated[ReportQuery, Depends()]) -> Response:
+    return await _run("data-access", request, principal, db, q)
 
 
 @router.get("/user-activity", summary="User Activity Report: what each user has been doing",
             description=DESCRIPTION.format(cap=5_000),
             responses={200: {"model": UserActivityReport, "content": {"text/csv": {}}},
                        **responses(400, 401, 403, 422)})
-async def user_activity(request: Request, principal: AdminPrincipal, db: DB, startDate: StartDate,
-                        endDate: EndDate, userId: UserId = None, role: RoleQ = None, table: TableQ = None,
-                        format: Format = "json", tz: Tz = "UTC", limit: Limit = None, offset: Offset = 0,
-                        download: Download = False) -> Response:
-    return await _run("user-activity", request, principal, db, startDate, endDate, userId, role, table, format,
-                      tz, limit, offset, download)
+async def user_activity(request: Request, principal: AdminPrincipal, db: DB,
+                        q: Annotated[ReportQuery, Depends()]) -> Response:
+    return await _run("user-activity", request, principal, db, q)
 
 
 volume_router = api_router(prefix="/api/v1/admin/compliance", tags=["reports"])

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..auth import service as auth
 from ..reports import service
-from ..reports.window import iso_utc, parse_filters, parse_window
+from ..reports.window import iso_utc
 from ..reports.writers import CSV_FORMATS
 from .common import console, fail, out, run_db
 
@@ -33,17 +33,16 @@ def _run(report: service.ReportType, org: str, start: str, end: str, user: str |
          table: str | None, tz: str, fmt: str, output: Path | None) -> None:
     if fmt not in ("table", "json", "csv"):
         fail(f"invalid --format {fmt!r}: use table, json or csv")
-    try:
-        window = parse_window(start, end, tz)
-        filters = parse_filters(user, role, table)
+    try:  # the request's rules first, so a bad option is named before the database is opened
+        service.ReportRequest.parse(report, "", start=start, end=end, tz=tz, user_id=user, role=role, table=table)
     except auth.BadRequest as exc:
         fail(exc.message.replace("startDate", "--start").replace("endDate", "--end"))
 
     async def work(db):
         async with db.transaction() as conn:
             org_row = await auth.get_organization(conn, org)
-        req = service.ReportRequest(report=report, org_id=org_row["id"], window=window, filters=filters,
-                                    start_input=start, end_input=end)
+        req = service.ReportRequest.parse(report, org_row["id"], start=start, end=end, tz=tz, user_id=user,
+                                          role=role, table=table)
         sink = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
         try:
             document = None

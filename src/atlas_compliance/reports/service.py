@@ -23,7 +23,7 @@ from ..errors import BadRequest
 from . import columns, volume
 from . import repository as repo
 from .columns import ColumnDictionary
-from .window import ReportFilters, ReportWindow, iso_utc
+from .window import ReportFilters, ReportWindow, iso_utc, parse_filters, parse_window
 from .writers import CSV_FORMATS, csv_chunk, json_bytes, report_filename
 
 ReportType = Literal["data-access", "user-activity"]
@@ -38,6 +38,14 @@ class ReportRequest:
     filters: ReportFilters
     start_input: str
     end_input: str
+
+    @classmethod
+    def parse(cls, report: ReportType, org_id: str, *, start: str, end: str, tz: str | None = "UTC",
+              user_id: str | None = None, role: str | None = None, table: str | None = None) -> ReportRequest:
+        """A request from what a person typed (API query, CLI options): the window's and filters' rules
+        answer ``BadRequest`` (``invalid_date``, ``invalid_range``, ``invalid_tz``, ``invalid_role`` …)."""
+        return cls(report=report, org_id=org_id, window=parse_window(start, end, tz),
+                   filters=parse_filters(user_id, role, table), start_input=start, end_input=end)
 
     def filters_dict(self) -> dict[str, Any]:
         return {"startDate": self.start_input, "endDate": self.end_input, **self.filters.to_dict(),
