@@ -13,7 +13,7 @@ from ..audit import admin_actions
 from ..auth.schemas import Principal
 from ..db.pool import Database
 from ..reports import activity
-from ..reports.repository import begin_snapshot
+from ..reports.service import begin_snapshot
 from ..reports.window import ReportWindow, parse_window
 from ..reports.writers import (
     FAILED_ACCESS_CSV_HEADER,

@@ -9,7 +9,7 @@ from fastapi import Query
 from pydantic import BaseModel, Field
 
 from ..audit.names import normalize_table_name
-from ..catalog import repository as repo
+from ..catalog import service as catalog_service
 from .deps import DB, AdminPrincipal
 from .errors import responses
 from .routing import api_router
@@ -54,8 +54,8 @@ async def list_catalog(
     never override the others (docs/catalog.md)."""
     table_name = normalize_table_name(table) if table and table.strip() else None
     async with db.transaction() as conn:
-        rows, total = await repo.list_facts(conn, principal.org_id, source=datasource, table=table_name, origin=origin,
-                                            limit=limit, offset=offset)
+        rows, total = await catalog_service.list_facts(conn, principal.org_id, source=datasource, table=table_name,
+                                                       origin=origin, limit=limit, offset=offset)
     return CatalogList(
         columns=[CatalogColumn(datasource=r["source_id"], schemaName=r["schema_name"], tableName=r["table_name"],
                                columnName=r["column_name"], dataType=r["data_type"], ordinal=r["ordinal"],

@@ -323,3 +323,11 @@ async def ingest_events(conn: AsyncConnection, org_id: str, events: Sequence[Any
     catalog = await org_catalog(conn, org_id)
     prepared, rejected = prepare_batch(events, datetime.now(UTC), catalog, learned)
     return await store_prepared(conn, org_id, prepared, rejected)
+
+
+# Look-ups and the import ledger, exactly as the repository does them; named here so that the edges (the
+# CLI) reach the repository only through this service.
+orgs_with_policy = repo.orgs_with_policy
+file_imports = repo.file_imports
+start_file_import = repo.start_file_import
+finish_file_import = repo.finish_file_import

@@ -333,3 +333,10 @@ def require_scope(principal: Principal, scope: str) -> Principal:
     if not principal.can(scope):
         raise Forbidden(f"this credential lacks the {scope!r} scope", code="scope_denied")
     return principal
+
+
+# Look-ups the edges (API, CLI, console) use exactly as the repository answers them; named here so that
+# only services reach the repository.
+list_organizations = repo.list_organizations
+list_memberships = repo.list_memberships
+list_api_tokens = repo.list_api_tokens

@@ -97,3 +97,9 @@ async def learn(db: Database, org_id: str, pairs: Collection[tuple[str, str]], c
 
 
 __all__ = ["LEARNED_SOURCE", "check_source_name", "learn", "store_source", "unknown_pairs"]
+
+
+# The catalog's facts as the repository lists them; named here so that the edges reach the repository
+# only through this service.
+list_facts = repo.list_facts
+load_rows = repo.load_rows

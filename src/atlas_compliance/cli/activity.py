@@ -16,7 +16,7 @@ from ..audit.admin_actions import CLI_ACTOR
 from ..auth import service as auth
 from ..errors import AtlasError
 from ..reports import activity
-from ..reports.repository import begin_snapshot
+from ..reports.service import begin_snapshot
 from ..reports.window import ReportWindow, iso_utc, parse_window
 from ..reports.writers import (
     FAILED_ACCESS_CSV_HEADER,

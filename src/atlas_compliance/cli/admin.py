@@ -7,7 +7,6 @@ import typer
 from ..audit import admin_actions
 from ..audit.admin_actions import CLI_ACTOR
 from ..auth import offboarding
-from ..auth import repository as auth_repo
 from ..auth import service as auth
 from .common import console, fail, out, read_secret_stdin, run_db
 
@@ -40,7 +39,7 @@ def orgs_list() -> None:
     """List organizations with their member counts."""
     async def work(db):
         async with db.transaction() as conn:
-            return await auth_repo.list_organizations(conn)
+            return await auth.list_organizations(conn)
     for org in run_db(work):
         typer.echo(f"{org['slug']}\t{org['name']}\t{org['members']} members\t{org['id']}")
 
@@ -112,7 +111,7 @@ def users_set_password(
     async def work(db):
         async with db.transaction() as conn:
             done = await auth.set_user_password(conn, email=email, password=password)
-            for m in await auth_repo.list_memberships(conn, done["userId"]):
+            for m in await auth.list_memberships(conn, done["userId"]):
                 await admin_actions.record(conn, CLI_ACTOR, org_id=m["id"], action_type="user.password_set",
                                            target_type="user", target_id=done["userId"],
                                            details={"email": done["email"], "format": done["format"]})
@@ -216,7 +215,7 @@ def tokens_list(org: str = typer.Option(..., "--org", help="Organization slug.")
     async def work(db):
         async with db.transaction() as conn:
             found = await auth.get_organization(conn, org)
-            return await auth_repo.list_api_tokens(conn, found["id"])
+            return await auth.list_api_tokens(conn, found["id"])
     for t in run_db(work):
         state = "revoked" if t["revoked_at"] else "active"
         typer.echo(f"{t['id']}\t{t['kind']}\t{t['name']}\t{t['token_prefix']}…\t{state}\t{t['email'] or ''}")

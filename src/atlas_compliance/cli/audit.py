@@ -11,7 +11,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..audit import analysis, bulk, chain, checkpoints, files, retention, rollups, signing, verification
-from ..audit import repository as audit_repo
 from ..audit import service as audit_service
 from ..audit.admin_actions import CLI_ACTOR
 from ..auth import service as auth
@@ -85,13 +84,13 @@ def ingest(file: Path = typer.Argument(..., exists=True, dir_okay=False, readabl
         async with db.transaction() as conn:
             org_row = await auth.get_organization(conn, org)
             catalog = await audit_service.org_catalog(conn, org_row["id"])
-            imports = await audit_repo.file_imports(conn, org_row["id"])
+            imports = await audit_service.file_imports(conn, org_row["id"])
         found = files.scan(file, label, {e["digest"] for e in imports})
         reason = None if rerun else files.refusal(found, imports, path)
         if reason is not None:
             return reason
         async with db.transaction() as conn:
-            ledger_id = await audit_repo.start_file_import(conn, org_row["id"], label, path,
+            ledger_id = await audit_service.start_file_import(conn, org_row["id"], label, path,
                                                            files.chain_seed(label).hex())
         job = bulk.ChunkJob(file_name=file.name, org_id=org_row["id"], now=datetime.now(UTC), catalog=catalog)
         records = ((number, (record, digest)) for number, record, digest in
@@ -104,7 +103,7 @@ def ingest(file: Path = typer.Argument(..., exists=True, dir_okay=False, readabl
                 totals = await bulk.write_chunks(db, org_row["id"], chunks, commit_every=commit_every,
                                                  on_written=lambda n: progress.advance(task, n), ledger_id=ledger_id)
         async with db.transaction() as conn:
-            await audit_repo.finish_file_import(conn, ledger_id)
+            await audit_service.finish_file_import(conn, ledger_id)
         return totals
 
     try:
@@ -166,7 +165,7 @@ def verify(org: str = typer.Option(None, "--org", help="Organization slug (defau
             if org:
                 orgs = [await auth.get_organization(conn, org)]
             else:
-                orgs = [{"id": r["org_id"], "slug": r["slug"]} for r in await audit_repo.orgs_with_policy(conn)]
+                orgs = [{"id": r["org_id"], "slug": r["slug"]} for r in await audit_service.orgs_with_policy(conn)]
         return await verification.verify_orgs(db, orgs, since=first_day, with_rollups=not no_rollups,
                                               workers=workers)
 
@@ -293,7 +292,7 @@ def purge(org: str = typer.Option(None, "--org", help="Organization slug (defaul
     async def work(db):
         async with db.transaction() as conn:
             targets = [await auth.get_organization(conn, org)] if org else [
-                {"id": r["org_id"], "slug": r["slug"]} for r in await audit_repo.orgs_with_policy(conn)]
+                {"id": r["org_id"], "slug": r["slug"]} for r in await audit_service.orgs_with_policy(conn)]
         out = []
         for o in targets:
             async with db.transaction() as conn:

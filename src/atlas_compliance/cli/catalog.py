@@ -11,7 +11,6 @@ from rich.table import Table
 
 from ..auth import service as auth
 from ..catalog import ddl, introspect, service
-from ..catalog import repository as repo
 from ..catalog.facts import ORIGINS
 from ..errors import BadRequest
 from .common import console, fail, out, run_db
@@ -116,7 +115,7 @@ def show(org: str = typer.Option(..., "--org", help="Organization slug."),
     async def work(db):
         async with db.transaction() as conn:
             org_row = await auth.get_organization(conn, org)
-            return await repo.list_facts(conn, org_row["id"], source=name,
+            return await service.list_facts(conn, org_row["id"], source=name,
                                          table=normalize_table_name(table) if table else None, origin=origin,
                                          limit=limit)
 

@@ -11,7 +11,7 @@ import typer
 from ..audit.extraction import Catalog, extract_access
 from ..auth import service as auth
 from ..catalog import ddl
-from ..catalog import repository as catalog_repo
+from ..catalog import service as catalog_service
 from ..catalog.facts import build_catalog
 from ..errors import BadRequest
 from .common import fail, run_db
@@ -69,7 +69,7 @@ def extract(dialect: str = typer.Option(None, "--dialect", help="SQL dialect or 
         async def work(db):
             async with db.transaction() as conn:
                 org_row = await auth.get_organization(conn, org)
-                return await catalog_repo.load_rows(conn, org_row["id"])
+                return await catalog_service.load_rows(conn, org_row["id"])
 
         catalog = build_catalog(run_db(work))
     info = extract_access(text, reader, catalog)

@@ -379,3 +379,7 @@ async def daily_volume(db: Database, org_id: str, window: ReportWindow) -> dict[
         days = await volume.daily_query_volume(conn, org_id, window)
     return {"window": window.to_dict(), "days": [d.to_dict() for d in days],
             "totalQueries": sum(d.queries for d in days)}
+
+
+# A repeatable-read snapshot for a view read in several statements (the Failed access view).
+begin_snapshot = repo.begin_snapshot
