@@ -58,21 +58,27 @@ class ReportRequest:
         return start, end
 
 
-async def _read(db: Database, sql: str, params: dict[str, Any], one: bool = False) -> Any:
+async def _fetch_rows(db: Database, sql: str, params: dict[str, Any]) -> Any:
+    """(column names, row tuples) of a report query, on its own connection with the reports' memory."""
     async with db.connection() as conn, conn.transaction():
         await repo.set_report_memory(conn)
-        if one:
-            return await repo.fetch_one(conn, sql, params)
         return await repo.fetch_tuples(conn, sql, params)
+
+
+async def _fetch_one(db: Database, sql: str, params: dict[str, Any]) -> Any:
+    """The one row of a summary query, likewise."""
+    async with db.connection() as conn, conn.transaction():
+        await repo.set_report_memory(conn)
+        return await repo.fetch_one(conn, sql, params)
 
 
 # What rows are decorated with: PII columns, last logins (User Activity), the column dictionary, the labels
 # of ids that never were members. Emails and roles come from the report query itself, as of the window's end.
-Maps = tuple[dict[str, set[str]], dict[str, datetime], ColumnDictionary, dict[str, str]]
+Decorations = tuple[dict[str, set[str]], dict[str, datetime], ColumnDictionary, dict[str, str]]
 
 
-async def _maps(db: Database, org_id: str, before: datetime | None, *, with_columns: bool,
-                params: dict[str, Any]) -> Maps:
+async def _decorations(db: Database, org_id: str, before: datetime | None, *, with_columns: bool,
+                params: dict[str, Any]) -> Decorations:
     async def pii():
         async with db.connection() as conn:
             return await repo.pii_columns(conn, org_id)
@@ -202,13 +208,13 @@ async def generate(db: Database, request: ReportRequest, *, limit: int, offset: 
         sql = repo.data_access_sql(request.filters, paged=True)
     else:
         sql = repo.user_activity_sql(request.filters, paged=True)
-    rows_task = _read(db, sql, params)
-    maps_task = _maps_for(db, request)
-    (columns, raw_rows), (pii, logins, dictionary, labels) = await asyncio.gather(rows_task, maps_task)
+    rows_task = _fetch_rows(db, sql, params)
+    decorations_task = _decorations_for(db, request)
+    (columns, raw_rows), (pii, logins, dictionary, labels) = await asyncio.gather(rows_task, decorations_task)
     if raw_rows:
         head = dict(zip(columns, raw_rows[0], strict=True))
     else:
-        head = await _read(db, _summary_sql(request), params, one=True)
+        head = await _fetch_one(db, _summary_sql(request), params)
     build = _row_builder(request, columns, (pii, logins, dictionary, labels), {})
     with _gc_paused():
         rows = [build(r) for r in raw_rows]
@@ -242,7 +248,7 @@ def _summary(request: ReportRequest, head: dict[str, Any]) -> dict[str, int]:
             "totalQueries": int(head["summary_total_queries"]), "tableQueries": int(head["summary_table_queries"])}
 
 
-def _row_builder(request: ReportRequest, columns: list[str], maps: Maps,
+def _row_builder(request: ReportRequest, columns: list[str], maps: Decorations,
                  memo: dict) -> RowBuilder:
     pii, logins, dictionary, labels = maps
     if request.report == "data-access":
@@ -250,7 +256,7 @@ def _row_builder(request: ReportRequest, columns: list[str], maps: Maps,
     return user_activity_rows(columns, logins, labels)
 
 
-async def _stream_rows(db: Database, conn, request: ReportRequest, params: dict[str, Any], maps: Maps
+async def _stream_rows(db: Database, conn, request: ReportRequest, params: dict[str, Any], maps: Decorations
                        ) -> AsyncIterator[list[dict[str, Any]]]:
     """Every row of the report on ``conn`` (inside its transaction), in order, in chunks."""
     if request.report == "data-access":
@@ -275,8 +281,8 @@ async def _stream_rows(db: Database, conn, request: ReportRequest, params: dict[
         yield built
 
 
-def _maps_for(db: Database, request: ReportRequest):
-    return _maps(db, request.org_id, request.window.end if request.report == "user-activity" else None,
+def _decorations_for(db: Database, request: ReportRequest):
+    return _decorations(db, request.org_id, request.window.end if request.report == "user-activity" else None,
                  with_columns=request.report == "data-access",
                  params=repo.window_params(request.org_id, request.window, request.filters))
 
@@ -284,7 +290,7 @@ def _maps_for(db: Database, request: ReportRequest):
 async def iter_rows(db: Database, request: ReportRequest) -> AsyncIterator[list[dict[str, Any]]]:
     """Every row of the report, in order, in chunks (constant memory), for CSV and full exports."""
     params = repo.window_params(request.org_id, request.window, request.filters)
-    maps = await _maps_for(db, request)
+    maps = await _decorations_for(db, request)
     async with db.connection() as conn, conn.transaction():
         await repo.set_report_memory(conn)
         async for built in _stream_rows(db, conn, request, params, maps):
@@ -294,7 +300,7 @@ async def iter_rows(db: Database, request: ReportRequest) -> AsyncIterator[list[
 async def rows_in_one_snapshot(db: Database, requests: list[ReportRequest]) -> list[list[dict[str, Any]]]:
     """Every row of each report, all read in one repeatable-read snapshot, so the reports agree with
     each other (an access review freezes its population from them)."""
-    maps = [await _maps_for(db, request) for request in requests]
+    maps = [await _decorations_for(db, request) for request in requests]
     found: list[list[dict[str, Any]]] = []
     async with db.connection() as conn, conn.transaction():
         await repo.begin_snapshot(conn)
@@ -317,7 +323,7 @@ async def json_stream(db: Database, request: ReportRequest, counter: list[int]) 
     in one repeatable-read snapshot, so they agree even while events arrive. ``counter[0]`` counts
     the rows written."""
     params = repo.window_params(request.org_id, request.window, request.filters)
-    maps = await _maps_for(db, request)
+    maps = await _decorations_for(db, request)
     async with db.connection() as conn, conn.transaction():
         await repo.begin_snapshot(conn)
         await repo.set_report_memory(conn)

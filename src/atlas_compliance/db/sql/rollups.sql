@@ -92,45 +92,45 @@ BEGIN
     ON CONFLICT DO NOTHING;
 
     -- An access set's SQL NULLs become JSON nulls so that sets compare with "="; both mean "none".
-    WITH r AS MATERIALIZED (
+    WITH counted AS MATERIALIZED (  -- the statement's rows the rollups count
         SELECT n.org_id, n."timestamp" AS ts, n.user_id, coalesce(n.tables_accessed, 'null') AS ta,
                coalesce(n.columns_by_table, 'null') AS cbt, coalesce(n.columns_accessed, 'null') AS ca
         FROM new_rows n
         WHERE n.org_id IS NOT NULL AND n.success AND n.deleted_at IS NULL
-    ), sets AS MATERIALIZED (
+    ), access_sets AS MATERIALIZED (  -- each distinct (tables, columns per table, columns)
         SELECT row_number() OVER () AS sid, u.*
-        FROM (SELECT DISTINCT org_id, ta, cbt, ca FROM r) u
-    ), stc AS MATERIALIZED (  -- each distinct table of each set, with each of its columns (or none)
+        FROM (SELECT DISTINCT org_id, ta, cbt, ca FROM counted) u
+    ), set_columns AS MATERIALIZED (  -- each distinct table of each set, with each of its columns (or none)
         SELECT s.sid, s.org_id, t.table_name, c.col
-        FROM sets s
+        FROM access_sets s
         CROSS JOIN LATERAL (SELECT DISTINCT e FROM jsonb_array_elements_text(atlas_tables_of(s.ta)) e) AS t(table_name)
         LEFT JOIN LATERAL jsonb_array_elements_text(atlas_columns_for(s.cbt, s.ca, t.table_name)) AS c(col) ON true
-    ), k AS MATERIALIZED (
+    ), column_bits AS MATERIALIZED (  -- each column's bit in its table's mask (NULL past the 64th)
         SELECT u.org_id, u.table_name, u.col,
                (SELECT d.bit FROM audit_column_dict d
                 WHERE d.org_id = u.org_id AND d.table_name = u.table_name AND d.column_name = u.col) AS bit
-        FROM (SELECT DISTINCT org_id, table_name, col FROM stc WHERE col IS NOT NULL) u
-    ), st AS MATERIALIZED (
-        SELECT x.sid, x.table_name, coalesce(bit_or(1::bigint << k.bit), 0) AS col_mask,
-               array_agg(x.col) FILTER (WHERE x.col IS NOT NULL AND k.bit IS NULL) AS extra
-        FROM stc x
-        LEFT JOIN k ON k.org_id = x.org_id AND k.table_name = x.table_name AND k.col = x.col
+        FROM (SELECT DISTINCT org_id, table_name, col FROM set_columns WHERE col IS NOT NULL) u
+    ), set_masks AS MATERIALIZED (  -- each set's tables with their column masks and names kept
+        SELECT x.sid, x.table_name, coalesce(bit_or(1::bigint << b.bit), 0) AS col_mask,
+               array_agg(x.col) FILTER (WHERE x.col IS NOT NULL AND b.bit IS NULL) AS extra
+        FROM set_columns x
+        LEFT JOIN column_bits b ON b.org_id = x.org_id AND b.table_name = x.table_name AND b.col = x.col
         GROUP BY 1, 2
-    ), agg AS MATERIALIZED (
-        SELECT r.org_id COLLATE "C" AS org_id, (r.ts AT TIME ZONE 'UTC')::date AS day,
-               st.table_name COLLATE "C" AS table_name, r.user_id COLLATE "C" AS user_id,
-               count(*) AS query_count, min(r.ts) AS first_ts, max(r.ts) AS last_ts,
-               bit_or(st.col_mask) AS col_mask,
-               (SELECT array_agg(DISTINCT e ORDER BY e) FROM unnest(array_agg_extra(st.extra)) e) AS extra_columns
-        FROM r
-        JOIN sets s ON s.org_id = r.org_id AND s.ta = r.ta AND s.cbt = r.cbt AND s.ca = r.ca
-        JOIN st ON st.sid = s.sid
+    ), per_day AS MATERIALIZED (  -- per (org, day, table, user)
+        SELECT c.org_id COLLATE "C" AS org_id, (c.ts AT TIME ZONE 'UTC')::date AS day,
+               m.table_name COLLATE "C" AS table_name, c.user_id COLLATE "C" AS user_id,
+               count(*) AS query_count, min(c.ts) AS first_ts, max(c.ts) AS last_ts,
+               bit_or(m.col_mask) AS col_mask,
+               (SELECT array_agg(DISTINCT e ORDER BY e) FROM unnest(array_agg_extra(m.extra)) e) AS extra_columns
+        FROM counted c
+        JOIN access_sets s ON s.org_id = c.org_id AND s.ta = c.ta AND s.cbt = c.cbt AND s.ca = c.ca
+        JOIN set_masks m ON m.sid = s.sid
         GROUP BY 1, 2, 3, 4
     ), daily AS (
         INSERT INTO audit_access_daily AS d
             (org_id, day, table_name, user_id, query_count, first_ts, last_ts, col_mask, extra_columns)
         SELECT org_id, day, table_name, user_id, query_count, first_ts, last_ts, col_mask, extra_columns
-        FROM agg
+        FROM per_day
         ORDER BY 1, 2, 3, 4
         ON CONFLICT ON CONSTRAINT audit_access_daily_key DO UPDATE SET
             query_count = d.query_count + EXCLUDED.query_count,
@@ -147,7 +147,7 @@ BEGIN
         SELECT org_id, date_trunc('week', day)::date, table_name, user_id, sum(query_count), min(first_ts),
                max(last_ts), bit_or(col_mask),
                (SELECT array_agg(DISTINCT e ORDER BY e) FROM unnest(array_agg_extra(extra_columns)) e)
-        FROM agg
+        FROM per_day
         GROUP BY 1, 2, 3, 4) g
     ORDER BY 1, 2, 3, 4
     ON CONFLICT ON CONSTRAINT audit_access_weekly_key DO UPDATE SET
