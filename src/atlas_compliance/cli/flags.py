@@ -1,0 +1,105 @@
+"""`flags`: unusual-access flags from the command line (the same service as the API; see docs/flags.md)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from ..audit.admin_actions import Actor
+from ..auth import service as auth
+from ..flags import service
+from ..reports.writers import csv_chunk, json_bytes
+from ..reviews.service import reviewer_actor
+from .common import fail, out, run_db
+
+flags_app = typer.Typer(help="Unusual-access flags: evaluate the rules, list flags, acknowledge them.",
+                        no_args_is_help=True)
+
+ORG = typer.Option(..., "--org", help="Organization slug.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(flags_app, name="flags")
+
+
+async def _org_id(db, slug: str) -> str:
+    async with db.transaction() as conn:
+        return (await auth.get_organization(conn, slug))["id"]
+
+
+@flags_app.command("evaluate")
+def evaluate(org: str = ORG,
+             first: str = typer.Option(None, "--from", help="First UTC day, YYYY-MM-DD (default: yesterday)."),
+             last: str = typer.Option(None, "--to", help="Last UTC day, YYYY-MM-DD, included (default: today).")
+             ) -> None:
+    """Evaluate the rules for the organization's days (from the rollups) and store the flags; running it
+    again for the same days changes nothing unless the data changed."""
+    async def work(db):
+        d0, d1 = service.day_range(first, last)
+        return await service.evaluate_org(db, await _org_id(db, org), d0, d1)
+
+    r = run_db(work)
+    typer.echo(f"evaluated {r['from']} to {r['to']}: {r['flags']} flag(s) hold; {r['inserted']} new, "
+               f"{r['updated']} updated, {r['unchanged']} unchanged, {r['withdrawn']} withdrawn")
+
+
+@flags_app.command("list")
+def list_(org: str = ORG,
+          open_only: bool = typer.Option(False, "--open", help="Only flags nobody has acknowledged yet; exit "
+                                         "code 1 when there is one (for cron alerts)."),
+          rule: str = typer.Option(None, "--rule", help="volume, first_access or new_actor."),
+          user: str = typer.Option(None, "--user", help="Only this user id."),
+          first: str = typer.Option(None, "--from", help="First day, YYYY-MM-DD."),
+          last: str = typer.Option(None, "--to", help="Last day, YYYY-MM-DD (included)."),
+          fmt: str = typer.Option("table", "--format", help="table, json or csv.")) -> None:
+    """List the organization's flags, newest day first, with their latest disposition."""
+    if fmt not in ("table", "json", "csv"):
+        fail(f"invalid --format {fmt!r}: use table, json or csv")
+
+    async def work(db):
+        org_id = await _org_id(db, org)
+        d0 = service.parse_day("--from", first) if first else None
+        d1 = service.parse_day("--to", last) if last else None
+        async with db.transaction() as conn:
+            return await service.list_flags(conn, org_id, open_only=open_only, rule=rule, user_id=user, first=d0,
+                                            last=d1, limit=100_000)
+
+    flags = run_db(work)
+    if fmt == "json":
+        sys.stdout.write(json_bytes({"flags": flags}).decode() + "\n")
+    elif fmt == "csv":
+        sys.stdout.write(csv_chunk(service.csv_rows(flags)))
+    else:
+        table = Table(header_style="bold")
+        table.add_column("id", no_wrap=True)
+        for name in ("day", "rule", "user", "table", "status", "explanation"):
+            table.add_column(name, overflow="fold")
+        for f in flags:
+            status = "open" if f["open"] else ("retracted" if f["retractedAt"] else
+                                               (f["latestDisposition"] or {}).get("disposition", ""))
+            table.add_row(*(Text(str(v)) for v in (f["id"], f["day"], f["rule"], f["userId"], f["tableName"],
+                                                   status, f["explanation"])))
+        out.print(table)
+    if open_only and flags:
+        typer.echo(f"{len(flags)} open flag(s)", err=True)
+        raise typer.Exit(1)
+
+
+@flags_app.command("dispose")
+def dispose(flag: int = typer.Argument(..., help="Flag id."), org: str = ORG,
+            disposition: str = typer.Option(..., "--disposition", help="expected, investigating or incident."),
+            note: str = typer.Option(..., "--note", help="Why (required)."),
+            admin: str = typer.Option(..., "--admin", help="Email of the admin or owner acknowledging the flag "
+                                      "(recorded; refused on a flag about themselves).")) -> None:
+    """Acknowledge a flag: expected, investigating or incident, with a note (a chained admin record)."""
+    async def work(db):
+        org_id = await _org_id(db, org)
+        async with db.transaction() as conn:
+            actor: Actor = await reviewer_actor(conn, org_id, admin)
+            return await service.dispose(conn, org_id, flag, disposition, note, actor)
+
+    r = run_db(work)
+    typer.echo(f"flag {r['flagId']}: {r['disposition']} by {r['by']['email']}")

@@ -1,0 +1,176 @@
+"""SQL of the flags: the rollup reads the rules need, and the flag and disposition tables.
+
+Reads go through the reports' :func:`reports.repository.fetch_all`, so a database role mapped to a user
+counts as that user here exactly as in the reports."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import Row
+
+from ..reports import repository as reports_repo
+from .rules import Thresholds
+
+DAY_READS = """
+SELECT d.day, d.user_id, d.table_name, d.query_count, d.col_mask, array_to_string(d.extra_columns, chr(31)) AS extra
+FROM audit_access_daily d
+WHERE d.org_id = %(org)s AND d.day >= %(d0)s AND d.day <= %(d1)s AND d.user_id IS NOT NULL
+"""
+
+EARLIER_READS = """
+SELECT d.user_id, d.table_name, bit_or(d.col_mask) AS col_mask,
+       string_agg(array_to_string(d.extra_columns, chr(31)), chr(31)) AS extra
+FROM audit_access_daily d
+WHERE d.org_id = %(org)s AND d.day < %(d0)s AND d.user_id IS NOT NULL
+GROUP BY d.user_id, d.table_name
+"""
+
+FIRST_SEEN = """
+SELECT u.user_id, min(u.day) AS first_day
+FROM audit_user_daily u
+WHERE u.org_id = %(org)s AND u.day <= %(d1)s AND u.user_id IS NOT NULL
+GROUP BY u.user_id
+"""
+
+
+async def day_reads(conn: AsyncConnection, org_id: str, first: date, last: date) -> list[Row]:
+    return await reports_repo.fetch_all(conn, DAY_READS, {"org": org_id, "d0": first, "d1": last})
+
+
+async def earlier_reads(conn: AsyncConnection, org_id: str, before: date) -> list[Row]:
+    return await reports_repo.fetch_all(conn, EARLIER_READS, {"org": org_id, "d0": before})
+
+
+async def first_seen(conn: AsyncConnection, org_id: str, last: date) -> dict[str, date]:
+    rows = await reports_repo.fetch_all(conn, FIRST_SEEN, {"org": org_id, "d1": last})
+    return {r["user_id"]: r["first_day"] for r in rows}
+
+
+async def thresholds(conn: AsyncConnection, org_id: str) -> Thresholds:
+    cur = await conn.execute(
+        "SELECT volume_floor, volume_k, baseline_days FROM access_flag_setting WHERE org_id = %s", (org_id,))
+    row = await cur.fetchone()
+    if row is None:
+        return Thresholds()
+    return Thresholds(volume_floor=row["volume_floor"], volume_k=Decimal(row["volume_k"]),
+                      baseline_days=row["baseline_days"])
+
+
+async def save_thresholds(conn: AsyncConnection, org_id: str, t: Thresholds, by: str | None) -> None:
+    await conn.execute(
+        "INSERT INTO access_flag_setting (org_id, volume_floor, volume_k, baseline_days, updated_by) "
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (org_id) DO UPDATE SET volume_floor = EXCLUDED.volume_floor, "
+        "volume_k = EXCLUDED.volume_k, baseline_days = EXCLUDED.baseline_days, updated_by = EXCLUDED.updated_by, "
+        "updated_at = now()", (org_id, t.volume_floor, t.volume_k, t.baseline_days, by))
+
+
+async def lock_org(conn: AsyncConnection, org_id: str) -> None:
+    """One evaluation of an org's flags at a time (the scheduled pass and the CLI may meet)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('access_flag:' || %s, 0))", (org_id,))
+
+
+async def stored_keys(conn: AsyncConnection, org_id: str, first: date, last: date) -> list[Row]:
+    cur = await conn.execute(
+        "SELECT f.id, f.rule, f.user_id, f.table_name, f.day, f.retracted_at, "
+        "EXISTS (SELECT 1 FROM access_flag_disposition x WHERE x.flag_id = f.id) AS disposed "
+        "FROM access_flag f WHERE f.org_id = %s AND f.day >= %s AND f.day <= %s", (org_id, first, last))
+    return await cur.fetchall()
+
+
+UPSERT = """
+INSERT INTO access_flag AS f (org_id, rule, user_id, table_name, columns, day, window_start, window_end,
+                              observed, baseline, threshold, explanation)
+VALUES (%(org)s, %(rule)s, %(user)s, %(table)s, %(columns)s, %(day)s,
+        %(day)s::timestamp AT TIME ZONE 'UTC', (%(day)s::date + 1)::timestamp AT TIME ZONE 'UTC',
+        %(observed)s, %(baseline)s, %(threshold)s, %(explanation)s)
+ON CONFLICT ON CONSTRAINT uq_access_flag DO UPDATE SET
+    columns = EXCLUDED.columns, observed = EXCLUDED.observed, baseline = EXCLUDED.baseline,
+    threshold = EXCLUDED.threshold, explanation = EXCLUDED.explanation, retracted_at = NULL, updated_at = now()
+WHERE (f.columns, f.observed, f.baseline, f.threshold, f.explanation, f.retracted_at)
+      IS DISTINCT FROM (EXCLUDED.columns, EXCLUDED.observed, EXCLUDED.baseline, EXCLUDED.threshold,
+                        EXCLUDED.explanation, NULL::timestamptz)
+RETURNING (xmax = 0) AS inserted
+"""
+
+
+async def upsert_flag(conn: AsyncConnection, params: dict[str, Any]) -> str:
+    """'inserted', 'updated' or 'unchanged'."""
+    cur = await conn.execute(UPSERT, params)
+    row = await cur.fetchone()
+    if row is None:
+        return "unchanged"
+    return "inserted" if row["inserted"] else "updated"
+
+
+async def withdraw(conn: AsyncConnection, flag_id: int, *, disposed: bool) -> None:
+    """A flag that no longer holds: gone when nobody acknowledged it, else marked retracted."""
+    if disposed:
+        await conn.execute("UPDATE access_flag SET retracted_at = now(), updated_at = now() "
+                           "WHERE id = %s AND retracted_at IS NULL", (flag_id,))
+    else:
+        await conn.execute("DELETE FROM access_flag WHERE id = %s", (flag_id,))
+
+
+LIST = """
+SELECT f.id, f.rule, f.user_id, f.table_name, f.columns, f.day, f.window_start, f.window_end, f.observed,
+       f.baseline, f.threshold, f.explanation, f.created_at, f.updated_at, f.retracted_at,
+       x.disposition, x.note, x.by_id, x.by_email, x.at AS disposed_at,
+       (SELECT count(*) FROM access_flag_disposition y WHERE y.flag_id = f.id) AS dispositions
+FROM access_flag f
+LEFT JOIN LATERAL (SELECT * FROM access_flag_disposition x WHERE x.flag_id = f.id ORDER BY x.id DESC LIMIT 1) x
+    ON true
+WHERE f.org_id = %(org)s{where}
+ORDER BY f.day DESC, f.id DESC
+LIMIT %(limit)s OFFSET %(offset)s
+"""
+
+
+async def list_flags(conn: AsyncConnection, org_id: str, *, open_only: bool, rule: str | None, user_id: str | None,
+                     first: date | None, last: date | None, limit: int, offset: int) -> list[Row]:
+    where = []
+    if open_only:
+        where.append("x.id IS NULL AND f.retracted_at IS NULL")
+    if rule is not None:
+        where.append("f.rule = %(rule)s")
+    if user_id is not None:
+        where.append("f.user_id = %(user)s")
+    if first is not None:
+        where.append("f.day >= %(d0)s")
+    if last is not None:
+        where.append("f.day <= %(d1)s")
+    sql = LIST.format(where="".join(f" AND {w}" for w in where))
+    cur = await conn.execute(sql, {"org": org_id, "rule": rule, "user": user_id, "d0": first, "d1": last,
+                                   "limit": limit, "offset": offset})
+    return await cur.fetchall()
+
+
+async def get_flag(conn: AsyncConnection, org_id: str, flag_id: int) -> Row | None:
+    cur = await conn.execute("SELECT * FROM access_flag WHERE org_id = %s AND id = %s FOR SHARE", (org_id, flag_id))
+    return await cur.fetchone()
+
+
+async def insert_disposition(conn: AsyncConnection, *, flag_id: int, org_id: str, disposition: str, note: str,
+                             by_id: str, by_email: str | None) -> Row:
+    cur = await conn.execute(
+        "INSERT INTO access_flag_disposition (flag_id, org_id, disposition, note, by_id, by_email) "
+        "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id, at",
+        (flag_id, org_id, disposition, note, by_id, by_email))
+    row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+async def dispositions(conn: AsyncConnection, flag_id: int) -> list[Row]:
+    cur = await conn.execute("SELECT id, disposition, note, by_id, by_email, at FROM access_flag_disposition "
+                             "WHERE flag_id = %s ORDER BY id", (flag_id,))
+    return await cur.fetchall()
+
+
+async def active_org_ids(conn: AsyncConnection) -> list[str]:
+    cur = await conn.execute("SELECT id FROM organization WHERE deleted_at IS NULL AND workspace_status = 'active' "
+                             "ORDER BY id")
+    return [r["id"] for r in await cur.fetchall()]

@@ -1,0 +1,149 @@
+"""The flag rules, as pure functions over one organization's per-day (user, table) reads of PII tables.
+
+Every rule reads the rollups' figures (``audit_access_daily``: queries per UTC day, user and table, with
+the columns read) and never the raw log, so a rule's numbers are the ones the reports show. A day here
+is a UTC day, the rollups' day. The defaults below are the ones `access_flag_setting` starts from:
+
+- ``volume``: on one day a user's queries of one PII table (a table with classified PII columns) exceed
+  both ``volume_floor`` (50) and ``volume_k`` (5) × the median of that user's queries of that table on
+  the same weekday over the previous ``baseline_days`` (28) days (4 values; a day without queries is 0).
+- ``first_access``: a user already seen in the organization on an earlier day reads a PII column of a
+  table that none of their earlier reads (in the rollups, so in the retention window) included.
+- ``new_actor``: a user id never seen in the organization before (its first day in `audit_user_daily` is
+  this day) reads PII columns.
+
+Rows of unattributed queries (no user id) are not flagged. Given the same rows, the rules give the same
+flags in the same order.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+RULES = ("volume", "first_access", "new_actor")
+_WEEKDAYS = ("Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    volume_floor: int = 50
+    volume_k: Decimal = Decimal(5)
+    baseline_days: int = 28
+
+
+@dataclass
+class Reads:
+    """One user's reads of one table on one day: queries and column names (PII or not)."""
+
+    queries: int = 0
+    columns: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Flag:
+    rule: str
+    user_id: str
+    table_name: str
+    day: date
+    columns: tuple[str, ...]
+    observed: Decimal
+    baseline: Decimal | None
+    threshold: Decimal | None
+    explanation: str
+
+    @property
+    def key(self) -> tuple[str, str, str, date]:
+        return (self.rule, self.user_id, self.table_name, self.day)
+
+
+# (day, user, table) -> reads
+Activity = dict[tuple[date, str, str], Reads]
+# (user, table) -> columns read before the first evaluated day
+Earlier = dict[tuple[str, str], set[str]]
+
+
+def number(value: Decimal) -> str:
+    """A figure as a person writes it: 9, 4.5, 0.25 (no trailing zeros, no exponent)."""
+    text = format(value.normalize(), "f")
+    return text
+
+
+def median(values: Iterable[int]) -> Decimal:
+    return Decimal(str(statistics.median(values)))
+
+
+def _qualified(table: str, columns: Iterable[str]) -> str:
+    return ", ".join(f"{table}.{c}" for c in columns)
+
+
+def volume(activity: Activity, pii: dict[str, set[str]], day: date, t: Thresholds) -> Iterator[Flag]:
+    """``volume`` flags of ``day``: see the module text."""
+    back = [day - timedelta(days=7 * w) for w in range(1, t.baseline_days // 7 + 1)]
+    for (d, user, table), reads in sorted(activity.items()):
+        if d != day or table not in pii:
+            continue
+        usual = median(activity[(b, user, table)].queries if (b, user, table) in activity else 0 for b in back)
+        threshold = max(Decimal(t.volume_floor), t.volume_k * usual)
+        if reads.queries <= threshold:
+            continue
+        columns = tuple(sorted(pii[table] & reads.columns))
+        what = f"{_qualified(table, columns)} (table {table})" if columns else f"table {table}"
+        yield Flag("volume", user, table, day, columns, Decimal(reads.queries), usual, threshold,
+                   f"{user} read {what} in {reads.queries} queries on {day}; their {t.baseline_days}-day median "
+                   f"for {_WEEKDAYS[day.weekday()]} is {number(usual)}; threshold {number(t.volume_k)}× and at "
+                   f"least {t.volume_floor}")
+
+
+def first_access(activity: Activity, earlier: Earlier, pii: dict[str, set[str]], first_seen: dict[str, date],
+                 day: date) -> Iterator[Flag]:
+    """``first_access`` flags of ``day``; ``earlier`` holds each (user, table)'s columns read before ``day``
+    (the caller adds ``day``'s reads afterwards)."""
+    for (d, user, table), reads in sorted(activity.items()):
+        seen = first_seen.get(user)
+        if d != day or table not in pii or seen is None or seen >= day:
+            continue
+        new = sorted(pii[table] & reads.columns - earlier.get((user, table), set()))
+        if not new:
+            continue
+        since = f"in the organization since {seen}"
+        yield Flag("first_access", user, table, day, tuple(new), Decimal(reads.queries), None, None,
+                   f"{user} read {_qualified(table, new)} on {day} (in {reads.queries} queries), a PII column "
+                   f"they had never read before; they are {since}")
+
+
+def new_actor(activity: Activity, pii: dict[str, set[str]], first_seen: dict[str, date], day: date
+              ) -> Iterator[Flag]:
+    """``new_actor`` flags of ``day``: one per PII table the new user id read."""
+    for (d, user, table), reads in sorted(activity.items()):
+        if d != day or table not in pii or first_seen.get(user) != day:
+            continue
+        columns = sorted(pii[table] & reads.columns)
+        if not columns:
+            continue
+        yield Flag("new_actor", user, table, day, tuple(columns), Decimal(reads.queries), None, None,
+                   f"{user}, never seen in this organization before {day}, read {_qualified(table, columns)} "
+                   f"in {reads.queries} queries that day")
+
+
+def evaluate(activity: Activity, earlier: Earlier, pii: dict[str, set[str]], first_seen: dict[str, date],
+             first_day: date, last_day: date, t: Thresholds) -> list[Flag]:
+    """Every rule's flags for the days ``first_day``..``last_day`` (inclusive), in a fixed order.
+
+    ``activity`` holds the reads of those days and of the ``baseline_days`` before them; ``earlier`` the
+    columns each (user, table) read before ``first_day`` (updated here, day by day)."""
+    earlier = {k: set(v) for k, v in earlier.items()}
+    found: list[Flag] = []
+    day = first_day
+    while day <= last_day:
+        found += volume(activity, pii, day, t)
+        found += first_access(activity, earlier, pii, first_seen, day)
+        found += new_actor(activity, pii, first_seen, day)
+        for (d, user, table), reads in activity.items():
+            if d == day:
+                earlier.setdefault((user, table), set()).update(reads.columns)
+        day += timedelta(days=1)
+    return found
