@@ -138,3 +138,41 @@ def test_the_command_line_evaluates_lists_for_cron_and_acknowledges(cli, client,
         assert done.exit_code == 0, done.output
     quiet = cli("flags", "list", "--org", org.slug, "--open")
     assert quiet.exit_code == 0, quiet.output
+
+
+def test_thresholds_are_shown_and_set_per_org_on_the_command_line(cli, client, org, clinic, sql):
+    assert "volume floor 50, k 5, baseline 28 days" in cli("flags", "settings", "--org", org.slug).output
+    set_ = cli("flags", "settings", "--org", org.slug, "--floor", "70", "--k", "2.5")
+    assert set_.exit_code == 0 and "volume floor 70, k 2.5, baseline 28 days" in set_.output
+    for args in (("--k", "many"), ("--k", "0"), ("--baseline-days", "10"), ("--floor", "-1")):
+        bad = cli("flags", "settings", "--org", org.slug, *args)
+        assert bad.exit_code == 1 and "Traceback" not in bad.output, bad.output
+    assert sql.execute("SELECT action_type FROM admin_action_log WHERE org_id = %s AND target_type = "
+                       "'access_flag_setting'", (org.id,)).fetchall() == [{"action_type": "flag.settings_update"}]
+    evaluate(client, org.id)  # olga's 60 is not above 70; bob's 90 is above max(70, 2.5 x 20)
+    volume = sql.execute("SELECT user_id, observed, baseline, threshold FROM access_flag WHERE org_id = %s "
+                         "AND rule = 'volume'", (org.id,)).fetchall()
+    assert [(v["user_id"], v["observed"], v["baseline"], v["threshold"]) for v in volume] == \
+        [(clinic["bob"].id, 90, 20, 70)]
+
+
+def test_the_scheduled_pass_evaluates_yesterday_and_today_for_every_org(client, org, clinic, sql):
+    from datetime import date
+
+    from atlas_compliance.flags import schedule
+
+    db = client.app.state.db
+    results = client.portal.call(schedule.evaluate_all, db, date(2026, 11, 4))
+    mine = [r for r in results if r["orgId"] == org.id]
+    assert mine == [{"orgId": org.id, "from": "2026-11-03", "to": "2026-11-04", "flags": 3, "inserted": 3,
+                     "updated": 0, "unchanged": 0, "withdrawn": 0}]
+
+    calls: list[float] = []
+
+    async def stop(seconds: float) -> None:
+        calls.append(seconds)
+        raise RuntimeError("stop")  # one pass, then out
+
+    with pytest.raises(RuntimeError):
+        client.portal.call(schedule.run_periodically, db, stop)
+    assert calls == [schedule.CHECK_INTERVAL]

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import sys
+from decimal import Decimal, InvalidOperation
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from ..audit.admin_actions import Actor
+from ..audit.admin_actions import CLI_ACTOR, Actor
 from ..auth import service as auth
+from ..errors import BadRequest
+from ..flags import repository as repo
 from ..flags import service
+from ..flags.rules import number
 from ..reports.writers import csv_chunk, json_bytes
 from ..reviews.service import reviewer_actor
 from .common import fail, out, run_db
@@ -103,3 +107,27 @@ def dispose(flag: int = typer.Argument(..., help="Flag id."), org: str = ORG,
 
     r = run_db(work)
     typer.echo(f"flag {r['flagId']}: {r['disposition']} by {r['by']['email']}")
+
+
+@flags_app.command("settings")
+def settings(org: str = ORG,
+             floor: int = typer.Option(None, "--floor", help="volume: the absolute floor of queries (default 50)."),
+             k: str = typer.Option(None, "--k", help="volume: the multiple of the user's median (default 5)."),
+             baseline_days: int = typer.Option(None, "--baseline-days",
+                                               help="volume: the days of history, whole weeks (default 28).")
+             ) -> None:
+    """Show, or set, the organization's thresholds (recorded in the admin action log when set)."""
+    async def work(db):
+        org_id = await _org_id(db, org)
+        async with db.transaction() as conn:
+            if floor is None and k is None and baseline_days is None:
+                return await repo.thresholds(conn, org_id)
+            try:
+                multiple = None if k is None else Decimal(k)
+            except InvalidOperation:
+                raise BadRequest(f"invalid --k {k!r}: a number such as 5 or 3.5", code="invalid_threshold") from None
+            return await service.set_thresholds(conn, org_id, CLI_ACTOR, floor=floor, k=multiple,
+                                                baseline_days=baseline_days)
+
+    t = run_db(work)
+    typer.echo(f"volume floor {t.volume_floor}, k {number(t.volume_k)}, baseline {t.baseline_days} days")

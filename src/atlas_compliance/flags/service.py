@@ -184,3 +184,25 @@ def csv_rows(flags: list[dict[str, Any]]) -> list[list[str]]:
             f["explanation"])), "true" if f["open"] else "false", f["retractedAt"] or "", d.get("disposition", ""),
             writers.cell(d.get("note")), writers.cell((d.get("by") or {}).get("email")), d.get("at") or ""])
     return rows
+
+
+async def set_thresholds(conn: AsyncConnection, org_id: str, actor: Actor, *, floor: int | None = None,
+                         k: Decimal | None = None, baseline_days: int | None = None) -> Thresholds:
+    """Change some of the org's thresholds (the others stay); flags already stored keep their figures until
+    their days are evaluated again."""
+    now = await repo.thresholds(conn, org_id)
+    if floor is not None and floor < 0:
+        raise BadRequest("the volume floor is a number of queries, 0 or more", code="invalid_threshold")
+    if k is not None and k <= 0:
+        raise BadRequest("k must be above 0", code="invalid_threshold")
+    if baseline_days is not None and (baseline_days % 7 or not 7 <= baseline_days <= 364):
+        raise BadRequest("the baseline is whole weeks: 7 to 364 days, a multiple of 7", code="invalid_threshold")
+    new = Thresholds(volume_floor=now.volume_floor if floor is None else floor,
+                     volume_k=now.volume_k if k is None else k,
+                     baseline_days=now.baseline_days if baseline_days is None else baseline_days)
+    await repo.save_thresholds(conn, org_id, new, actor.user_id)
+    await admin_actions.record(conn, actor, org_id=org_id, action_type="flag.settings_update",
+                               target_type="access_flag_setting", target_id=org_id,
+                               details={"volumeFloor": new.volume_floor, "volumeK": str(new.volume_k),
+                                        "baselineDays": new.baseline_days})
+    return new
