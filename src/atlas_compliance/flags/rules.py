@@ -80,11 +80,14 @@ def _qualified(table: str, columns: Iterable[str]) -> str:
     return ", ".join(f"{table}.{c}" for c in columns)
 
 
-def volume(activity: Activity, pii: dict[str, set[str]], day: date, t: Thresholds) -> Iterator[Flag]:
+Today = list[tuple[str, str, Reads]]  # one day's (user, table, reads), sorted
+
+
+def volume(activity: Activity, today: Today, pii: dict[str, set[str]], day: date, t: Thresholds) -> Iterator[Flag]:
     """``volume`` flags of ``day``: see the module text."""
     back = [day - timedelta(days=7 * w) for w in range(1, t.baseline_days // 7 + 1)]
-    for (d, user, table), reads in sorted(activity.items()):
-        if d != day or table not in pii:
+    for user, table, reads in today:
+        if table not in pii:
             continue
         usual = median(activity[(b, user, table)].queries if (b, user, table) in activity else 0 for b in back)
         threshold = max(Decimal(t.volume_floor), t.volume_k * usual)
@@ -98,13 +101,13 @@ def volume(activity: Activity, pii: dict[str, set[str]], day: date, t: Threshold
                    f"least {t.volume_floor}")
 
 
-def first_access(activity: Activity, earlier: Earlier, pii: dict[str, set[str]], first_seen: dict[str, date],
+def first_access(today: Today, earlier: Earlier, pii: dict[str, set[str]], first_seen: dict[str, date],
                  day: date) -> Iterator[Flag]:
     """``first_access`` flags of ``day``; ``earlier`` holds each (user, table)'s columns read before ``day``
     (the caller adds ``day``'s reads afterwards)."""
-    for (d, user, table), reads in sorted(activity.items()):
+    for user, table, reads in today:
         seen = first_seen.get(user)
-        if d != day or table not in pii or seen is None or seen >= day:
+        if table not in pii or seen is None or seen >= day:
             continue
         new = sorted(pii[table] & reads.columns - earlier.get((user, table), set()))
         if not new:
@@ -115,11 +118,10 @@ def first_access(activity: Activity, earlier: Earlier, pii: dict[str, set[str]],
                    f"they had never read before; they are {since}")
 
 
-def new_actor(activity: Activity, pii: dict[str, set[str]], first_seen: dict[str, date], day: date
-              ) -> Iterator[Flag]:
+def new_actor(today: Today, pii: dict[str, set[str]], first_seen: dict[str, date], day: date) -> Iterator[Flag]:
     """``new_actor`` flags of ``day``: one per PII table the new user id read."""
-    for (d, user, table), reads in sorted(activity.items()):
-        if d != day or table not in pii or first_seen.get(user) != day:
+    for user, table, reads in today:
+        if table not in pii or first_seen.get(user) != day:
             continue
         columns = sorted(pii[table] & reads.columns)
         if not columns:
@@ -136,14 +138,18 @@ def evaluate(activity: Activity, earlier: Earlier, pii: dict[str, set[str]], fir
     ``activity`` holds the reads of those days and of the ``baseline_days`` before them; ``earlier`` the
     columns each (user, table) read before ``first_day`` (updated here, day by day)."""
     earlier = {k: set(v) for k, v in earlier.items()}
+    by_day: dict[date, Today] = {}
+    for (d, user, table), reads in activity.items():
+        if first_day <= d <= last_day:
+            by_day.setdefault(d, []).append((user, table, reads))
     found: list[Flag] = []
     day = first_day
     while day <= last_day:
-        found += volume(activity, pii, day, t)
-        found += first_access(activity, earlier, pii, first_seen, day)
-        found += new_actor(activity, pii, first_seen, day)
-        for (d, user, table), reads in activity.items():
-            if d == day:
-                earlier.setdefault((user, table), set()).update(reads.columns)
+        today = sorted(by_day.get(day, []), key=lambda r: (r[0], r[1]))
+        found += volume(activity, today, pii, day, t)
+        found += first_access(today, earlier, pii, first_seen, day)
+        found += new_actor(today, pii, first_seen, day)
+        for user, table, reads in today:
+            earlier.setdefault((user, table), set()).update(reads.columns)
         day += timedelta(days=1)
     return found
