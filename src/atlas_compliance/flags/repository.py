@@ -19,13 +19,14 @@ DAY_READS = """
 SELECT d.day, d.user_id, d.table_name, d.query_count, d.col_mask, array_to_string(d.extra_columns, chr(31)) AS extra
 FROM audit_access_daily d
 WHERE d.org_id = %(org)s AND d.day >= %(d0)s AND d.day <= %(d1)s AND d.user_id IS NOT NULL
+  AND d.table_name = ANY(%(tables)s)
 """
 
 EARLIER_READS = """
 SELECT d.user_id, d.table_name, bit_or(d.col_mask) AS col_mask,
        string_agg(array_to_string(d.extra_columns, chr(31)), chr(31)) AS extra
 FROM audit_access_daily d
-WHERE d.org_id = %(org)s AND d.day < %(d0)s AND d.user_id IS NOT NULL
+WHERE d.org_id = %(org)s AND d.day < %(d0)s AND d.user_id IS NOT NULL AND d.table_name = ANY(%(tables)s)
 GROUP BY d.user_id, d.table_name
 """
 
@@ -37,12 +38,14 @@ GROUP BY u.user_id
 """
 
 
-async def day_reads(conn: AsyncConnection, org_id: str, first: date, last: date) -> list[Row]:
-    return await reports_repo.fetch_all(conn, DAY_READS, {"org": org_id, "d0": first, "d1": last})
+async def day_reads(conn: AsyncConnection, org_id: str, first: date, last: date, tables: list[str]) -> list[Row]:
+    """Each day's (user, table) reads of ``tables`` from ``first`` to ``last``."""
+    return await reports_repo.fetch_all(conn, DAY_READS, {"org": org_id, "d0": first, "d1": last, "tables": tables})
 
 
-async def earlier_reads(conn: AsyncConnection, org_id: str, before: date) -> list[Row]:
-    return await reports_repo.fetch_all(conn, EARLIER_READS, {"org": org_id, "d0": before})
+async def earlier_reads(conn: AsyncConnection, org_id: str, before: date, tables: list[str]) -> list[Row]:
+    """Each (user, table)'s columns of ``tables`` read before ``before``, as one mask (and extra names)."""
+    return await reports_repo.fetch_all(conn, EARLIER_READS, {"org": org_id, "d0": before, "tables": tables})
 
 
 async def first_seen(conn: AsyncConnection, org_id: str, last: date) -> dict[str, date]:

@@ -66,9 +66,12 @@ async def _inputs(conn: AsyncConnection, org_id: str, d0: date, d1: date, t: Thr
                   ) -> tuple[Activity, Earlier, dict[str, set[str]], dict[str, date]]:
     dictionary = ColumnDictionary(await reports_repo.column_dictionary(conn, org_id))  # in this snapshot
     pii_by_name = await reports_repo.pii_columns(conn, org_id)
-    rows = await repo.day_reads(conn, org_id, d0 - timedelta(days=t.baseline_days), d1)
-    before = await repo.earlier_reads(conn, org_id, d0)
-    pii = _pii_of({r["table_name"] for r in rows}, pii_by_name)
+    # The PII tables: classified under their own name, or (named with their database) under their short one,
+    # as the column dictionary knows the tables that had columns read.
+    pii = _pii_of(set(dictionary.tables) | set(pii_by_name), pii_by_name)
+    tables = sorted(pii)
+    rows = await repo.day_reads(conn, org_id, d0 - timedelta(days=t.baseline_days), d1, tables)
+    before = await repo.earlier_reads(conn, org_id, d0, tables)
     activity: Activity = {}
     for r in rows:
         table = r["table_name"]
