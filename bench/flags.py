@@ -42,15 +42,15 @@ async def measure(url: str, day: date | None, repeat: int) -> None:
             await conn.execute("SAVEPOINT run")
             start = time.perf_counter()
             t = await repo.thresholds(conn, org_id)
-            activity, earlier, pii, seen = await service._inputs(conn, org_id, day, day, t)
-            found = evaluate(activity, earlier, pii, seen, day, day, t)
+            i = await service._inputs(conn, org_id, day, day, t)
+            found = evaluate(i.activity, i.earlier, i.pii, i.first_seen, day, day, t, i.bulks)
             for f in found:
                 await repo.upsert_flag(conn, {
                     "org": org_id, "rule": f.rule, "user": f.user_id, "table": f.table_name,
                     "columns": list(f.columns), "day": f.day, "observed": f.observed, "baseline": f.baseline,
                     "threshold": f.threshold, "explanation": f.explanation})
             timings.append(time.perf_counter() - start)
-            flags, rows = len(found), len(activity)
+            flags, rows = len(found), len(i.activity)
             await conn.execute("ROLLBACK TO SAVEPOINT run")
         await conn.rollback()
     print(f"org {org_id}, day {day}: {rows:,} (day, user, PII table) reads in the day and its baseline, "

@@ -83,3 +83,27 @@ def test_thresholds_are_read_per_org(client, org, clinic, sql):
     assert "volume" not in [f[0] for f in stored(client, org.id)]  # 60 is not above 70
     assert Decimal(70) == sql.execute("SELECT volume_floor FROM access_flag_setting WHERE org_id = %s",
                                       (org.id,)).fetchone()["volume_floor"]
+
+
+def test_bulk_export_fires_on_one_query_above_the_rows_threshold(client, org, clinic, sql):
+    bob, olga = clinic["bob"], clinic["olga"]
+    at = "2026-11-03T15:00:0{}Z"
+    big = [{"eventId": "bulk-1", "timestamp": at.format(1), "userId": bob.id, "sql": "SELECT * FROM patients",
+            "rowCount": 48_000},
+           {"eventId": "bulk-2", "timestamp": at.format(2), "userId": bob.id, "sql": "SELECT name FROM patients",
+            "rowCount": 12_000},
+           # Not flagged: exactly the threshold, and a big read of a table without PII.
+           {"eventId": "bulk-3", "timestamp": at.format(3), "userId": olga.id, "sql": "SELECT name FROM patients",
+            "rowCount": 10_000},
+           {"eventId": "bulk-4", "timestamp": at.format(4), "userId": bob.id, "sql": "SELECT id FROM invoices",
+            "rowCount": 900_000}]
+    assert send(client, clinic["key"], big) == 4
+    evaluate(client, org.id)
+    bulk = [f for f in stored(client, org.id) if f[0] == "bulk_export"]
+    assert bulk == [("bulk_export", bob.id, "patients", "2026-11-03", ("name", "ssn"), 48_000, None, 10_000,
+                     f"{bob.id} read 48,000 rows of patients.name, patients.ssn (table patients) in one query on "
+                     "2026-11-03 (2 queries above the threshold that day); threshold 10,000 rows")]
+    # A lower threshold per org catches olga's 10,000 rows too.
+    sql.execute("INSERT INTO access_flag_setting (org_id, bulk_rows) VALUES (%s, 9999)", (org.id,))
+    evaluate(client, org.id)
+    assert sorted(f[1] for f in stored(client, org.id) if f[0] == "bulk_export") == sorted([bob.id, olga.id])

@@ -42,15 +42,17 @@ class Disposition(BaseModel):
 
 class Flag(BaseModel):
     id: int
-    rule: Literal["volume", "first_access", "new_actor"]
+    rule: Literal["volume", "first_access", "new_actor", "bulk_export"]
     userId: str
     tableName: str
     columns: list[str] = Field(description="The PII columns the flag is about.")
     day: str = Field(description="The UTC day of the reads (the rollups' day).")
     window: dict[str, str] = Field(description="The day as a UTC [start, end) window.")
-    observed: float = Field(description="Queries of the table by the user that day.")
+    observed: float = Field(description="Queries of the table by the user that day (bulk_export: the most rows "
+                            "one query returned).")
     baseline: float | None = Field(description="volume: the median of the same weekday over the baseline days.")
-    threshold: float | None = Field(description="volume: max(floor, k x baseline); above it the rule fires.")
+    threshold: float | None = Field(description="volume: max(floor, k x baseline); bulk_export: the rows; above "
+                                    "it the rule fires.")
     explanation: str
     open: bool = Field(description="Nobody has acknowledged it yet (and it still holds).")
     retractedAt: str | None = Field(description="When later data showed it no longer holds (kept because it had "
@@ -86,7 +88,7 @@ def _json(document: object, status: int = 200) -> Response:
 async def list_flags(principal: AdminPrincipal, db: DB,
                      open: Annotated[bool, Query(description="Only flags nobody has acknowledged.")] = False,
                      rule: Annotated[str | None, Query(max_length=32,
-                                                       description="volume, first_access or new_actor.")] = None,
+                                                       description="volume, first_access, new_actor or bulk_export.")] = None,
                      userId: Annotated[str | None, Query(max_length=1000)] = None,
                      startDate: Annotated[str | None, Query(max_length=64, description="YYYY-MM-DD")] = None,
                      endDate: Annotated[str | None, Query(max_length=64, description="YYYY-MM-DD")] = None,

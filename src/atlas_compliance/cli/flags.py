@@ -54,7 +54,7 @@ def evaluate(org: str = ORG,
 def list_(org: str = ORG,
           open_only: bool = typer.Option(False, "--open", help="Only flags nobody has acknowledged yet; exit "
                                          "code 1 when there is one (for cron alerts)."),
-          rule: str = typer.Option(None, "--rule", help="volume, first_access or new_actor."),
+          rule: str = typer.Option(None, "--rule", help="volume, first_access, new_actor or bulk_export."),
           user: str = typer.Option(None, "--user", help="Only this user id."),
           first: str = typer.Option(None, "--from", help="First day, YYYY-MM-DD."),
           last: str = typer.Option(None, "--to", help="Last day, YYYY-MM-DD (included)."),
@@ -114,20 +114,23 @@ def settings(org: str = ORG,
              floor: int = typer.Option(None, "--floor", help="volume: the absolute floor of queries (default 50)."),
              k: str = typer.Option(None, "--k", help="volume: the multiple of the user's median (default 5)."),
              baseline_days: int = typer.Option(None, "--baseline-days",
-                                               help="volume: the days of history, whole weeks (default 28).")
+                                               help="volume: the days of history, whole weeks (default 28)."),
+             bulk_rows: int = typer.Option(None, "--bulk-rows",
+                                           help="bulk_export: rows of one query above which it fires (default 10000).")
              ) -> None:
     """Show, or set, the organization's thresholds (recorded in the admin action log when set)."""
     async def work(db):
         org_id = await _org_id(db, org)
         async with db.transaction() as conn:
-            if floor is None and k is None and baseline_days is None:
+            if floor is None and k is None and baseline_days is None and bulk_rows is None:
                 return await repo.thresholds(conn, org_id)
             try:
                 multiple = None if k is None else Decimal(k)
             except InvalidOperation:
                 raise BadRequest(f"invalid --k {k!r}: a number such as 5 or 3.5", code="invalid_threshold") from None
             return await service.set_thresholds(conn, org_id, CLI_ACTOR, floor=floor, k=multiple,
-                                                baseline_days=baseline_days)
+                                                baseline_days=baseline_days, bulk_rows=bulk_rows)
 
     t = run_db(work)
-    typer.echo(f"volume floor {t.volume_floor}, k {number(t.volume_k)}, baseline {t.baseline_days} days")
+    typer.echo(f"volume floor {t.volume_floor}, k {number(t.volume_k)}, baseline {t.baseline_days} days; "
+               f"bulk export above {t.bulk_rows} rows")

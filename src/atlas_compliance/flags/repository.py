@@ -5,7 +5,7 @@ counts as that user here exactly as in the reports."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -30,6 +30,16 @@ WHERE d.org_id = %(org)s AND d.day < %(d0)s AND d.user_id IS NOT NULL AND d.tabl
 GROUP BY d.user_id, d.table_name
 """
 
+BULK_QUERIES = """
+SELECT (l."timestamp" AT TIME ZONE 'UTC')::date AS day, l.user_id, t.table_name, l.row_count,
+       atlas_columns_for(l.columns_by_table, l.columns_accessed, t.table_name) AS columns
+FROM audit_log l
+CROSS JOIN LATERAL jsonb_array_elements_text(atlas_tables_of(l.tables_accessed)) AS t(table_name)
+WHERE l.org_id = %(org)s AND l."timestamp" >= %(t0)s AND l."timestamp" < %(t1)s AND l.success
+  AND l.deleted_at IS NULL AND l.row_count > %(rows)s AND l.user_id IS NOT NULL
+  AND t.table_name = ANY(%(tables)s)
+"""
+
 FIRST_SEEN = """
 SELECT u.user_id, min(u.day) AS first_day
 FROM audit_user_daily u
@@ -48,6 +58,18 @@ async def earlier_reads(conn: AsyncConnection, org_id: str, before: date, tables
     return await reports_repo.fetch_all(conn, EARLIER_READS, {"org": org_id, "d0": before, "tables": tables})
 
 
+async def bulk_queries(conn: AsyncConnection, org_id: str, first: date, last: date, rows: int,
+                       tables: list[str]) -> list[Row]:
+    """The recorded queries of the days that returned more than ``rows`` rows from one of ``tables``."""
+    return await reports_repo.fetch_all(conn, BULK_QUERIES, {
+        "org": org_id, "t0": _midnight(first), "t1": _midnight(last + timedelta(days=1)), "rows": rows,
+        "tables": tables})
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
 async def first_seen(conn: AsyncConnection, org_id: str, last: date) -> dict[str, date]:
     rows = await reports_repo.fetch_all(conn, FIRST_SEEN, {"org": org_id, "d1": last})
     return {r["user_id"]: r["first_day"] for r in rows}
@@ -55,20 +77,21 @@ async def first_seen(conn: AsyncConnection, org_id: str, last: date) -> dict[str
 
 async def thresholds(conn: AsyncConnection, org_id: str) -> Thresholds:
     cur = await conn.execute(
-        "SELECT volume_floor, volume_k, baseline_days FROM access_flag_setting WHERE org_id = %s", (org_id,))
+        "SELECT volume_floor, volume_k, baseline_days, bulk_rows FROM access_flag_setting WHERE org_id = %s", (org_id,))
     row = await cur.fetchone()
     if row is None:
         return Thresholds()
     return Thresholds(volume_floor=row["volume_floor"], volume_k=Decimal(row["volume_k"]),
-                      baseline_days=row["baseline_days"])
+                      baseline_days=row["baseline_days"], bulk_rows=row["bulk_rows"])
 
 
 async def save_thresholds(conn: AsyncConnection, org_id: str, t: Thresholds, by: str | None) -> None:
     await conn.execute(
-        "INSERT INTO access_flag_setting (org_id, volume_floor, volume_k, baseline_days, updated_by) "
-        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (org_id) DO UPDATE SET volume_floor = EXCLUDED.volume_floor, "
-        "volume_k = EXCLUDED.volume_k, baseline_days = EXCLUDED.baseline_days, updated_by = EXCLUDED.updated_by, "
-        "updated_at = now()", (org_id, t.volume_floor, t.volume_k, t.baseline_days, by))
+        "INSERT INTO access_flag_setting (org_id, volume_floor, volume_k, baseline_days, bulk_rows, updated_by) "
+        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (org_id) DO UPDATE SET volume_floor = EXCLUDED.volume_floor, "
+        "volume_k = EXCLUDED.volume_k, baseline_days = EXCLUDED.baseline_days, bulk_rows = EXCLUDED.bulk_rows, "
+        "updated_by = EXCLUDED.updated_by, updated_at = now()",
+        (org_id, t.volume_floor, t.volume_k, t.baseline_days, t.bulk_rows, by))
 
 
 async def lock_org(conn: AsyncConnection, org_id: str) -> None:

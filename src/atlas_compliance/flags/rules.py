@@ -11,6 +11,9 @@ is a UTC day, the rollups' day. The defaults below are the ones `access_flag_set
   table that none of their earlier reads (in the rollups, so in the retention window) included.
 - ``new_actor``: a user id never seen in the organization before (its first day in `audit_user_daily` is
   this day) reads PII columns.
+- ``bulk_export``: a single query of a PII table returns more than ``bulk_rows`` (10,000) rows, where the
+  source records row counts. The rollups hold no row counts: this rule alone reads the day's recorded
+  queries, only those above the threshold, through the (org_id, timestamp) index.
 
 Rows of unattributed queries (no user id) are not flagged. Given the same rows, the rules give the same
 flags in the same order.
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-RULES = ("volume", "first_access", "new_actor")
+RULES = ("volume", "first_access", "new_actor", "bulk_export")
 _WEEKDAYS = ("Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays")
 
 
@@ -33,6 +36,7 @@ class Thresholds:
     volume_floor: int = 50
     volume_k: Decimal = Decimal(5)
     baseline_days: int = 28
+    bulk_rows: int = 10_000
 
 
 @dataclass
@@ -64,6 +68,18 @@ class Flag:
 Activity = dict[tuple[date, str, str], Reads]
 # (user, table) -> columns read before the first evaluated day
 Earlier = dict[tuple[str, str], set[str]]
+
+
+@dataclass
+class Bulk:
+    """One user's queries of one table on one day that returned more than the threshold's rows."""
+
+    queries: int = 0
+    max_rows: int = 0
+    columns: set[str] = field(default_factory=set)
+
+
+Bulks = dict[tuple[date, str, str], Bulk]
 
 
 def number(value: Decimal) -> str:
@@ -131,8 +147,21 @@ def new_actor(today: Today, pii: dict[str, set[str]], first_seen: dict[str, date
                    f"in {reads.queries} queries that day")
 
 
+def bulk_export(bulks: Bulks, pii: dict[str, set[str]], day: date, t: Thresholds) -> Iterator[Flag]:
+    """``bulk_export`` flags of ``day``: one per (user, PII table) with a query above ``bulk_rows`` rows."""
+    for (d, user, table), bulk in sorted(bulks.items()):
+        if d != day or table not in pii:
+            continue
+        columns = tuple(sorted(pii[table] & bulk.columns))
+        what = f"{_qualified(table, columns)} (table {table})" if columns else f"table {table}"
+        yield Flag("bulk_export", user, table, day, columns, Decimal(bulk.max_rows), None, Decimal(t.bulk_rows),
+                   f"{user} read {bulk.max_rows:,} rows of {what} in one query on {day} ({bulk.queries} "
+                   f"quer{'y' if bulk.queries == 1 else 'ies'} above the threshold that day); threshold "
+                   f"{t.bulk_rows:,} rows")
+
+
 def evaluate(activity: Activity, earlier: Earlier, pii: dict[str, set[str]], first_seen: dict[str, date],
-             first_day: date, last_day: date, t: Thresholds) -> list[Flag]:
+             first_day: date, last_day: date, t: Thresholds, bulks: Bulks | None = None) -> list[Flag]:
     """Every rule's flags for the days ``first_day``..``last_day`` (inclusive), in a fixed order.
 
     ``activity`` holds the reads of those days and of the ``baseline_days`` before them; ``earlier`` the
@@ -149,6 +178,7 @@ def evaluate(activity: Activity, earlier: Earlier, pii: dict[str, set[str]], fir
         found += volume(activity, today, pii, day, t)
         found += first_access(today, earlier, pii, first_seen, day)
         found += new_actor(today, pii, first_seen, day)
+        found += bulk_export(bulks or {}, pii, day, t)
         for user, table, reads in today:
             earlier.setdefault((user, table), set()).update(reads.columns)
         day += timedelta(days=1)

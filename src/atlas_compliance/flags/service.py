@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,7 +19,7 @@ from ..reports import writers
 from ..reports.columns import ColumnDictionary
 from ..reports.window import iso_utc
 from . import repository as repo
-from .rules import RULES, Activity, Earlier, Reads, Thresholds, evaluate
+from .rules import RULES, Activity, Bulk, Bulks, Earlier, Reads, Thresholds, evaluate
 
 DISPOSITIONS = ("expected", "investigating", "incident")
 MAX_NOTE = 4000
@@ -62,8 +63,29 @@ def _pii_of(tables: set[str], pii: dict[str, set[str]]) -> dict[str, set[str]]:
     return found
 
 
-async def _inputs(conn: AsyncConnection, org_id: str, d0: date, d1: date, t: Thresholds
-                  ) -> tuple[Activity, Earlier, dict[str, set[str]], dict[str, date]]:
+@dataclass
+class Inputs:
+    """What the rules read for a run of days (see :func:`rules.evaluate`)."""
+
+    activity: Activity
+    earlier: Earlier
+    pii: dict[str, set[str]]
+    first_seen: dict[str, date]
+    bulks: Bulks
+
+
+def _bulks(rows: list[dict[str, Any]], pii: dict[str, set[str]]) -> Bulks:
+    bulks: Bulks = {}
+    for r in rows:
+        table = r["table_name"]
+        bulk = bulks.setdefault((r["day"], r["user_id"], table), Bulk())
+        bulk.queries += 1
+        bulk.max_rows = max(bulk.max_rows, r["row_count"])
+        bulk.columns |= _read_columns(table, list(r["columns"] or []), pii[table])
+    return bulks
+
+
+async def _inputs(conn: AsyncConnection, org_id: str, d0: date, d1: date, t: Thresholds) -> Inputs:
     dictionary = ColumnDictionary(await reports_repo.column_dictionary(conn, org_id))  # in this snapshot
     pii_by_name = await reports_repo.pii_columns(conn, org_id)
     # The PII tables: classified under their own name, or (named with their database) under their short one,
@@ -86,7 +108,8 @@ async def _inputs(conn: AsyncConnection, org_id: str, d0: date, d1: date, t: Thr
         if table in pii:
             names = dictionary.decode(table, r["col_mask"], r["extra"])
             earlier.setdefault((r["user_id"], table), set()).update(_read_columns(table, names, pii[table]))
-    return activity, earlier, pii, await repo.first_seen(conn, org_id, d1)
+    bulk_rows = await repo.bulk_queries(conn, org_id, d0, d1, t.bulk_rows, tables)
+    return Inputs(activity, earlier, pii, await repo.first_seen(conn, org_id, d1), _bulks(bulk_rows, pii))
 
 
 async def evaluate_org(db: Database, org_id: str, first: date, last: date) -> dict[str, Any]:
@@ -95,8 +118,8 @@ async def evaluate_org(db: Database, org_id: str, first: date, last: date) -> di
     async with db.transaction() as conn:
         await repo.lock_org(conn, org_id)
         t = await repo.thresholds(conn, org_id)
-        activity, earlier, pii, seen = await _inputs(conn, org_id, first, last, t)
-        flags = evaluate(activity, earlier, pii, seen, first, last, t)
+        i = await _inputs(conn, org_id, first, last, t)
+        flags = evaluate(i.activity, i.earlier, i.pii, i.first_seen, first, last, t, i.bulks)
         counts = {"inserted": 0, "updated": 0, "unchanged": 0, "withdrawn": 0}
         for f in flags:
             counts[await repo.upsert_flag(conn, {
@@ -190,7 +213,8 @@ def csv_rows(flags: list[dict[str, Any]]) -> list[list[str]]:
 
 
 async def set_thresholds(conn: AsyncConnection, org_id: str, actor: Actor, *, floor: int | None = None,
-                         k: Decimal | None = None, baseline_days: int | None = None) -> Thresholds:
+                         k: Decimal | None = None, baseline_days: int | None = None,
+                         bulk_rows: int | None = None) -> Thresholds:
     """Change some of the org's thresholds (the others stay); flags already stored keep their figures until
     their days are evaluated again."""
     now = await repo.thresholds(conn, org_id)
@@ -200,12 +224,15 @@ async def set_thresholds(conn: AsyncConnection, org_id: str, actor: Actor, *, fl
         raise BadRequest("k must be above 0", code="invalid_threshold")
     if baseline_days is not None and (baseline_days % 7 or not 7 <= baseline_days <= 364):
         raise BadRequest("the baseline is whole weeks: 7 to 364 days, a multiple of 7", code="invalid_threshold")
+    if bulk_rows is not None and bulk_rows <= 0:
+        raise BadRequest("the bulk-export threshold is a number of rows above 0", code="invalid_threshold")
     new = Thresholds(volume_floor=now.volume_floor if floor is None else floor,
                      volume_k=now.volume_k if k is None else k,
-                     baseline_days=now.baseline_days if baseline_days is None else baseline_days)
+                     baseline_days=now.baseline_days if baseline_days is None else baseline_days,
+                     bulk_rows=now.bulk_rows if bulk_rows is None else bulk_rows)
     await repo.save_thresholds(conn, org_id, new, actor.user_id)
     await admin_actions.record(conn, actor, org_id=org_id, action_type="flag.settings_update",
                                target_type="access_flag_setting", target_id=org_id,
                                details={"volumeFloor": new.volume_floor, "volumeK": str(new.volume_k),
-                                        "baselineDays": new.baseline_days})
+                                        "baselineDays": new.baseline_days, "bulkRows": new.bulk_rows})
     return new

@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS access_flag_setting (
     volume_floor    INTEGER NOT NULL DEFAULT 50 CHECK (volume_floor >= 0),
     volume_k        NUMERIC NOT NULL DEFAULT 5 CHECK (volume_k > 0),
     baseline_days   INTEGER NOT NULL DEFAULT 28 CHECK (baseline_days BETWEEN 7 AND 364 AND baseline_days % 7 = 0),
+    bulk_rows       INTEGER NOT NULL DEFAULT 10000 CHECK (bulk_rows > 0),
     updated_by      TEXT,
     updated_at      TIMESTAMPTZ NOT NULL DEFAULT now()
 );
@@ -34,7 +35,7 @@ CREATE TABLE IF NOT EXISTS access_flag_setting (
 CREATE TABLE IF NOT EXISTS access_flag (
     id            BIGSERIAL PRIMARY KEY,
     org_id        TEXT NOT NULL,
-    rule          TEXT NOT NULL CHECK (rule IN ('volume', 'first_access', 'new_actor')),
+    rule          TEXT NOT NULL CHECK (rule IN ('volume', 'first_access', 'new_actor', 'bulk_export')),
     user_id       TEXT NOT NULL,
     table_name    TEXT NOT NULL,
     columns       TEXT[] NOT NULL DEFAULT '{}',
