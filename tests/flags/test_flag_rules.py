@@ -56,7 +56,7 @@ def test_same_input_same_flags_again_after_re_ingesting_and_a_late_event_updates
     assert sql.execute("SELECT id, updated_at FROM access_flag WHERE org_id = %s ORDER BY id",
                        (org.id,)).fetchall() == ids
     # A late event of the day raises olga's count: the same flags, updated in place.
-    late = [{"eventId": "late-1", "timestamp": "2026-11-03T23:59:00Z", "userId": clinic["olga"].id,
+    late = [{"eventId": "late-1", "timestamp": "2026-11-03T16:59:30Z", "userId": clinic["olga"].id,
              "sql": "SELECT name FROM patients"}]
     assert send(client, clinic["key"], late) == 1
     result = evaluate(client, org.id)
@@ -107,3 +107,27 @@ def test_bulk_export_fires_on_one_query_above_the_rows_threshold(client, org, cl
     sql.execute("INSERT INTO access_flag_setting (org_id, bulk_rows) VALUES (%s, 9999)", (org.id,))
     evaluate(client, org.id)
     assert sorted(f[1] for f in stored(client, org.id) if f[0] == "bulk_export") == sorted([bob.id, olga.id])
+
+
+def test_off_hours_fires_for_a_user_who_normally_reads_pii_in_working_hours(client, org, clinic, sql):
+    olga = clinic["olga"]
+    # Every read of the fixture is between 08:00 and 16:59 UTC; olga reads once more at 23:30 UTC.
+    late = [{"eventId": "night-1", "timestamp": "2026-11-03T23:30:00Z", "userId": olga.id,
+             "sql": "SELECT name FROM patients"}]
+    assert send(client, clinic["key"], late) == 1
+    evaluate(client, org.id)
+    off = [f for f in stored(client, org.id) if f[0] == "off_hours"]
+    assert off == [("off_hours", olga.id, "patients", "2026-11-03", ("name", "ssn"), 61, 0, None,
+                    f"{olga.id} read patients.name, patients.ssn (table patients) at 2026-11-03 23:30 (UTC), outside "
+                    "working hours 07:00–19:00 (61 queries of the table on 2026-11-03); none of their PII reads in "
+                    "the previous 28 days was outside working hours")]
+
+
+def test_off_hours_uses_the_org_time_zone_and_spares_users_who_usually_read_then(client, org, clinic, sql):
+    # In New York (UTC-5 on 2026-11-03, UTC-4 in October) 08:00-16:59 UTC is 03:00-12:59: every baseline read
+    # was off hours, so only the newcomer, who has no baseline, is flagged.
+    sql.execute("INSERT INTO access_flag_setting (org_id, tz) VALUES (%s, 'America/New_York')", (org.id,))
+    evaluate(client, org.id)
+    off = [f for f in stored(client, org.id) if f[0] == "off_hours"]
+    assert [(f[1], f[5]) for f in off] == [("db:svc_etl", 3)]
+    assert "at 2026-11-03 03:00 and 2026-11-03 05:02 (America/New_York), outside working hours 07:00–19:00" in off[0][8]

@@ -144,11 +144,14 @@ def test_thresholds_are_shown_and_set_per_org_on_the_command_line(cli, client, o
     assert "volume floor 50, k 5, baseline 28 days" in cli("flags", "settings", "--org", org.slug).output
     set_ = cli("flags", "settings", "--org", org.slug, "--floor", "70", "--k", "2.5")
     assert set_.exit_code == 0 and "volume floor 70, k 2.5, baseline 28 days" in set_.output
-    for args in (("--k", "many"), ("--k", "0"), ("--baseline-days", "10"), ("--floor", "-1")):
+    assert "working hours 8-18 Europe/Paris" in cli("flags", "settings", "--org", org.slug, "--tz", "europe/paris",
+                                                     "--work-start", "8", "--work-end", "18").output
+    for args in (("--k", "many"), ("--k", "0"), ("--baseline-days", "10"), ("--floor", "-1"), ("--tz", "Mars/Base"),
+                 ("--work-start", "20")):
         bad = cli("flags", "settings", "--org", org.slug, *args)
         assert bad.exit_code == 1 and "Traceback" not in bad.output, bad.output
     assert sql.execute("SELECT action_type FROM admin_action_log WHERE org_id = %s AND target_type = "
-                       "'access_flag_setting'", (org.id,)).fetchall() == [{"action_type": "flag.settings_update"}]
+                       "'access_flag_setting'", (org.id,)).fetchall() == [{"action_type": "flag.settings_update"}] * 2
     evaluate(client, org.id)  # olga's 60 is not above 70; bob's 90 is above max(70, 2.5 x 20)
     volume = sql.execute("SELECT user_id, observed, baseline, threshold FROM access_flag WHERE org_id = %s "
                          "AND rule = 'volume'", (org.id,)).fetchall()

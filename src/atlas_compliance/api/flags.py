@@ -42,7 +42,7 @@ class Disposition(BaseModel):
 
 class Flag(BaseModel):
     id: int
-    rule: Literal["volume", "first_access", "new_actor", "bulk_export"]
+    rule: Literal["volume", "first_access", "new_actor", "bulk_export", "off_hours"]
     userId: str
     tableName: str
     columns: list[str] = Field(description="The PII columns the flag is about.")
@@ -88,7 +88,7 @@ def _json(document: object, status: int = 200) -> Response:
 async def list_flags(principal: AdminPrincipal, db: DB,
                      open: Annotated[bool, Query(description="Only flags nobody has acknowledged.")] = False,
                      rule: Annotated[str | None, Query(max_length=32,
-                                                       description="volume, first_access, new_actor or bulk_export.")] = None,
+                                                       description="volume, first_access, new_actor, bulk_export or off_hours.")] = None,
                      userId: Annotated[str | None, Query(max_length=1000)] = None,
                      startDate: Annotated[str | None, Query(max_length=64, description="YYYY-MM-DD")] = None,
                      endDate: Annotated[str | None, Query(max_length=64, description="YYYY-MM-DD")] = None,

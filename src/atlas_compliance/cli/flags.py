@@ -54,7 +54,7 @@ def evaluate(org: str = ORG,
 def list_(org: str = ORG,
           open_only: bool = typer.Option(False, "--open", help="Only flags nobody has acknowledged yet; exit "
                                          "code 1 when there is one (for cron alerts)."),
-          rule: str = typer.Option(None, "--rule", help="volume, first_access, new_actor or bulk_export."),
+          rule: str = typer.Option(None, "--rule", help="volume, first_access, new_actor, bulk_export or off_hours."),
           user: str = typer.Option(None, "--user", help="Only this user id."),
           first: str = typer.Option(None, "--from", help="First day, YYYY-MM-DD."),
           last: str = typer.Option(None, "--to", help="Last day, YYYY-MM-DD (included)."),
@@ -116,21 +116,25 @@ def settings(org: str = ORG,
              baseline_days: int = typer.Option(None, "--baseline-days",
                                                help="volume: the days of history, whole weeks (default 28)."),
              bulk_rows: int = typer.Option(None, "--bulk-rows",
-                                           help="bulk_export: rows of one query above which it fires (default 10000).")
+                                           help="bulk_export: rows of one query above which it fires (default 10000)."),
+             tz: str = typer.Option(None, "--tz", help="off_hours: the organization's IANA time zone (default UTC)."),
+             work_start: int = typer.Option(None, "--work-start", help="off_hours: first working hour (default 7)."),
+             work_end: int = typer.Option(None, "--work-end", help="off_hours: end of working hours (default 19).")
              ) -> None:
     """Show, or set, the organization's thresholds (recorded in the admin action log when set)."""
     async def work(db):
         org_id = await _org_id(db, org)
         async with db.transaction() as conn:
-            if floor is None and k is None and baseline_days is None and bulk_rows is None:
+            if all(v is None for v in (floor, k, baseline_days, bulk_rows, tz, work_start, work_end)):
                 return await repo.thresholds(conn, org_id)
             try:
                 multiple = None if k is None else Decimal(k)
             except InvalidOperation:
                 raise BadRequest(f"invalid --k {k!r}: a number such as 5 or 3.5", code="invalid_threshold") from None
             return await service.set_thresholds(conn, org_id, CLI_ACTOR, floor=floor, k=multiple,
-                                                baseline_days=baseline_days, bulk_rows=bulk_rows)
+                                                baseline_days=baseline_days, bulk_rows=bulk_rows, tz=tz,
+                                                work_start=work_start, work_end=work_end)
 
     t = run_db(work)
     typer.echo(f"volume floor {t.volume_floor}, k {number(t.volume_k)}, baseline {t.baseline_days} days; "
-               f"bulk export above {t.bulk_rows} rows")
+               f"bulk export above {t.bulk_rows} rows; working hours {t.work_start}-{t.work_end} {t.tz}")

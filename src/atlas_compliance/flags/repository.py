@@ -16,7 +16,8 @@ from ..reports import repository as reports_repo
 from .rules import Thresholds
 
 DAY_READS = """
-SELECT d.day, d.user_id, d.table_name, d.query_count, d.col_mask, array_to_string(d.extra_columns, chr(31)) AS extra
+SELECT d.day, d.user_id, d.table_name, d.query_count, d.first_ts, d.last_ts, d.col_mask,
+       array_to_string(d.extra_columns, chr(31)) AS extra
 FROM audit_access_daily d
 WHERE d.org_id = %(org)s AND d.day >= %(d0)s AND d.day <= %(d1)s AND d.user_id IS NOT NULL
   AND d.table_name = ANY(%(tables)s)
@@ -77,21 +78,24 @@ async def first_seen(conn: AsyncConnection, org_id: str, last: date) -> dict[str
 
 async def thresholds(conn: AsyncConnection, org_id: str) -> Thresholds:
     cur = await conn.execute(
-        "SELECT volume_floor, volume_k, baseline_days, bulk_rows FROM access_flag_setting WHERE org_id = %s", (org_id,))
+        "SELECT volume_floor, volume_k, baseline_days, bulk_rows, tz, work_start, work_end FROM access_flag_setting "
+        "WHERE org_id = %s", (org_id,))
     row = await cur.fetchone()
     if row is None:
         return Thresholds()
     return Thresholds(volume_floor=row["volume_floor"], volume_k=Decimal(row["volume_k"]),
-                      baseline_days=row["baseline_days"], bulk_rows=row["bulk_rows"])
+                      baseline_days=row["baseline_days"], bulk_rows=row["bulk_rows"], tz=row["tz"],
+                      work_start=row["work_start"], work_end=row["work_end"])
 
 
 async def save_thresholds(conn: AsyncConnection, org_id: str, t: Thresholds, by: str | None) -> None:
     await conn.execute(
-        "INSERT INTO access_flag_setting (org_id, volume_floor, volume_k, baseline_days, bulk_rows, updated_by) "
-        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (org_id) DO UPDATE SET volume_floor = EXCLUDED.volume_floor, "
-        "volume_k = EXCLUDED.volume_k, baseline_days = EXCLUDED.baseline_days, bulk_rows = EXCLUDED.bulk_rows, "
-        "updated_by = EXCLUDED.updated_by, updated_at = now()",
-        (org_id, t.volume_floor, t.volume_k, t.baseline_days, t.bulk_rows, by))
+        "INSERT INTO access_flag_setting (org_id, volume_floor, volume_k, baseline_days, bulk_rows, tz, work_start, "
+        "work_end, updated_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (org_id) DO UPDATE SET "
+        "volume_floor = EXCLUDED.volume_floor, volume_k = EXCLUDED.volume_k, baseline_days = EXCLUDED.baseline_days, "
+        "bulk_rows = EXCLUDED.bulk_rows, tz = EXCLUDED.tz, work_start = EXCLUDED.work_start, "
+        "work_end = EXCLUDED.work_end, updated_by = EXCLUDED.updated_by, updated_at = now()",
+        (org_id, t.volume_floor, t.volume_k, t.baseline_days, t.bulk_rows, t.tz, t.work_start, t.work_end, by))
 
 
 async def lock_org(conn: AsyncConnection, org_id: str) -> None:

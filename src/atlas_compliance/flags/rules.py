@@ -11,6 +11,10 @@ is a UTC day, the rollups' day. The defaults below are the ones `access_flag_set
   table that none of their earlier reads (in the rollups, so in the retention window) included.
 - ``new_actor``: a user id never seen in the organization before (its first day in `audit_user_daily` is
   this day) reads PII columns.
+- ``off_hours``: a user reads a PII table outside working hours (``work_start``..``work_end``, 7 to 19,
+  in the organization's time zone ``tz``, UTC by default) while none of their PII reads of the previous
+  ``baseline_days`` days was. From the rollups' first and last query time of the day: a flag names a time
+  at which a query certainly ran (reads between the two are not seen, so some off-hours reads can pass).
 - ``bulk_export``: a single query of a PII table returns more than ``bulk_rows`` (10,000) rows, where the
   source records row counts. The rollups hold no row counts: this rule alone reads the day's recorded
   queries, only those above the threshold, through the (org_id, timestamp) index.
@@ -24,10 +28,11 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
-RULES = ("volume", "first_access", "new_actor", "bulk_export")
+RULES = ("volume", "first_access", "new_actor", "bulk_export", "off_hours")
 _WEEKDAYS = ("Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays")
 
 
@@ -37,6 +42,14 @@ class Thresholds:
     volume_k: Decimal = Decimal(5)
     baseline_days: int = 28
     bulk_rows: int = 10_000
+    tz: str = "UTC"
+    work_start: int = 7
+    work_end: int = 19
+
+    def off_hours(self, ts: datetime) -> datetime | None:
+        """``ts`` in the org's time zone when it is outside working hours, else None."""
+        local = ts.astimezone(ZoneInfo(self.tz))
+        return None if self.work_start <= local.hour < self.work_end else local
 
 
 @dataclass
@@ -45,6 +58,15 @@ class Reads:
 
     queries: int = 0
     columns: set[str] = field(default_factory=set)
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+
+    def add_times(self, first: datetime, last: datetime) -> None:
+        self.first_ts = first if self.first_ts is None else min(self.first_ts, first)
+        self.last_ts = last if self.last_ts is None else max(self.last_ts, last)
+
+    def times(self) -> list[datetime]:
+        return [t for t in dict.fromkeys((self.first_ts, self.last_ts)) if t is not None]
 
 
 @dataclass(frozen=True)
@@ -160,6 +182,28 @@ def bulk_export(bulks: Bulks, pii: dict[str, set[str]], day: date, t: Thresholds
                    f"{t.bulk_rows:,} rows")
 
 
+def off_hours(activity: Activity, today: Today, pii: dict[str, set[str]], day: date, t: Thresholds
+              ) -> Iterator[Flag]:
+    """``off_hours`` flags of ``day``: see the module text."""
+    start = day - timedelta(days=t.baseline_days)
+    usual = {user for (d, user, table), reads in activity.items()
+             if start <= d < day and table in pii and any(t.off_hours(ts) for ts in reads.times())}
+    hours = f"{t.work_start:02d}:00–{t.work_end:02d}:00"
+    for user, table, reads in today:
+        if table not in pii or user in usual:
+            continue
+        off = [local for ts in reads.times() if (local := t.off_hours(ts)) is not None]
+        if not off:
+            continue
+        columns = tuple(sorted(pii[table] & reads.columns))
+        what = f"{_qualified(table, columns)} (table {table})" if columns else f"table {table}"
+        at = " and ".join(f"{local:%Y-%m-%d %H:%M}" for local in off)
+        yield Flag("off_hours", user, table, day, columns, Decimal(reads.queries), Decimal(0), None,
+                   f"{user} read {what} at {at} ({t.tz}), outside working hours {hours} ({reads.queries} queries "
+                   f"of the table on {day}); none of their PII reads in the previous {t.baseline_days} days was "
+                   "outside working hours")
+
+
 def evaluate(activity: Activity, earlier: Earlier, pii: dict[str, set[str]], first_seen: dict[str, date],
              first_day: date, last_day: date, t: Thresholds, bulks: Bulks | None = None) -> list[Flag]:
     """Every rule's flags for the days ``first_day``..``last_day`` (inclusive), in a fixed order.
@@ -179,6 +223,7 @@ def evaluate(activity: Activity, earlier: Earlier, pii: dict[str, set[str]], fir
         found += first_access(today, earlier, pii, first_seen, day)
         found += new_actor(today, pii, first_seen, day)
         found += bulk_export(bulks or {}, pii, day, t)
+        found += off_hours(activity, today, pii, day, t)
         for user, table, reads in today:
             earlier.setdefault((user, table), set()).update(reads.columns)
         day += timedelta(days=1)

@@ -17,7 +17,7 @@ from ..reports import repository as reports_repo
 from ..reports import service as reports_service
 from ..reports import writers
 from ..reports.columns import ColumnDictionary
-from ..reports.window import iso_utc
+from ..reports.window import canonical_tz, iso_utc
 from . import repository as repo
 from .rules import RULES, Activity, Bulk, Bulks, Earlier, Reads, Thresholds, evaluate
 
@@ -101,6 +101,7 @@ async def _inputs(conn: AsyncConnection, org_id: str, d0: date, d1: date, t: Thr
             continue
         reads = activity.setdefault((r["day"], r["user_id"], table), Reads())
         reads.queries += r["query_count"]  # a mapped role's row and its user's row add up
+        reads.add_times(r["first_ts"], r["last_ts"])
         reads.columns |= _read_columns(table, dictionary.decode(table, r["col_mask"], r["extra"]), pii[table])
     earlier: Earlier = {}
     for r in before:
@@ -214,7 +215,8 @@ def csv_rows(flags: list[dict[str, Any]]) -> list[list[str]]:
 
 async def set_thresholds(conn: AsyncConnection, org_id: str, actor: Actor, *, floor: int | None = None,
                          k: Decimal | None = None, baseline_days: int | None = None,
-                         bulk_rows: int | None = None) -> Thresholds:
+                         bulk_rows: int | None = None, tz: str | None = None, work_start: int | None = None,
+                         work_end: int | None = None) -> Thresholds:
     """Change some of the org's thresholds (the others stay); flags already stored keep their figures until
     their days are evaluated again."""
     now = await repo.thresholds(conn, org_id)
@@ -226,13 +228,20 @@ async def set_thresholds(conn: AsyncConnection, org_id: str, actor: Actor, *, fl
         raise BadRequest("the baseline is whole weeks: 7 to 364 days, a multiple of 7", code="invalid_threshold")
     if bulk_rows is not None and bulk_rows <= 0:
         raise BadRequest("the bulk-export threshold is a number of rows above 0", code="invalid_threshold")
+    start = now.work_start if work_start is None else work_start
+    end = now.work_end if work_end is None else work_end
+    if not 0 <= start < end <= 24:
+        raise BadRequest(f"working hours {start} to {end}: use hours 0 to 24, the start before the end",
+                         code="invalid_threshold")
     new = Thresholds(volume_floor=now.volume_floor if floor is None else floor,
                      volume_k=now.volume_k if k is None else k,
                      baseline_days=now.baseline_days if baseline_days is None else baseline_days,
-                     bulk_rows=now.bulk_rows if bulk_rows is None else bulk_rows)
+                     bulk_rows=now.bulk_rows if bulk_rows is None else bulk_rows,
+                     tz=now.tz if tz is None else canonical_tz(tz), work_start=start, work_end=end)
     await repo.save_thresholds(conn, org_id, new, actor.user_id)
     await admin_actions.record(conn, actor, org_id=org_id, action_type="flag.settings_update",
                                target_type="access_flag_setting", target_id=org_id,
                                details={"volumeFloor": new.volume_floor, "volumeK": str(new.volume_k),
-                                        "baselineDays": new.baseline_days, "bulkRows": new.bulk_rows})
+                                        "baselineDays": new.baseline_days, "bulkRows": new.bulk_rows,
+                                        "tz": new.tz, "workStart": new.work_start, "workEnd": new.work_end})
     return new

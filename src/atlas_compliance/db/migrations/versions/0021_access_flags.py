@@ -28,6 +28,9 @@ CREATE TABLE IF NOT EXISTS access_flag_setting (
     volume_k        NUMERIC NOT NULL DEFAULT 5 CHECK (volume_k > 0),
     baseline_days   INTEGER NOT NULL DEFAULT 28 CHECK (baseline_days BETWEEN 7 AND 364 AND baseline_days % 7 = 0),
     bulk_rows       INTEGER NOT NULL DEFAULT 10000 CHECK (bulk_rows > 0),
+    tz              TEXT NOT NULL DEFAULT 'UTC',  -- the organization's time zone, for off hours
+    work_start      SMALLINT NOT NULL DEFAULT 7 CHECK (work_start BETWEEN 0 AND 23),
+    work_end        SMALLINT NOT NULL DEFAULT 19 CHECK (work_end BETWEEN 1 AND 24 AND work_end > work_start),
     updated_by      TEXT,
     updated_at      TIMESTAMPTZ NOT NULL DEFAULT now()
 );
@@ -35,7 +38,7 @@ CREATE TABLE IF NOT EXISTS access_flag_setting (
 CREATE TABLE IF NOT EXISTS access_flag (
     id            BIGSERIAL PRIMARY KEY,
     org_id        TEXT NOT NULL,
-    rule          TEXT NOT NULL CHECK (rule IN ('volume', 'first_access', 'new_actor', 'bulk_export')),
+    rule          TEXT NOT NULL CHECK (rule IN ('volume', 'first_access', 'new_actor', 'bulk_export', 'off_hours')),
     user_id       TEXT NOT NULL,
     table_name    TEXT NOT NULL,
     columns       TEXT[] NOT NULL DEFAULT '{}',
