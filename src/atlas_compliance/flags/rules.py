@@ -106,8 +106,7 @@ Bulks = dict[tuple[date, str, str], Bulk]
 
 def number(value: Decimal) -> str:
     """A figure as a person writes it: 9, 4.5, 0.25 (no trailing zeros, no exponent)."""
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
 def median(values: Iterable[int]) -> Decimal:
