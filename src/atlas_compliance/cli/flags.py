@@ -13,7 +13,7 @@ from ..audit.admin_actions import CLI_ACTOR, Actor
 from ..auth import service as auth
 from ..errors import BadRequest
 from ..flags import repository as repo
-from ..flags import service
+from ..flags import service, webhook
 from ..flags.rules import number
 from ..reports.writers import csv_chunk, json_bytes
 from ..reviews.service import reviewer_actor
@@ -138,3 +138,31 @@ def settings(org: str = ORG,
     t = run_db(work)
     typer.echo(f"volume floor {t.volume_floor}, k {number(t.volume_k)}, baseline {t.baseline_days} days; "
                f"bulk export above {t.bulk_rows} rows; working hours {t.work_start}-{t.work_end} {t.tz}")
+
+
+@flags_app.command("webhook")
+def webhook_(org: str = ORG,
+             url: str = typer.Option(..., "--url", help="The receiver: an http:// or https:// URL."),
+             secret: str = typer.Option(None, "--secret", help="The HMAC-SHA256 key (at least 32 characters); "
+                                        "default: a new random one, printed once.")) -> None:
+    """Send each new flag to a webhook, signed with HMAC-SHA256 (see docs/flags.md for the signature)."""
+    async def work(db):
+        org_id = await _org_id(db, org)
+        async with db.transaction() as conn:
+            return await webhook.set_webhook(conn, org_id, url, secret, CLI_ACTOR)
+
+    key = run_db(work)
+    typer.echo(f"webhook set; new flags are sent to {url.strip()}")
+    if not secret:
+        typer.echo(f"secret (shown once): {key}")
+
+
+@flags_app.command("deliver")
+def deliver(org: str = typer.Option(None, "--org", help="Only this organization (default: all).")) -> None:
+    """Send the due webhook deliveries now (what `serve` does after each hourly pass)."""
+    async def work(db):
+        org_id = await _org_id(db, org) if org else None
+        return await webhook.deliver_due(db, org_id=org_id)
+
+    r = run_db(work)
+    typer.echo(f"{r['delivered']} delivered, {r['retrying']} to retry, {r['failed']} failed")

@@ -106,7 +106,8 @@ async def lock_org(conn: AsyncConnection, org_id: str) -> None:
 async def stored_keys(conn: AsyncConnection, org_id: str, first: date, last: date) -> list[Row]:
     cur = await conn.execute(
         "SELECT f.id, f.rule, f.user_id, f.table_name, f.day, f.retracted_at, "
-        "EXISTS (SELECT 1 FROM access_flag_disposition x WHERE x.flag_id = f.id) AS disposed "
+        "(EXISTS (SELECT 1 FROM access_flag_disposition x WHERE x.flag_id = f.id) "
+        " OR EXISTS (SELECT 1 FROM access_flag_delivery y WHERE y.flag_id = f.id)) AS kept "
         "FROM access_flag f WHERE f.org_id = %s AND f.day >= %s AND f.day <= %s", (org_id, first, last))
     return await cur.fetchall()
 
@@ -123,22 +124,28 @@ ON CONFLICT ON CONSTRAINT uq_access_flag DO UPDATE SET
 WHERE (f.columns, f.observed, f.baseline, f.threshold, f.explanation, f.retracted_at)
       IS DISTINCT FROM (EXCLUDED.columns, EXCLUDED.observed, EXCLUDED.baseline, EXCLUDED.threshold,
                         EXCLUDED.explanation, NULL::timestamptz)
-RETURNING (xmax = 0) AS inserted
+RETURNING id, (xmax = 0) AS inserted
 """
 
 
 async def upsert_flag(conn: AsyncConnection, params: dict[str, Any]) -> str:
-    """'inserted', 'updated' or 'unchanged'."""
+    """'inserted', 'updated' or 'unchanged'. A new flag of an org with a webhook is queued for delivery in the
+    same transaction."""
     cur = await conn.execute(UPSERT, params)
     row = await cur.fetchone()
     if row is None:
         return "unchanged"
-    return "inserted" if row["inserted"] else "updated"
+    if row["inserted"]:
+        await conn.execute("INSERT INTO access_flag_delivery (org_id, flag_id) SELECT w.org_id, %s "
+                           "FROM access_flag_webhook w WHERE w.org_id = %s", (row["id"], params["org"]))
+        return "inserted"
+    return "updated"
 
 
-async def withdraw(conn: AsyncConnection, flag_id: int, *, disposed: bool) -> None:
-    """A flag that no longer holds: gone when nobody acknowledged it, else marked retracted."""
-    if disposed:
+async def withdraw(conn: AsyncConnection, flag_id: int, *, kept: bool) -> None:
+    """A flag that no longer holds: gone when nobody acknowledged it and no webhook delivery was queued for it,
+    else (``kept``) marked retracted."""
+    if kept:
         await conn.execute("UPDATE access_flag SET retracted_at = now(), updated_at = now() "
                            "WHERE id = %s AND retracted_at IS NULL", (flag_id,))
     else:
@@ -176,6 +183,15 @@ async def list_flags(conn: AsyncConnection, org_id: str, *, open_only: bool, rul
     cur = await conn.execute(sql, {"org": org_id, "rule": rule, "user": user_id, "d0": first, "d1": last,
                                    "limit": limit, "offset": offset})
     return await cur.fetchall()
+
+
+async def list_flag(conn: AsyncConnection, org_id: str, flag_id: int) -> dict[str, Any]:
+    """One flag as :func:`list_flags` reads it."""
+    sql = LIST.format(where=" AND f.id = %(id)s")
+    cur = await conn.execute(sql, {"org": org_id, "id": flag_id, "limit": 1, "offset": 0})
+    row = await cur.fetchone()
+    assert row is not None
+    return dict(row)
 
 
 async def get_flag(conn: AsyncConnection, org_id: str, flag_id: int) -> Row | None:

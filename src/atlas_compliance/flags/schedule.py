@@ -1,4 +1,5 @@
-"""`serve`'s scheduled pass: every organization's flags for yesterday and today (UTC), at start and hourly.
+"""`serve`'s scheduled pass: every organization's flags for yesterday and today (UTC), at start and hourly,
+then the due webhook deliveries (see :mod:`flags.webhook`).
 
 Nothing is kept in memory between passes: each one reads the rollups and the stored flags, so a restart
 loses nothing, and a day's late events are seen by the next pass that covers the day (or by
@@ -14,7 +15,7 @@ from typing import Any
 
 from ..db.pool import Database
 from . import repository as repo
-from . import service
+from . import service, webhook
 
 log = logging.getLogger(__name__)
 CHECK_INTERVAL = 3600.0
@@ -43,6 +44,10 @@ async def run_periodically(db: Database, sleep: Callable[[float], Awaitable[Any]
             added = sum(r["inserted"] for r in results)
             if added:
                 log.info("access flags: %d new", added)
+            sent = await webhook.deliver_due(db)
+            if any(sent.values()):
+                log.info("access flag webhooks: %(delivered)d delivered, %(retrying)d to retry, %(failed)d failed",
+                         sent)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -130,7 +130,7 @@ async def evaluate_org(db: Database, org_id: str, first: date, last: date) -> di
         keys = {f.key for f in flags}
         for row in await repo.stored_keys(conn, org_id, first, last):
             if (row["rule"], row["user_id"], row["table_name"], row["day"]) not in keys and row["retracted_at"] is None:
-                await repo.withdraw(conn, row["id"], disposed=row["disposed"])
+                await repo.withdraw(conn, row["id"], kept=row["kept"])
                 counts["withdrawn"] += 1
     return {"orgId": org_id, "from": first.isoformat(), "to": last.isoformat(), "flags": len(flags), **counts}
 

@@ -4,8 +4,12 @@
 A flag is one rule's finding about one user and one table on one UTC day (the rollups' day). Its key
 `(org_id, rule, user_id, table_name, window_start)` is unique, so evaluating a day again updates the same
 flag (or leaves it alone when nothing changed) rather than adding a second one. A flag that no longer holds
-after late events or re-attribution is deleted when nobody has acknowledged it, and marked `retracted_at`
-when someone has (its dispositions stay). Dispositions are only ever appended, never by the flagged user.
+after late events or re-attribution is deleted when nobody has acknowledged it and it was never queued for
+the webhook, and marked `retracted_at` otherwise (its dispositions and delivery log stay). Dispositions are only ever appended, never by the flagged user.
+
+`access_flag_webhook` is an organization's receiver of new flags; `access_flag_delivery` is the outbox (one
+row per new flag, written in the transaction that stores the flag, so a flag is never stored without its
+delivery nor sent twice) and `access_flag_delivery_attempt` the delivery log, one row per attempt.
 
 `access_flag_setting` holds an organization's thresholds; an organization without a row uses the
 defaults written here (and in `flags/rules.py`, which documents them).
@@ -68,6 +72,38 @@ CREATE TABLE IF NOT EXISTS access_flag_disposition (
     at           TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS access_flag_disposition_flag ON access_flag_disposition (flag_id, id DESC);
+
+CREATE TABLE IF NOT EXISTS access_flag_webhook (
+    org_id      TEXT PRIMARY KEY,
+    url         TEXT NOT NULL CHECK (url ~ '^https?://'),
+    secret      TEXT NOT NULL CHECK (length(secret) >= 32),  -- the HMAC-SHA256 key of the signatures
+    updated_by  TEXT,
+    updated_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS access_flag_delivery (
+    id               BIGSERIAL PRIMARY KEY,
+    org_id           TEXT NOT NULL,
+    flag_id          BIGINT NOT NULL REFERENCES access_flag (id),
+    status           TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    created_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
+    delivered_at     TIMESTAMPTZ,
+    CONSTRAINT uq_access_flag_delivery UNIQUE (flag_id)
+);
+CREATE INDEX IF NOT EXISTS access_flag_delivery_due ON access_flag_delivery (next_attempt_at) WHERE status = 'pending';
+
+CREATE TABLE IF NOT EXISTS access_flag_delivery_attempt (
+    id           BIGSERIAL PRIMARY KEY,
+    delivery_id  BIGINT NOT NULL REFERENCES access_flag_delivery (id),
+    at           TIMESTAMPTZ NOT NULL DEFAULT now(),
+    url          TEXT NOT NULL,
+    status_code  INTEGER,
+    error        TEXT,
+    ok           BOOLEAN NOT NULL
+);
+CREATE INDEX IF NOT EXISTS access_flag_delivery_attempt_delivery ON access_flag_delivery_attempt (delivery_id, id);
 
 -- A disposition belongs to its flag's org and is never written by the flagged user (the service says so
 -- first, in plain words; this is the backstop).
