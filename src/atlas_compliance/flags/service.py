@@ -45,7 +45,7 @@ def day_range(first: str | None, last: str | None, today: date | None = None) ->
     return d0, d1
 
 
-def _read_columns(table: str, names: list[str], classified: set[str]) -> set[str]:
+def _read_columns(names: list[str], classified: set[str]) -> set[str]:
     """The columns a rollup row read; ``*`` (a SELECT *) read every classified column of the table."""
     found = set(names)
     if "*" in found:
@@ -81,7 +81,7 @@ def _bulks(rows: list[dict[str, Any]], pii: dict[str, set[str]]) -> Bulks:
         bulk = bulks.setdefault((r["day"], r["user_id"], table), Bulk())
         bulk.queries += 1
         bulk.max_rows = max(bulk.max_rows, r["row_count"])
-        bulk.columns |= _read_columns(table, list(r["columns"] or []), pii[table])
+        bulk.columns |= _read_columns(list(r["columns"] or []), pii[table])
     return bulks
 
 
@@ -102,13 +102,13 @@ async def _inputs(conn: AsyncConnection, org_id: str, d0: date, d1: date, t: Thr
         reads = activity.setdefault((r["day"], r["user_id"], table), Reads())
         reads.queries += r["query_count"]  # a mapped role's row and its user's row add up
         reads.add_times(r["first_ts"], r["last_ts"])
-        reads.columns |= _read_columns(table, dictionary.decode(table, r["col_mask"], r["extra"]), pii[table])
+        reads.columns |= _read_columns(dictionary.decode(table, r["col_mask"], r["extra"]), pii[table])
     earlier: Earlier = {}
     for r in before:
         table = r["table_name"]
         if table in pii:
             names = dictionary.decode(table, r["col_mask"], r["extra"])
-            earlier.setdefault((r["user_id"], table), set()).update(_read_columns(table, names, pii[table]))
+            earlier.setdefault((r["user_id"], table), set()).update(_read_columns(names, pii[table]))
     bulk_rows = await repo.bulk_queries(conn, org_id, d0, d1, t.bulk_rows, tables)
     return Inputs(activity, earlier, pii, await repo.first_seen(conn, org_id, d1), _bulks(bulk_rows, pii))
 
