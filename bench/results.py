@@ -103,7 +103,7 @@ def save(results: dict[str, Any]) -> None:
     text = render(results)
     kept = RESULTS_MD.read_text() if RESULTS_MD.exists() else ""
     for part in ("bench.hook", "bench.checkpoints", "bench.legacy", "bench.evidence_guard", "bench.bodies",
-                 "bench.stall", "bench.referee", "bench.verify"):
+                 "bench.stall", "bench.referee", "bench.verify", "bench.flags"):
         start, end = f"<!-- {part}:start -->", f"<!-- {part}:end -->"  # measured apart by their own benches: kept
         if start in kept and end in kept:
             text = text.rstrip("\n") + "\n\n" + start + kept.split(start, 1)[1].split(end, 1)[0] + end + "\n"

@@ -64,7 +64,7 @@ def test_demo_builds_then_reuses(client, settings):
     headers = {"Authorization": f"Bearer {login.json()['token']}"}
     report = client.get("/api/v1/admin/compliance/reports/user-activity",
                         params={"startDate": "2020-01-01", "endDate": "2030-01-01"}, headers=headers).json()
-    assert report["summary"]["totalUsers"] == 32 + 8  # members and the demo's agents (service users)
+    assert report["summary"]["totalUsers"] == 32 + 8 + 1  # members, the demo's agents and its anomalous account
     assert 0 < report["summary"]["totalQueries"] <= first.audit_rows
     data = client.get("/api/v1/admin/compliance/reports/data-access",
                       params={"startDate": "2020-01-01", "endDate": "2030-01-01"}, headers=headers).json()

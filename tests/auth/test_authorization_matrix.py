@@ -68,6 +68,10 @@ MATRIX = [
     ("get", "/api/v1/admin/reviews/{rid}/export?format=csv", None, ADMIN_ONLY),
     ("get", "/api/v1/admin/review-settings", None, ADMIN_ONLY),
     ("put", "/api/v1/admin/review-settings", {"piiSecondReviewer": False}, ADMIN_ONLY),
+    # Unusual-access flags. {fid} is a flag of the caller's org about someone else: admins acknowledge it.
+    ("get", "/api/v1/admin/flags?open=true&format=csv", None, ADMIN_ONLY),
+    ("post", "/api/v1/admin/flags/{fid}/disposition", {"disposition": "expected", "note": "on-call export"},
+     {**ADMIN_ONLY, "admin": 201, "owner": 201, "personal": 201}),
 ]
 LOGIN = "/api/v1/auth/login"  # tested on its own in test_auth.py (it takes no credential)
 
@@ -96,7 +100,7 @@ def credentials(client, org, sql):
 
 
 @pytest.mark.parametrize(("method", "path", "body", "expected"), MATRIX, ids=[f"{m} {p}" for m, p, _, _ in MATRIX])
-def test_route_by_credential(client, org, make_org, credentials, method, path, body, expected):
+def test_route_by_credential(client, org, make_org, credentials, sql, method, path, body, expected):
     for kind, headers in credentials.items():
         target = path
         if "{cid}" in path:
@@ -112,6 +116,12 @@ def test_route_by_credential(client, org, make_org, credentials, method, path, b
                                  json={"startDate": "2026-01-01", "endDate": "2026-01-31"})
             assert opened.status_code == 201, opened.text
             target = path.replace("{rid}", opened.json()["campaign"]["id"])
+        if "{fid}" in path:
+            flag = sql.execute(
+                "INSERT INTO access_flag (org_id, rule, user_id, table_name, day, window_start, window_end, observed, "
+                "explanation) VALUES (%s, 'new_actor', %s, 'patients', '2026-01-05', '2026-01-05', '2026-01-06', 1, "
+                "'x') RETURNING id", (org.id, f"someone-{kind}")).fetchone()
+            target = path.replace("{fid}", str(flag["id"]))
         sent = {k: v.replace("{kind}", kind) if isinstance(v, str) else v for k, v in body.items()} \
             if isinstance(body, dict) else body  # a body naming "{kind}" gets one per credential (no 409s)
         resp = client.request(method, target, headers=headers, json=sent)
@@ -121,8 +131,10 @@ def test_route_by_credential(client, org, make_org, credentials, method, path, b
             assert resp.status_code == expected[kind], (kind, resp.text)
     # An admin of another organization: admin routes answer, but never about this org's data.
     other = make_org().add_user("admin")
-    if "{cid}" in path or "{rid}" in path:
-        assert_error(client.request(method, path.replace("{cid}", "not-theirs").replace("{rid}", "not-theirs"),
+    theirs = str(flag["id"]) if "{fid}" in path else ""  # a flag of this org, not of the other one
+    if "{cid}" in path or "{rid}" in path or "{fid}" in path:
+        assert_error(client.request(method, path.replace("{cid}", "not-theirs").replace("{rid}", "not-theirs")
+                                    .replace("{fid}", theirs),
                                     headers=other.headers, json=body), 404)
     elif expected["admin"] == 200:
         assert client.request(method, path, headers=other.headers, json=body).status_code == 200

@@ -15,6 +15,7 @@ def routers() -> list[APIRouter]:
         classifications,
         events,
         evidence,
+        flags,
         reports,
         reviews,
         sources,
@@ -22,4 +23,4 @@ def routers() -> list[APIRouter]:
 
     return [admin.router, audit.router, events.router, activity.router, reports.router, reports.volume_router, evidence.router,
             classifications.router, sources.router, catalog.router, reviews.router, reviews.settings_router,
-            console.router]
+            flags.router, console.router]

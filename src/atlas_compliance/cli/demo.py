@@ -12,6 +12,7 @@ from ..auth import service as auth
 from ..config import get_settings
 from ..demo import hospital, hospital_db, seed
 from ..errors import AtlasError
+from ..flags import service as flag_service
 from ..logging import configure_logging
 from ..pii import scanner
 from ..pii.scan_store import store_scan
@@ -62,6 +63,9 @@ def demo(host: str = typer.Option(None, help="Interface to bind (default ATLAS_H
             scanned = await _scan_hospital(db, org["id"])
             progress.update(task, description="ingesting the demo audit trail")
             info = await seed.seed_demo(db, target=queries, progress=advance)
+            progress.update(task, description="evaluating unusual-access flags")
+            first, last = flag_service.day_range(None, None)
+            flagged = await flag_service.evaluate_org(db, info.org_id, first - timedelta(days=1), last)
         async with db.transaction() as conn:
             token = await auth.create_personal_token(conn, org_slug=info.org_slug, email=info.admin_email,
                                                      name="demo token", expires_in_seconds=7 * 86400)
@@ -69,6 +73,8 @@ def demo(host: str = typer.Option(None, help="Interface to bind (default ATLAS_H
         typer.echo(f"\nAtlas Compliance demo — {hospital.ORG_NAME}: {info.audit_rows:,} audited "
                       f"queries over 90 days ({'created' if info.created else 'reused'})")
         typer.echo(f"  PII     : {scanned}")
+        typer.echo(f"  Flags   : {flagged['flags']} unusual accesses in the last days "
+                   f"(atlas-compliance flags list --org {info.org_slug}; docs/flags.md)")
         typer.echo(f"  Console : {base}/admin/compliance")
         typer.echo(f"  Log in  : {info.admin_email} / {hospital.DEMO_PASSWORD}  (admin)")
         typer.echo(f"            {info.member_email} / {hospital.DEMO_PASSWORD}  (member: sees 403)")

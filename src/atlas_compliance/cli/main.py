@@ -17,6 +17,7 @@ from . import (
     demo,
     events,
     evidence,
+    flags,
     keys,
     pii,
     reports,
@@ -50,8 +51,8 @@ def root(version: bool = typer.Option(False, "--version", callback=_version, is_
     configure_logging(settings.log_level if settings.log_level.upper() == "DEBUG" else "WARNING")
 
 
-for module in (server, admin, audit, events, activity, keys, sources, reports, reviews, evidence, pii, catalog, sql,
-               demo):
+for module in (server, admin, audit, events, activity, keys, sources, reports, reviews, flags, evidence, pii, catalog,
+               sql, demo):
     module.register(app)
 
 

@@ -11,6 +11,7 @@ from ..audit import checkpoints, signing
 from ..config import get_settings
 from ..db import migrate
 from ..errors import AtlasError
+from ..flags import schedule as flag_schedule
 from ..logging import configure_logging
 from ..reviews import schedule as review_schedule
 from ..runtime import database_url, open_database
@@ -30,7 +31,8 @@ def serve(host: str = typer.Option(None, help="Interface to bind (default ATLAS_
 
     In the background, writes a signed checkpoint of every organization's chains at start and every
     ATLAS_CHECKPOINT_INTERVAL seconds (default 3600) into ATLAS_CHECKPOINT_DIR (default
-    ATLAS_DATA_DIR/checkpoints).
+    ATLAS_DATA_DIR/checkpoints), opens the access reviews that schedules made due, and evaluates every
+    organization's unusual-access flags for yesterday and today (UTC), at start and every hour.
     """
     settings = get_settings()
     configure_logging(settings.log_level)
@@ -86,10 +88,12 @@ def serve_forever(settings, host: str, port: int, banner=None) -> None:
                     db, settings, lambda: signing.load_signing_key(settings)), name="atlas-checkpoints")
                 # Access reviews that an organization's schedule made due, at start and every hour.
                 reviews = asyncio.create_task(review_schedule.run_periodically(db), name="atlas-review-schedule")
+                # Unusual-access flags of yesterday and today (UTC), at start and every hour.
+                flags = asyncio.create_task(flag_schedule.run_periodically(db), name="atlas-access-flags")
                 try:
                     await server.serve()
                 finally:
-                    for running in (task, reviews):
+                    for running in (task, reviews, flags):
                         running.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await running

@@ -112,8 +112,37 @@ def generate_events(org_id: str, actors: list[h.Actor], *, days: int, target: in
                     "sourceId": "warehouse" if _team == "analytics" else ("billing-db" if _team == "billing" else "ehr-prod"),
                     "sourceType": dialect, "targetHost": "db.acme-health.internal", "actorKind": actor.kind,
                 })
+    events += anomalies(actors, now)
     events.sort(key=lambda e: e["timestamp"])
     return events
+
+
+ANOMALY_ACCOUNT = "svc:reporting-export"  # a service account that appears only in the anomalies
+
+
+def anomalies(actors: list[h.Actor], now: datetime) -> list[dict]:
+    """A few unusual reads on the last whole day (UTC), for the unusual-access flags (docs/flags.md) to find:
+    a person who reads `patients.ssn` 80 times and exports 48,210 patient rows in one query, and a service
+    account never seen before that reads `ssn` at night."""
+    day = (now - timedelta(days=1)).date()
+    people = [a for a in actors if a.kind == "human"]
+    person = next((a for a in people if a.team == "clinical"), people[0])
+    at = lambda hour, minute, second=0: datetime(day.year, day.month, day.day, hour, minute, second,  # noqa: E731
+                                                  tzinfo=UTC).isoformat()
+    base = {"authMode": "managed", "durationMs": 40, "success": True, "error": None, "sourceId": "ehr-prod",
+            "sourceType": "postgres", "targetHost": "db.acme-health.internal"}
+    found = [{**base, "eventId": f"demo-anomaly-{day}-ssn-{i}", "timestamp": at(15, i // 60, i % 60),
+              "userId": person.user_id, "userLabel": person.label, "actorKind": "human", "rowCount": 1,
+              "sql": f"SELECT ssn, date_of_birth FROM patients WHERE id = {1000 + i * 37}"}  # noqa: S608 (a recorded text)
+             for i in range(80)]
+    found.append({**base, "eventId": f"demo-anomaly-{day}-bulk", "timestamp": at(16, 30),
+                  "userId": person.user_id, "userLabel": person.label, "actorKind": "human", "rowCount": 48_210,
+                  "durationMs": 5_300, "sql": "SELECT first_name, last_name, ssn, date_of_birth, address FROM patients"})
+    found += [{**base, "eventId": f"demo-anomaly-{day}-svc-{i}", "timestamp": at(2, 10 + i),
+               "userId": ANOMALY_ACCOUNT, "userLabel": "reporting-export", "actorKind": "api_key",
+               "authMode": "simple-key", "rowCount": 500, "sql": "SELECT mrn, ssn FROM patients LIMIT 500"}
+              for i in range(3)]
+    return [e for e in found if datetime.fromisoformat(str(e["timestamp"])) <= now]
 
 
 async def seed_demo(db: Database, *, target: int = 60_000, days: int = 90, progress: Progress | None = None,

@@ -76,6 +76,9 @@ def _text(value: Any) -> str:
     return guard_formula(str(value))
 
 
+cell = _text  # one CSV cell: None empty, lists joined, formulas guarded
+
+
 def data_access_csv_row(row: dict[str, Any]) -> list[str]:
     return [_text(row["tableName"]), _text(row["userId"]), _text(row["userEmail"]), _text(row["userRole"]),
             str(row["queryCount"]), _text(row["uniqueColumns"]), "true" if row["hasPII"] else "false",
