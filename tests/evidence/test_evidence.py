@@ -26,7 +26,7 @@ EVIDENCE = "/api/v1/admin/compliance/evidence"
 REPORTS = "/api/v1/admin/compliance/reports"
 PARAMS = {"startDate": "2026-03-01", "endDate": "2026-03-31", "tz": "Europe/Paris"}
 FILES = ["data-access.csv", "data-access.json", "user-activity.csv", "user-activity.json", "failed-access.csv",
-         "privileged-actions.csv", "access-reviews.json", "pii-classifications.json", "audit-verify.json"]
+         "privileged-actions.csv", "unusual-access-flags.csv", "access-reviews.json", "pii-classifications.json", "audit-verify.json"]
 
 
 def ingest(client, org, events: list[dict]) -> None:
@@ -131,7 +131,7 @@ def test_bundle_holds_every_report_row_as_the_report_exports_do(client, stocked,
 
     [action] = evidence_actions(sql, org.id)
     assert action["actor_email"] == admin.email and action["target_id"] == name and action["status"] == "success"
-    assert action["metadata"]["filters"] == manifest["filters"] and len(action["metadata"]["files"]) == 10
+    assert action["metadata"]["filters"] == manifest["filters"] and len(action["metadata"]["files"]) == 11
 
 
 def test_filters_reach_the_reports_and_the_file_name(client, stocked):
@@ -211,7 +211,7 @@ def verify(cli, path: Path, *extra: str, code: int = 1) -> str:  # noqa: F811
 
 def test_cli_export_verifies_and_is_recorded(cli, exported, stocked, sql, tmp_path):  # noqa: F811
     out = verify(cli, exported, code=0)
-    assert ": OK: 10 files and the manifest" in out and stocked[0].slug in out
+    assert ": OK: 11 files and the manifest" in out and stocked[0].slug in out
     manifest = json.loads(members(exported.read_bytes())["manifest.json"])
     assert manifest["generatedBy"]["userId"] == "system:cli" and manifest["tz"] == "Europe/Paris"
     [action] = evidence_actions(sql, stocked[0].id)

@@ -131,3 +131,26 @@ def test_off_hours_uses_the_org_time_zone_and_spares_users_who_usually_read_then
     off = [f for f in stored(client, org.id) if f[0] == "off_hours"]
     assert [(f[1], f[5]) for f in off] == [("db:svc_etl", 3)]
     assert "at 2026-11-03 03:00 and 2026-11-03 05:02 (America/New_York), outside working hours 07:00–19:00" in off[0][8]
+
+
+def test_the_evidence_bundle_of_the_window_carries_its_flags(client, org, clinic):
+    """Issue 21: flags and their dispositions are in the evidence bundle of the window they fall in."""
+    import csv
+    import io
+    import zipfile
+
+    evaluate(client, org.id)
+    found = stored(client, org.id)
+    assert found
+    owner = clinic["owner"]
+
+    def bundled(start: str, end: str) -> list[dict]:
+        resp = client.get("/api/v1/admin/compliance/evidence", params={"startDate": start, "endDate": end},
+                          headers=owner.headers)
+        assert resp.status_code == 200, resp.text
+        with zipfile.ZipFile(io.BytesIO(resp.content)) as zf:
+            return list(csv.DictReader(io.StringIO(zf.read("unusual-access-flags.csv").decode())))
+
+    rows = bundled("2026-11-01", "2026-11-30")
+    assert sorted((r["rule"], r["user_id"], r["day"]) for r in rows) == sorted((f[0], f[1], f[3]) for f in found)
+    assert bundled("2026-10-01", "2026-10-31") == []  # the baseline month has no flag

@@ -14,7 +14,7 @@ import json
 import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,9 +24,9 @@ from ..audit.admin_actions import Actor
 from ..audit.signing import SigningKey, public_base64
 from ..config import Settings
 from ..db.pool import Database
+from ..flags import service as flags
 from ..pii import service as pii
 from ..reports import activity
-from ..reports import repository as report_repo
 from ..reports import service as reports
 from ..reports.window import ReportFilters, ReportWindow, iso_utc
 from ..reports.writers import (
@@ -146,7 +146,7 @@ def report_json(kind: reports.ReportType, scope: str) -> Entry:
 
 async def _failed_access_rows(db: Database, request: BundleRequest) -> AsyncIterator[Sequence[Sequence[str]]]:
     async with db.connection() as conn, conn.transaction():
-        await report_repo.begin_snapshot(conn)
+        await reports.begin_snapshot(conn)
         view = await activity.failed_access(conn, request.org_id, request.window)
     yield list(failed_access_csv_rows(view))
 
@@ -158,6 +158,20 @@ async def _privileged_action_rows(db: Database, request: BundleRequest) -> Async
             yield [privileged_action_csv_row(a) for a in chunk]
 
 
+async def _flag_rows(db: Database, request: BundleRequest) -> AsyncIterator[Sequence[Sequence[str]]]:
+    first = request.window.start.astimezone(UTC).date()
+    last = (request.window.end - timedelta(microseconds=1)).astimezone(UTC).date()
+    page, offset = 1000, 0
+    while True:
+        async with db.transaction() as conn:
+            found = await flags.list_flags(conn, request.org_id, first=first, last=last, limit=page, offset=offset)
+        if found:
+            yield flags.csv_rows(found)[1:]  # without the header: csv_entry writes it
+        if len(found) < page:
+            return
+        offset += page
+
+
 def activity_entries() -> list[Entry]:
     """The Failed access and Privileged actions views of the window (not narrowed by the report filters,
     which they do not take), as their CSV exports."""
@@ -167,6 +181,9 @@ def activity_entries() -> list[Entry]:
                   _failed_access_rows),
         csv_entry("privileged-actions.csv", "every admin action of the organization in the window, newest first, "
                   "as the Privileged actions CSV export", PRIVILEGED_ACTIONS_CSV_HEADER, _privileged_action_rows),
+        csv_entry("unusual-access-flags.csv", "every unusual-access flag of the UTC days the window touches, open, "
+                  "acknowledged or retracted, with its latest disposition, as the flags' CSV export",
+                  flags.CSV_HEADER, _flag_rows),
     ]
 
 
