@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from tests.helpers_server import ThreadServer
 
-from atlas_compliance.cli.demo import _scan_hospital
+from atlas_compliance.cli.demo import _evaluate_flags, _scan_hospital
 from atlas_compliance.config import Settings
 from atlas_compliance.demo import hospital, seed
 from atlas_compliance.runtime import database_url, open_database
@@ -49,6 +49,7 @@ async def build_demo(url: str, settings: Settings, queries: int) -> seed.DemoInf
 
         info = await seed.seed_demo(db, target=queries, progress=progress)
         print()
+        print(f"  flags: {(await _evaluate_flags(db, info.org_id))['flags']}")
         return info
 
 

@@ -24,6 +24,12 @@ def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
 
 
+async def _evaluate_flags(db, org_id: str) -> dict:
+    """The unusual-access flags of the demo's last days (its anomalies are on the last whole day)."""
+    first, last = flag_service.day_range(None, None)
+    return await flag_service.evaluate_org(db, org_id, first - timedelta(days=1), last)
+
+
 async def _scan_hospital(db, org_id: str) -> str:
     """Scan the demo's own `acme_hospital` database (created once) like a user would scan theirs."""
     try:
@@ -64,8 +70,7 @@ def demo(host: str = typer.Option(None, help="Interface to bind (default ATLAS_H
             progress.update(task, description="ingesting the demo audit trail")
             info = await seed.seed_demo(db, target=queries, progress=advance)
             progress.update(task, description="evaluating unusual-access flags")
-            first, last = flag_service.day_range(None, None)
-            flagged = await flag_service.evaluate_org(db, info.org_id, first - timedelta(days=1), last)
+            flagged = await _evaluate_flags(db, info.org_id)
         async with db.transaction() as conn:
             token = await auth.create_personal_token(conn, org_slug=info.org_slug, email=info.admin_email,
                                                      name="demo token", expires_in_seconds=7 * 86400)
