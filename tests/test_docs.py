@@ -149,3 +149,13 @@ def test_every_endpoint_in_api_doc_is_served(openapi_endpoints):
 def test_every_served_endpoint_is_in_api_doc(openapi_endpoints):
     missing = openapi_endpoints - api_doc_endpoints()
     assert not missing, f"not in docs/api.md: {sorted(missing)}"
+
+
+def test_every_api_endpoint_named_in_any_doc_is_served(openapi_endpoints):
+    """The other pages (reports.md, evidence.md, README.md, ...) name endpoints too: each `METHOD /api/...`
+    of them is served. Console pages (`GET /admin/...`) are not API endpoints and are left out."""
+    pages = [*sorted(DOCS.glob("*.md")), DOCS.parent / "README.md"]
+    wrong = [f"{page.name}: {method} {path}" for page in pages for span in SPAN.findall(page.read_text())
+             for method, path in ENDPOINT.findall(span)
+             if path.startswith("/api/") and (method, shape(path)) not in openapi_endpoints]
+    assert not wrong, wrong
