@@ -349,7 +349,9 @@ def test_every_endpoint_answers_with_the_callers_org_only(client, sql, people, r
 
 
 def test_every_org_answer_carried_data():
-    """Runs after the isolation test (module order): each org that kept its trail had Data Access rows."""
+    """Runs after the isolation test (module order): its answers reached beyond a single Data Access row."""
     if not COVERED:
         pytest.skip("the isolation test did not run in this session")
-    assert sum(COVERED) >= len(COVERED), COVERED  # measured: 110 rows over 60 answers
+    # Measured: 110 rows over 60 answers. A total is not asserted: after a failure, hypothesis's shrunk
+    # examples (few rows each) are recorded too. Each answer's own rows are asserted in the test.
+    assert max(COVERED) >= 3, COVERED

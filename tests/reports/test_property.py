@@ -265,5 +265,6 @@ def test_every_example_carried_data():
     """Runs after the property test (module order): each of its examples had Data Access rows."""
     if not COVERED:
         pytest.skip("the property test did not run in this session")
-    assert min(COVERED) >= 1
-    assert sum(COVERED) >= 2 * len(COVERED), COVERED  # measured: 163 rows over 40 examples
+    # Measured: 163 rows over 40 examples. A total is not asserted: after a failure, hypothesis's
+    # shrunk examples (few rows each) are recorded too.
+    assert min(COVERED) >= 1 and max(COVERED) >= 3, COVERED
