@@ -25,7 +25,7 @@ import zipfile
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from atlas_compliance.auth import service as auth
@@ -61,13 +61,18 @@ def iso(ts: datetime | None) -> str | None:
     return None if ts is None else ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f").removesuffix(".000000") + "Z"
 
 
-def event_st(k: int):
+MINUTES = 28 * 24 * 60
+EVENT_USERS = ["u0", "u1", "u2", "a0", "a1", "a2", "svc-etl", None]
+
+
+def event_st(k: int, first: int, last: int):
+    """An event of org k; most fall in the window's minutes [first, last], the rest anywhere in four weeks."""
     return st.fixed_dictionaries({
-        "user": st.sampled_from(["u0", "u1", "u2", "a0", "a1", "a2", "svc-etl", None]),
+        "user": st.sampled_from(EVENT_USERS),
         "tables": st.dictionaries(st.sampled_from(TABLES),
                                   st.lists(st.sampled_from(SHARED_COLUMNS + (f"only{k}",)), max_size=3, unique=True),
                                   max_size=3),
-        "minute": st.integers(0, 28 * 24 * 60 - 1),
+        "minute": st.integers(first, last) | st.integers(first, last) | st.integers(0, MINUTES - 1),
         "success": st.booleans() | st.just(True),
     })
 
@@ -77,15 +82,66 @@ org_st = st.fixed_dictionaries({
     "pii": st.sets(st.sampled_from(PII_CANDIDATES)),
     "logins": st.lists(st.tuples(st.sampled_from(["u0", "u1", "u2"]), st.integers(0, 40 * 24 * 60)), max_size=3),
 })
-orgs_st = st.tuples(*[st.tuples(org_st, st.lists(event_st(k), max_size=25)) for k in range(ORGS)])
-query_st = st.fixed_dictionaries({
-    "start_day": st.integers(0, 20),
-    "span": st.integers(0, 20),
-    "late_end": st.booleans(),
-    "user": st.none() | st.sampled_from(["u0", "u1", "a0", "svc-etl"]),
-    "role": st.none() | st.sampled_from(["owner", "admin", "member"]),
-    "table": st.none() | st.sampled_from(["patients", "INVOICES", "public.staff"]),
-})
+
+
+@st.composite
+def query_st(draw):
+    """A window and filters some member or id can pass: a role filter comes with a user of the u* kind only.
+    Each filter is left out more often than not, so that answers have several rows."""
+    user = draw(st.sampled_from([None, None, None, None, "u0", "u1", "a0", "svc-etl"]))
+    roles = ["owner", "admin", "member"] if user in (None, "u0", "u1") else []
+    return {"start_day": draw(st.integers(0, 20)), "span": draw(st.integers(0, 20)), "late_end": draw(st.booleans()),
+            "user": user, "role": draw(st.sampled_from([None] * 5 + roles)) if roles else None,
+            "table": draw(st.sampled_from([None, None, None, "patients", "INVOICES", "public.staff"]))}
+
+
+def window_minutes(q) -> tuple[int, int]:
+    """The first and last whole minute (from JAN, within the events' four weeks) of the query's window."""
+    first = q["start_day"] * 24 * 60
+    return first, MINUTES - 1 if q["late_end"] else min(MINUTES, first + (q["span"] + 1) * 24 * 60) - 1
+
+
+@st.composite
+def org_events_st(draw, k: int, q):
+    """Org k's spec and events, one of which (the anchor) every filter of q keeps: every org has data.
+
+    A role filter makes the anchor's user a member with that role in this org. Without a user or role
+    filter a second anchor has no user, so the no-user row (which uniqueUsers must not count) is there."""
+    spec = draw(org_st)
+    first, last = window_minutes(q)
+    if q["user"]:
+        user = q["user"]
+    elif q["role"]:
+        user = draw(st.sampled_from(["u0", "u1", "u2"]))
+    else:
+        user = draw(st.sampled_from(EVENT_USERS))
+    if q["role"]:
+        spec["roles"][int(user[1:])] = q["role"]
+    columns = st.lists(st.sampled_from(SHARED_COLUMNS + (f"only{k}",)), max_size=3, unique=True)
+    tables = draw(st.dictionaries(st.sampled_from(TABLES), columns, min_size=1, max_size=3))
+    if q["table"]:
+        tables[q["table"].lower().removeprefix("public.")] = draw(columns)
+    anchor = {"user": user, "tables": tables, "minute": draw(st.integers(first, last)), "success": True}
+    events = draw(st.lists(event_st(k, first, last), min_size=3, max_size=24))
+    events.insert(draw(st.integers(0, len(events))), anchor)
+    if not q["user"] and not q["role"]:
+        nobody = {"user": None, "tables": tables, "minute": draw(st.integers(first, last)), "success": True}
+        events.insert(draw(st.integers(0, len(events))), nobody)
+    return spec, events
+
+
+@st.composite
+def example_st(draw):
+    q = draw(query_st())
+    return q, tuple(draw(org_events_st(k, q)) for k in range(ORGS))
+
+
+# Every example carries data (issue 23): each org's events include an anchor that the query keeps, so
+# every org that did not purge has Data Access rows; before, most examples compared empty with empty.
+# COVERED records the rows of each (example, org); the last test of the module checks it.
+# Measured in one run (20 examples, 60 org answers): 186 Data Access rows, 1 to 8 per answer, 0 only for
+# the 12 answers of an org that had purged its trail; 62% of the examples had a row without a user.
+COVERED: list[int] = []
 
 
 def expected_reports(k, spec, events, people, q, start, end, purged):
@@ -193,8 +249,9 @@ def build(client, sql, people, k, spec, events):
 
 @settings(max_examples=20, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(orgs=orgs_st, q=query_st, purging=st.none() | st.integers(0, ORGS - 1))
-def test_every_endpoint_answers_with_the_callers_org_only(client, sql, people, retention_floor, orgs, q, purging):
+@given(example=example_st(), purging=st.none() | st.integers(0, ORGS - 1))
+def test_every_endpoint_answers_with_the_callers_org_only(client, sql, people, retention_floor, example, purging):
+    q, orgs = example
     retention_floor(7, 30)  # this installation allows a 7-day policy
     built = [build(client, sql, people, k, spec, events) for k, (spec, events) in enumerate(orgs)]
     if purging is not None:  # one org purges everything older than a week: all of its (January) trail
@@ -216,6 +273,10 @@ def test_every_endpoint_answers_with_the_callers_org_only(client, sql, people, r
         da_rows, da_summary, ua_rows, ua_summary, members, email, volume = expected_reports(
             k, spec, events, people, q, start, end, purged)
 
+        assert purged or da_rows, "the anchor event gives every org that did not purge a Data Access row"
+        COVERED.append(len(da_rows))
+        event("purged org" if purged else f"data-access rows: {'1' if len(da_rows) == 1 else '2+'}")
+        event(f"no-user row: {any(r['userId'] is None for r in da_rows)}")
         da = client.get(REPORTS + "data-access", params=params, headers=admin).json()
         assert (da["rows"], da["summary"], da["totalRows"]) == (da_rows, da_summary, len(da_rows)), k
         ua = client.get(REPORTS + "user-activity", params=params, headers=admin).json()
@@ -291,3 +352,12 @@ def test_every_endpoint_answers_with_the_callers_org_only(client, sql, people, r
         reviewed = client.post(f"{CLASSIFICATIONS}/review", json={"ids": [cid]}, headers=intruder)
         assert reviewed.status_code in (200, 404) and reviewed.json().get("reviewed", 0) == 0, reviewed.text
         assert client.get(CLASSIFICATIONS, headers=owner_admin).json()["classifications"] == before
+
+
+def test_every_org_answer_carried_data():
+    """Runs after the isolation test (module order): its answers reached beyond a single Data Access row."""
+    if not COVERED:
+        pytest.skip("the isolation test did not run in this session")
+    # Measured: 186 rows over 60 answers. A total is not asserted: after a failure, hypothesis's shrunk
+    # examples (few rows each) are recorded too. Each answer's own rows are asserted in the test.
+    assert max(COVERED) >= 3, COVERED

@@ -3,13 +3,14 @@ computation of DESIGN §5."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings, target
 from hypothesis import strategies as st
 
 from atlas_compliance.auth import service as auth
@@ -37,27 +38,6 @@ def people(client):
                                                            "org": org["slug"]})
     assert admin_token.status_code == 200
     return found
-
-
-event_st = st.fixed_dictionaries({
-    "user": st.sampled_from(["m1", "m2", "m3", "x1", None]),
-    "tables": st.dictionaries(st.sampled_from(TABLES), st.lists(st.sampled_from(COLUMNS), max_size=3, unique=True),
-                              max_size=3),
-    "minute": st.integers(0, 21 * 24 * 60 - 1),
-    "success": st.booleans() | st.just(True),
-    "deleted": st.integers(0, 9).map(lambda n: n == 0),
-    "label": st.none() | st.sampled_from(["svc-a", "svc-b"]),
-})
-window_st = st.fixed_dictionaries({
-    "start_day": st.integers(0, 8), "span": st.integers(0, 14),
-    "start_hour": st.none() | st.integers(0, 23), "end_hour": st.none() | st.integers(0, 23),
-    "tz": st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata"]),
-})
-filter_st = st.fixed_dictionaries({
-    "user": st.none() | st.sampled_from(["m1", "m2", "x1"]),
-    "role": st.none() | st.sampled_from(["owner", "admin", "member"]),
-    "table": st.none() | st.sampled_from(["alpha", "BETA", "public.gamma"]),
-})
 
 
 def bounds(w):
@@ -151,10 +131,87 @@ def brute_force(events, people, f, start, end):
     return da_rows, da_summary, ua_rows, ua_summary
 
 
+# Every example carries data (issue 23): the strategies below build, for a drawn window and filters, one
+# "anchor" event that the window and every filter keep, so the Data Access Report of each example has at
+# least one row and no example compares an empty answer with an empty answer. The other events fall
+# anywhere in the three weeks, as before. COVERED records each example's row count; the last test of this
+# module checks it. Measured in one run (40 examples): every example had 1 to 6 Data Access rows, 163 in
+# all, and 61% had a row of queries without a user (the row a uniqueUsers bug would count).
+MINUTES = 21 * 24 * 60
+USERS = ["m1", "m2", "m3", "x1", None]
+tables_st = st.dictionaries(st.sampled_from(TABLES), st.lists(st.sampled_from(COLUMNS), max_size=3, unique=True),
+                            max_size=3)
+
+
+def event_st(first: int, last: int):
+    """An event; most fall in the window's minutes [first, last], the rest anywhere in the three weeks."""
+    return st.fixed_dictionaries({
+        "user": st.sampled_from(USERS),
+        "tables": tables_st,
+        "minute": st.integers(first, last) | st.integers(first, last) | st.integers(0, MINUTES - 1),
+        "success": st.booleans() | st.just(True),
+        "deleted": st.integers(0, 9).map(lambda n: n == 0),
+        "label": st.none() | st.sampled_from(["svc-a", "svc-b"]),
+    })
+
+
+window_st = st.fixed_dictionaries({
+    "start_day": st.integers(0, 8), "span": st.integers(0, 14),
+    "start_hour": st.none() | st.integers(0, 23), "end_hour": st.none() | st.integers(0, 23),
+    "tz": st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata"]),
+}).filter(lambda w: bounds(w)[2] < bounds(w)[3])  # an end before the start is test_end_before_start's case
+COVERED: list[int] = []  # Data Access rows of each example run
+
+
+@st.composite
+def filter_st(draw):
+    """Filters some member or id can pass: a user filter's role filter is that user's role."""
+    user = draw(st.none() | st.sampled_from(["m1", "m2", "x1"]))
+    roles = ["owner", "admin", "member"] if user is None else [ROLES[user]] if user in ROLES else []
+    return {"user": user, "role": draw(st.none() | st.sampled_from(roles)) if roles else None,
+            "table": draw(st.none() | st.sampled_from(["alpha", "BETA", "public.gamma"]))}
+
+
+@st.composite
+def example_st(draw):
+    """A window, filters, and events of which at least one (the anchor) is counted under both."""
+    window, filters = draw(window_st), draw(filter_st())
+    _, _, start, end = bounds(window)
+    first = max(0, math.ceil((start - BASE).total_seconds() / 60))
+    last = min(MINUTES, math.ceil((end - BASE).total_seconds() / 60)) - 1
+    if filters["user"]:
+        user = filters["user"]
+    elif filters["role"]:
+        user = next(key for key, role in ROLES.items() if role == filters["role"])
+    else:
+        user = draw(st.sampled_from(USERS))
+    tables = draw(tables_st)
+    if filters["table"]:
+        tables[filters["table"].lower().removeprefix("public.")] = draw(
+            st.lists(st.sampled_from(COLUMNS), max_size=3, unique=True))
+    elif not tables:
+        tables[draw(st.sampled_from(TABLES))] = []
+    anchor = {"user": user, "tables": tables, "minute": draw(st.integers(first, last)), "success": True,
+              "deleted": False, "label": draw(st.none() | st.sampled_from(["svc-a", "svc-b"]))}
+    events = draw(st.lists(event_st(first, last), min_size=5, max_size=39))
+    events.insert(draw(st.integers(0, len(events))), anchor)
+    return window, filters, events
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
-@given(events=st.lists(event_st, max_size=40), window=window_st, filters=filter_st)
-def test_reports_equal_brute_force(client, people, events, window, filters):
+@given(example=example_st())
+def test_reports_equal_brute_force(client, people, example):
+    window, filters, events = example
+    for e in events:
+        e["ts"] = BASE + timedelta(minutes=e["minute"])
+    start_text, end_text, start, end = bounds(window)
+    da_rows, da_summary, ua_rows, ua_summary = brute_force(events, people, filters, start, end)
+    assert da_rows, "the anchor event gives every example a Data Access row"
+    COVERED.append(len(da_rows))
+    target(float(len(da_rows)), label="data-access rows")
+    event(f"data-access rows: {'1' if len(da_rows) == 1 else '2-9' if len(da_rows) < 10 else '10+'}")
+    event(f"no-user row: {any(r['userId'] is None for r in da_rows)}")
     slug = f"p-{uuid.uuid4().hex[:10]}"
     org = run_service(client, auth.create_organization, slug, "P")
     for key, role in ROLES.items():
@@ -165,13 +222,11 @@ def test_reports_equal_brute_force(client, people, events, window, filters):
     uid = {k: v[0] for k, v in people.items()}
     payload = []
     for i, e in enumerate(events):
-        e["ts"] = BASE + timedelta(minutes=e["minute"])
         payload.append({"eventId": f"p{i}", "sql": f"q{i}", "timestamp": iso(e["ts"]), "success": e["success"],
                         "userId": uid.get(e["user"], e["user"]) if e["user"] else None, "userLabel": e["label"],
                         "columnsByTable": e["tables"], "tablesAccessed": sorted(e["tables"])})
-    if payload:
-        key = {"Authorization": f"Bearer {run_service(client, auth.create_ingest_key, org_slug=slug, name='k')['token']}"}
-        assert client.post("/api/v1/audit/events", json=payload, headers=key).json()["inserted"] == len(payload)
+    key = {"Authorization": f"Bearer {run_service(client, auth.create_ingest_key, org_slug=slug, name='k')['token']}"}
+    assert client.post("/api/v1/audit/events", json=payload, headers=key).json()["inserted"] == len(payload)
     deleted = [f"p{i}" for i, e in enumerate(events) if e["deleted"]]
     url = client.app.state.settings.database_url
     with psycopg.connect(url, autocommit=True) as conn:
@@ -182,18 +237,34 @@ def test_reports_equal_brute_force(client, people, events, window, filters):
                 conn.execute("SET LOCAL atlas.owner_write = 'on'")
                 conn.execute("UPDATE audit_log SET deleted_at = now() WHERE org_id = %s AND event_id = ANY(%s)",
                              (org["id"], deleted))
-    start_text, end_text, start, end = bounds(window)
     params = {"startDate": start_text, "endDate": end_text, "tz": window["tz"]}
     params.update({k: v for k, v in (("userId", uid.get(filters["user"], filters["user"])),
                                      ("role", filters["role"]), ("table", filters["table"])) if v})
-    if start >= end:
-        resp = client.get(DA, params=params, headers=headers)
-        assert resp.status_code == 400 and resp.json()["error"] == "invalid_range"
-        return
-    da_rows, da_summary, ua_rows, ua_summary = brute_force(events, people, filters, start, end)
     da = client.get(DA, params=params, headers=headers).json()
     assert da["rows"] == da_rows
     assert da["summary"] == da_summary and da["totalRows"] == len(da_rows)
     ua = client.get(UA, params=params, headers=headers).json()
     assert ua["rows"] == ua_rows
     assert ua["summary"] == ua_summary
+
+
+def test_end_before_start_in_the_windows_zone(client, people):
+    """A window whose end hour comes before its start hour on the same day is refused, not empty."""
+    slug = f"p-{uuid.uuid4().hex[:10]}"
+    run_service(client, auth.create_organization, slug, "P")
+    run_service(client, auth.add_member, email=people["m1"][1], org_slug=slug, role="admin")
+    login = client.post("/api/v1/auth/login", json={"email": people["m1"][1], "password": "password-123",
+                                                    "org": slug})
+    headers = {"Authorization": f"Bearer {login.json()['token']}"}
+    params = {"startDate": "2026-01-12T10:00:00", "endDate": "2026-01-12T09:00:00", "tz": "Asia/Kolkata"}
+    resp = client.get(DA, params=params, headers=headers)
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_range"
+
+
+def test_every_example_carried_data():
+    """Runs after the property test (module order): each of its examples had Data Access rows."""
+    if not COVERED:
+        pytest.skip("the property test did not run in this session")
+    # Measured: 163 rows over 40 examples. A total is not asserted: after a failure, hypothesis's
+    # shrunk examples (few rows each) are recorded too.
+    assert min(COVERED) >= 1 and max(COVERED) >= 3, COVERED
